@@ -1,0 +1,3 @@
+from stamp.cli import main
+
+main()

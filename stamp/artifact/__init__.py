@@ -1,0 +1,1 @@
+"""Reading what was really built: ELF files and Particle module binaries."""

@@ -1,0 +1,1 @@
+"""One module per subcommand; `stamp.cli` loads them lazily."""

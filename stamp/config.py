@@ -1,0 +1,187 @@
+"""stamp.toml / [tool.stamp] in pyproject.toml: found upward from the working directory.
+
+Everything has a default, so `stamp header` works with no configuration in any git
+repository. Unknown keys are an error naming the key and the file, since a typo
+(`output-dir` for `output_dir`) would otherwise be silently ignored.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stamp.errors import ConfigError
+
+CONFIG_NAMES = ("stamp.toml", "pyproject.toml")
+DEFAULT_OUTPUT_DIR = "build/stamp"
+DEFAULT_TEMPLATE = "default"
+DEFAULT_EXCLUDE = ("build/",)
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """One `[devices.NAME]` table."""
+
+    name: str
+    """The table name, used as `--device NAME`."""
+    serial: str | None = None
+    """Serial port path or pyserial URL (e.g. /dev/ttyACM0, socket://127.0.0.1:4444)."""
+    baud: int = 115200
+    """Serial baud rate."""
+    particle: str | None = None
+    """Particle device id or name."""
+    flash_command: str | None = None
+    """Command for `stamp flash` on serial devices; {bin}, {elf}, {device} are replaced."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective configuration."""
+
+    root: Path
+    """Directory relative paths are resolved against (the config file's, else the cwd)."""
+    path: Path | None = None
+    """The file it came from; None when defaults are used."""
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    """Where generated files go, relative to root."""
+    template: str = DEFAULT_TEMPLATE
+    """"default", "header-only", or a directory of .j2 templates."""
+    state_dir: str = ""
+    """Edit counter and build history; empty means inside the git directory."""
+    include_untracked: bool = False
+    """Untracked, not ignored files count as edits and make the tree dirty."""
+    exclude: tuple[str, ...] = DEFAULT_EXCLUDE
+    """Paths (prefixes relative to the repository root) that never count as edits."""
+    build_time: bool = False
+    """Put the build time into generated files (SOURCE_DATE_EPOCH wins when set)."""
+    api_url: str | None = None
+    """Particle Cloud API base URL (the simulator, or another cloud)."""
+    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    """Named devices for --device NAME."""
+
+    @property
+    def output_path(self) -> Path:
+        return self.root / self.output_dir
+
+
+_TOP_KEYS: dict[str, type | tuple[type, ...]] = {
+    "output_dir": str,
+    "template": str,
+    "state_dir": str,
+    "include_untracked": bool,
+    "exclude": list,
+    "build_time": bool,
+    "api_url": str,
+    "devices": dict,
+}
+_DEVICE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "serial": str,
+    "baud": int,
+    "particle": str,
+    "flash_command": str,
+}
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest stamp.toml, or pyproject.toml with a [tool.stamp] table, at or above start."""
+    for directory in (start, *start.parents):
+        candidate = directory / "stamp.toml"
+        if candidate.is_file():
+            return candidate
+        candidate = directory / "pyproject.toml"
+        if candidate.is_file() and b"[tool.stamp" in candidate.read_bytes():
+            return candidate
+    return None
+
+
+def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
+    """Load `explicit`, else the nearest config above `cwd`, else the defaults rooted at cwd."""
+    cwd = cwd or Path.cwd()
+    path = explicit if explicit is not None else find_config(cwd)
+    if path is None:
+        return Config(root=cwd)
+    try:
+        with path.open("rb") as fp:
+            document = tomllib.load(fp)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    if path.name == "pyproject.toml":
+        table = document.get("tool", {}).get("stamp", {})
+        prefix = "tool.stamp."
+    else:
+        table = document
+        prefix = ""
+    return parse_config(table, path=path.resolve(), prefix=prefix)
+
+
+def _check(value: Any, expected: type | tuple[type, ...], key: str, path: Path) -> None:
+    # bool is an int in Python; a baud of `true` is still a mistake.
+    if isinstance(value, bool) and expected is not bool:
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        want = expected.__name__ if isinstance(expected, type) else expected[0].__name__
+        raise ConfigError(f"{path}: `{key}` must be a {_TOML_NAMES.get(want, want)}")
+
+
+_TOML_NAMES = {"str": "string", "int": "integer", "bool": "boolean", "list": "list", "dict": "table"}
+
+
+def parse_config(table: dict[str, Any], *, path: Path, prefix: str = "") -> Config:
+    """Validate a parsed table into a Config; ConfigError names the bad key and the file."""
+    for key, value in table.items():
+        if key not in _TOP_KEYS:
+            known = ", ".join(sorted(_TOP_KEYS))
+            raise ConfigError(f"{path}: unknown key `{prefix}{key}` (known keys: {known})")
+        _check(value, _TOP_KEYS[key], prefix + key, path)
+    exclude = table.get("exclude", list(DEFAULT_EXCLUDE))
+    for item in exclude:
+        _check(item, str, f"{prefix}exclude", path)
+    template = table.get("template", DEFAULT_TEMPLATE)
+    devices = {
+        name: _parse_device(name, body, path, f"{prefix}devices.{name}")
+        for name, body in table.get("devices", {}).items()
+    }
+    return Config(
+        root=path.parent,
+        path=path,
+        output_dir=table.get("output_dir", DEFAULT_OUTPUT_DIR),
+        template=template,
+        state_dir=table.get("state_dir", ""),
+        include_untracked=table.get("include_untracked", False),
+        exclude=tuple(exclude),
+        build_time=table.get("build_time", False),
+        api_url=table.get("api_url"),
+        devices=devices,
+    )
+
+
+def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
+    if not isinstance(body, dict):
+        raise ConfigError(f"{path}: `{where}` must be a table")
+    for key, value in body.items():
+        if key not in _DEVICE_KEYS:
+            known = ", ".join(sorted(_DEVICE_KEYS))
+            raise ConfigError(f"{path}: unknown key `{where}.{key}` (known keys: {known})")
+        _check(value, _DEVICE_KEYS[key], f"{where}.{key}", path)
+    has_serial = "serial" in body
+    has_particle = "particle" in body
+    if has_serial == has_particle:
+        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial` or `particle`")
+    baud = body.get("baud", 115200)
+    if baud <= 0:
+        raise ConfigError(f"{path}: `{where}.baud` must be a positive integer")
+    return DeviceConfig(
+        name=name,
+        serial=body.get("serial"),
+        baud=baud,
+        particle=body.get("particle"),
+        flash_command=body.get("flash_command"),
+    )

@@ -1,0 +1,254 @@
+"""The manifest: the expected identity of one build, and the build history of a checkout.
+
+A manifest is JSON (`NAME.stamp.json` beside the ELF) with the identity keys of SPEC
+section 5 at the top level, so a script can read `.edit` or `.build_id` directly:
+
+    {
+      "schema": 1,
+      "edit": 111, "git": "<40 hex>", "dirty": false,
+      "build_id": "<hex>" | null, "app_hash": "<64 hex>" | null, "image_sha256": "<64 hex>",
+      "recorded_at": "2026-11-30T12:00:00Z",
+      "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
+                    "bin": {"path": "...", "sha256": "...", "size": N} | null},
+      "particle": {...} | null       # the module info of `stamp inspect --json`, for a .bin
+    }
+
+The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
+first, bounded to HISTORY_LIMIT entries; `stamp verify` uses it to name the build a device
+really runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stamp.errors import ArtifactError, StateError
+
+SCHEMA_VERSION = 1
+HISTORY_LIMIT = 1000
+IDENTITY_KEYS = ("edit", "git", "dirty", "build_id", "app_hash", "image_sha256")
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file a manifest was made from."""
+
+    path: str
+    """Its path as given (relative paths are relative to the manifest's directory)."""
+    sha256: str
+    """SHA-256 of the whole file, lowercase hex."""
+    size: int
+    """Its size in bytes."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The expected identity of one build."""
+
+    edit: int | None
+    """The editVersion from the stamp record (None for an unstamped image)."""
+    git: str | None
+    """Full commit SHA from the stamp record, or "unknown"."""
+    dirty: bool | None
+    """The dirty flag from the stamp record."""
+    build_id: str | None
+    """GNU build-id, lowercase hex."""
+    app_hash: str | None
+    """Particle app hash (the module suffix SHA-256), lowercase hex."""
+    image_sha256: str | None
+    """SHA-256 of the loadable image, lowercase hex."""
+    recorded_at: str
+    """When the manifest was written, ISO 8601 UTC."""
+    elf: Artifact | None = None
+    """The ELF it was read from."""
+    bin: Artifact | None = None
+    """The .bin it was read from."""
+    particle: dict[str, Any] | None = None
+    """Particle module info (the `particle` object of `stamp inspect --json`)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys this version of stamp does not know, kept on rewrite."""
+
+    def identity(self) -> dict[str, Any]:
+        """The identity keys of SPEC section 5 that are known."""
+        values = {key: getattr(self, key) for key in IDENTITY_KEYS}
+        return {key: value for key, value in values.items() if value is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        record: dict[str, Any] = dict(self.extra)
+        record.update(
+            schema=SCHEMA_VERSION,
+            edit=self.edit,
+            git=self.git,
+            dirty=self.dirty,
+            build_id=self.build_id,
+            app_hash=self.app_hash,
+            image_sha256=self.image_sha256,
+            recorded_at=self.recorded_at,
+            artifacts={
+                "elf": asdict(self.elf) if self.elf else None,
+                "bin": asdict(self.bin) if self.bin else None,
+            },
+            particle=self.particle,
+        )
+        return record
+
+    @classmethod
+    def from_json(cls, record: Any, source: str) -> Manifest:
+        """Validate a decoded manifest; ArtifactError names `source` when it is malformed."""
+        try:
+            if not isinstance(record, dict):
+                raise TypeError("not a JSON object")
+            schema = record.get("schema")
+            if schema != SCHEMA_VERSION:
+                raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
+            artifacts = record.get("artifacts") or {}
+            known = {*IDENTITY_KEYS, "schema", "recorded_at", "artifacts", "particle"}
+            return cls(
+                edit=_opt(record.get("edit"), int),
+                git=_opt(record.get("git"), str),
+                dirty=_opt(record.get("dirty"), bool),
+                build_id=_hex(record.get("build_id")),
+                app_hash=_hex(record.get("app_hash")),
+                image_sha256=_hex(record.get("image_sha256")),
+                recorded_at=str(record.get("recorded_at", "")),
+                elf=_artifact(artifacts.get("elf")),
+                bin=_artifact(artifacts.get("bin")),
+                particle=record.get("particle"),
+                extra={k: v for k, v in record.items() if k not in known},
+            )
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ArtifactError(f"{source} is not a valid stamp manifest ({exc})") from None
+
+
+def _opt(value: Any, kind: type) -> Any:
+    if value is None:
+        return None
+    if kind is int and isinstance(value, bool):
+        raise TypeError("expected an integer")
+    if not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _hex(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
+        raise ValueError(f"{value!r} is not hex")
+    return value.lower()
+
+
+def _artifact(value: Any) -> Artifact | None:
+    if value is None:
+        return None
+    return Artifact(path=str(value["path"]), sha256=str(value["sha256"]), size=int(value["size"]))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` via a temp file in the same directory and os.replace."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fp:
+            fp.write(data)
+            fp.flush()
+            os.fsync(fp.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def dump_manifest(manifest: Manifest) -> bytes:
+    """The manifest file's bytes (stable key order, LF, trailing newline)."""
+    return (json.dumps(manifest.to_json(), indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_manifest(manifest: Manifest, path: Path) -> None:
+    """Write the manifest atomically: a crash leaves the old file or the new, never half."""
+    try:
+        atomic_write(path, dump_manifest(manifest))
+    except OSError as exc:
+        raise ArtifactError(f"cannot write manifest {path}: {exc.strerror or exc}") from None
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read and validate a manifest file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ArtifactError(
+            f"manifest {path} does not exist: run `stamp manifest FIRMWARE.elf` after the build"
+        ) from None
+    except IsADirectoryError:
+        raise ArtifactError(f"manifest {path} is a directory") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"cannot read manifest {path}: {exc}") from None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"manifest {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    return Manifest.from_json(record, str(path))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def load_history(path: Path) -> list[Manifest]:
+    """Every readable manifest in the history file, oldest first; bad lines are skipped."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StateError(f"cannot read build history {path}: {exc.strerror or exc}") from None
+    entries: list[Manifest] = []
+    for raw in lines:
+        try:
+            entries.append(Manifest.from_json(json.loads(raw), str(path)))
+        except (ValueError, ArtifactError):
+            continue  # a line torn by a crash in an older stamp, or hand-edited: skip it
+    return entries
+
+
+def _same_build(a: Manifest, b: Manifest) -> bool:
+    return a.identity() == b.identity() and a.elf == b.elf and a.bin == b.bin
+
+
+def append_history(path: Path, manifest: Manifest) -> bool:
+    """Add `manifest` unless the newest entry is the same build; returns True if added.
+
+    The file is rewritten atomically under a lock, so concurrent writers and a crash at
+    any instant leave a complete history, and it stays bounded to HISTORY_LIMIT entries.
+    """
+    try:
+        with _locked(path):
+            entries = load_history(path)
+            if any(_same_build(entry, manifest) for entry in entries[-HISTORY_LIMIT:]):
+                return False
+            entries.append(manifest)
+            entries = entries[-HISTORY_LIMIT:]
+            data = b"".join(
+                json.dumps(e.to_json(), sort_keys=True).encode() + b"\n" for e in entries
+            )
+            atomic_write(path, data)
+    except OSError as exc:
+        raise StateError(f"cannot update build history {path}: {exc.strerror or exc}") from None
+    return True

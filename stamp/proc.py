@@ -1,0 +1,76 @@
+"""The one way stamp runs a child process (git, flash commands, toolchains).
+
+An argument list (never a shell), a timeout, `LC_ALL=C` so output can be parsed, and the
+`GIT_*` variables that git hooks export scrubbed: inside a pre-commit hook GIT_INDEX_FILE
+and GIT_DIR point at the hooked repository and would silently redirect a git call made
+for another one (setuptools-scm's `_run_cmd.py` does the same).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("stamp.proc")
+
+# Kept from the caller's environment: they change where git finds config, not which repo.
+_KEEP_GIT_VARS = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"})
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What a finished child process returned."""
+
+    args: tuple[str, ...]
+    """The argument list it ran with."""
+    returncode: int
+    """Its exit status."""
+    stdout: str
+    """Its standard output, decoded as UTF-8 with replacement."""
+    stderr: str
+    """Its standard error, decoded as UTF-8 with replacement."""
+
+
+def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child: GIT_* scrubbed, LC_ALL=C, plus `extra`."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS
+    }
+    env["LC_ALL"] = "C"
+    env["LANGUAGE"] = ""
+    if extra:
+        env.update(extra)
+    return env
+
+
+def run(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> Completed:
+    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
+    log.debug("run: %s (cwd=%s)", shlex.join(args), cwd or ".")
+    proc = subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    return Completed(
+        args=tuple(args),
+        returncode=proc.returncode,
+        stdout=proc.stdout.decode("utf-8", errors="replace"),
+        stderr=proc.stderr.decode("utf-8", errors="replace"),
+    )

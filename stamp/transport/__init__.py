@@ -1,0 +1,1 @@
+"""How stamp hears a device: serial ports and the Particle Cloud behind one interface."""
