@@ -30,6 +30,9 @@ STAMP_RETRIES    ?= 2
 
 .PHONY: stamp-header stamp-manifest flash-verify stamp-FORCE
 
+# Including this file must not change the including Makefile's default goal.
+_stamp_default_goal := $(.DEFAULT_GOAL)
+
 # The recipe always runs (FORCE); make then re-reads the files' mtimes, so targets that
 # depend on them rebuild only when stamp actually rewrote them (as the kernel's filechk).
 $(STAMP_C) $(STAMP_H) &: stamp-FORCE
@@ -46,3 +49,5 @@ stamp-manifest: $(STAMP_ELF) $(STAMP_BIN)
 flash-verify: stamp-manifest
 	@test -n "$(DEVICE)" || { echo "stamp.mk: usage: make flash-verify DEVICE=name-or-url" >&2; exit 2; }
 	@$(STAMP) flash --device $(DEVICE) --retries $(STAMP_RETRIES) $(STAMP_FLASH_FILE)
+
+.DEFAULT_GOAL := $(_stamp_default_goal)

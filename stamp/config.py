@@ -122,16 +122,19 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config
 
 def _check(value: Any, expected: type | tuple[type, ...], key: str, path: Path) -> None:
     # bool is an int in Python; a baud of `true` is still a mistake.
-    if isinstance(value, bool) and expected is not bool:
-        ok = False
-    else:
-        ok = isinstance(value, expected)
+    ok = False if isinstance(value, bool) and expected is not bool else isinstance(value, expected)
     if not ok:
         want = expected.__name__ if isinstance(expected, type) else expected[0].__name__
-        raise ConfigError(f"{path}: `{key}` must be a {_TOML_NAMES.get(want, want)}")
+        raise ConfigError(f"{path}: `{key}` must be {_TOML_NAMES.get(want, want)}")
 
 
-_TOML_NAMES = {"str": "string", "int": "integer", "bool": "boolean", "list": "list", "dict": "table"}
+_TOML_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "bool": "a boolean",
+    "list": "a list",
+    "dict": "a table",
+}
 
 
 def parse_config(table: dict[str, Any], *, path: Path, prefix: str = "") -> Config:

@@ -171,9 +171,7 @@ def save_state(state_dir: Path, state: EditState) -> None:
     try:
         atomic_write(state_dir / STATE_NAME, (json.dumps(record, indent=1) + "\n").encode())
     except OSError as exc:
-        raise StateError(
-            f"cannot write edit state in {state_dir}: {exc.strerror or exc}"
-        ) from None
+        raise StateError(f"cannot write edit state in {state_dir}: {exc.strerror or exc}") from None
 
 
 def highest_known_edit(paths: Iterable[Path], history: Path | None) -> int:

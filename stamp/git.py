@@ -100,9 +100,9 @@ def _is_excluded(path: str, excludes: Sequence[str]) -> bool:
     return False
 
 
-def parse_status(out: bytes, *, untracked: bool, excludes: Sequence[str]) -> tuple[
-    str | None, str | None, list[Change]
-]:
+def parse_status(
+    out: bytes, *, untracked: bool, excludes: Sequence[str]
+) -> tuple[str | None, str | None, list[Change]]:
     """Parse `git status --porcelain=v2 --branch -z`: (oid, branch, changes)."""
     oid: str | None = None
     branch: str | None = None

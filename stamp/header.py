@@ -6,6 +6,7 @@ the generated files' hashes, and returns without importing Jinja2 or touching an
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,13 +18,25 @@ from pathlib import Path
 
 from stamp import __version__
 from stamp.config import Config
-from stamp.edit import EditState, fingerprint_git, fingerprint_tree, load_state, locked
-from stamp.edit import next_edit, save_state
+from stamp.edit import (
+    EditState,
+    fingerprint_git,
+    fingerprint_tree,
+    load_state,
+    locked,
+    next_edit,
+    save_state,
+)
 from stamp.errors import GitError
 from stamp.git import GitState, read_state
 from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE
-from stamp.render import file_sha256, load_template_set, render_all, source_date_epoch
-from stamp.render import write_if_changed
+from stamp.render import (
+    file_sha256,
+    load_template_set,
+    render_all,
+    source_date_epoch,
+    write_if_changed,
+)
 from stamp.state import find_state_dir, history_path
 
 log = logging.getLogger("stamp.header")
@@ -94,12 +107,10 @@ def run_header(
     else:
         if strict:
             raise GitError(f"no git state: {state.reason} (drop --strict to stamp without git)")
-        warnings.append(f"{state.reason}: git fields are \"unknown\"")
+        warnings.append(f'{state.reason}: git fields are "unknown"')
         excludes = [*config.exclude]
-        try:
+        with contextlib.suppress(ValueError):
             excludes.append(out_dir.relative_to(config.root.absolute()).as_posix())
-        except ValueError:
-            pass
         fingerprint = fingerprint_tree(config.root, excludes)
 
     templates = load_template_set(config.template, config.root)

@@ -116,7 +116,11 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
         raise GitError(f"git ls-files failed: {done.stderr.decode(errors='replace').strip()}")
     listed = {name for name in done.stdout.decode(errors="surrogateescape").split("\0") if name}
     top = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"], cwd=cwd, capture_output=True, text=True, check=False
+        ["git", "rev-parse", "--show-toplevel"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.strip()
     return [p for p in paths if _rel(p, Path(top)) in listed]
 

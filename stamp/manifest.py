@@ -141,7 +141,11 @@ def _opt(value: Any, kind: type) -> Any:
 def _hex(value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not value or any(c not in "0123456789abcdefABCDEF" for c in value):
+    if (
+        not isinstance(value, str)
+        or not value
+        or any(c not in "0123456789abcdefABCDEF" for c in value)
+    ):
         raise ValueError(f"{value!r} is not hex")
     return value.lower()
 
@@ -196,7 +200,9 @@ def load_manifest(path: Path) -> Manifest:
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"manifest {path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        raise ArtifactError(
+            f"manifest {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
+        ) from None
     return Manifest.from_json(record, str(path))
 
 

@@ -54,9 +54,7 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.tty = use_colour(self.stream) or bool(
-            getattr(self.stream, "isatty", lambda: False)()
-        )
+        self.tty = use_colour(self.stream) or bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_plain = ""
         self._open_line = False
 

@@ -19,6 +19,7 @@ only byte-aligned char arrays after the integers, so no compiler adds padding.
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from dataclasses import dataclass
 
@@ -92,9 +93,7 @@ def find_records(data: bytes) -> list[tuple[int, StampRecord]]:
     found: list[tuple[int, StampRecord]] = []
     start = data.find(RECORD_MAGIC)
     while start != -1:
-        try:
+        with contextlib.suppress(ArtifactError):
             found.append((start, unpack_record(data[start : start + RECORD_SIZE])))
-        except ArtifactError:
-            pass
         start = data.find(RECORD_MAGIC, start + 1)
     return found

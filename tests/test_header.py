@@ -1,4 +1,4 @@
-"""`stamp header`: the edit counter's semantics, outputs, errors (real git repos, whole processes)."""
+"""`stamp header`: the edit counter, outputs and errors (real git repos, whole processes)."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from stamp.cli import Settings
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
-    "--strict", is_flag=True, help="Fail (exit 2) instead of stamping \"unknown\" without git."
+    "--strict", is_flag=True, help='Fail (exit 2) instead of stamping "unknown" without git.'
 )
 @click.pass_obj
 def header(settings: Settings, output_dir: Path | None, as_json: bool, strict: bool) -> int:
