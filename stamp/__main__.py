@@ -1,3 +1,3 @@
-from stamp.cli import main
+from stamp.main import main
 
 main()

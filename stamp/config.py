@@ -7,7 +7,6 @@ repository. Unknown keys are an error naming the key and the file, since a typo
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,6 +101,8 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config
     path = explicit if explicit is not None else find_config(cwd)
     if path is None:
         return Config(root=cwd)
+    import tomllib  # only when there is a file to read
+
     try:
         with path.open("rb") as fp:
             document = tomllib.load(fp)

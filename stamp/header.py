@@ -77,6 +77,41 @@ class HeaderResult:
         }
 
 
+def header_main(
+    *,
+    config_path: Path | None,
+    output_dir: Path | None,
+    as_json: bool,
+    strict: bool,
+    quiet: bool,
+) -> int:
+    """Run `stamp header` and print its result; StampError propagates to the caller."""
+    import sys
+
+    from stamp.config import load_config
+
+    result = run_header(load_config(config_path), output_dir=output_dir, strict=strict)
+    for warning in result.warnings:
+        sys.stderr.write(f"stamp: warning: {warning}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    elif not quiet:
+        sys.stdout.write(describe_result(result) + "\n")
+    return 0
+
+
+def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
+    """The one human line: `stamp: edit 112 (1a2b3c4d, dirty) -> build/stamp/stamp.c`."""
+    if not result.changed:
+        return f"stamp: unchanged (edit {result.edit})"
+    facts = result.git[:8]
+    if result.dirty:
+        facts += ", dirty"
+    start = str(cwd) if cwd is not None else os.curdir
+    targets = ", ".join(os.path.relpath(p, start) for p in result.changed)
+    return f"stamp: edit {result.edit} ({facts}) -> {targets}"
+
+
 def report_json(edit: int, git: str, dirty: bool | None) -> str:
     """The JSON the device reports (SPEC section 6), as stamp_json() in stamp.c formats it."""
     record: dict[str, object] = {"edit": edit, "git": git}

@@ -24,7 +24,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -158,6 +157,8 @@ def _artifact(value: Any) -> Artifact | None:
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same directory and os.replace."""
+    import tempfile  # not at module level: it pulls in random and shutil (stamp header's budget)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -5,8 +5,6 @@ Nothing here imports click, so core modules can report progress through `Progres
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 import sys
 from typing import Any, TextIO
@@ -32,6 +30,8 @@ def paint(text: str, colour: str, stream: TextIO | None = None, *, bold: bool = 
 
 def print_json(record: Any, stream: TextIO | None = None) -> None:
     """One JSON document on stdout, sorted keys, newline-terminated."""
+    import json
+
     out = stream or sys.stdout
     out.write(json.dumps(record, indent=2, sort_keys=True) + "\n")
     out.flush()
@@ -39,6 +39,8 @@ def print_json(record: Any, stream: TextIO | None = None) -> None:
 
 def setup_logging(verbosity: int) -> None:
     """-v shows debug detail, -q only errors; messages go to stderr prefixed `stamp:`."""
+    import logging
+
     level = logging.DEBUG if verbosity > 0 else logging.ERROR if verbosity < 0 else logging.WARNING
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("stamp: %(levelname)s: %(message)s"))

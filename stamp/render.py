@@ -12,7 +12,6 @@ import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -85,11 +84,29 @@ class TemplateSet:
         return h.hexdigest()
 
 
+def builtin_templates_dir() -> Path:
+    """Where the `stamp.templates` package lives (in the wheel, or templates/ in a checkout).
+
+    Found by path in an installed wheel, else through the import system (an editable
+    install maps `stamp.templates` to the checkout's templates/); importlib.resources is
+    avoided because its import alone costs several milliseconds of the no-op budget.
+    """
+    beside = Path(__file__).resolve().parent / "templates"
+    if beside.is_dir():
+        return beside
+    import importlib.util
+
+    spec = importlib.util.find_spec("stamp.templates")
+    if spec is None or not spec.submodule_search_locations:
+        raise TemplateError("stamp's built-in templates are missing: reinstall stamp")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
 def load_template_set(template: str, root: Path) -> TemplateSet:
     """Find the template set named in the config (built-in name or a directory)."""
     if template in BUILTIN_SETS:
-        directory = resources.files("stamp.templates").joinpath(template)
-        entries = [(e.name, e.read_bytes()) for e in directory.iterdir() if e.name.endswith(".j2")]
+        directory = builtin_templates_dir() / template
+        entries = [(p.name, p.read_bytes()) for p in directory.iterdir() if p.name.endswith(".j2")]
     else:
         path = (root / template).resolve()
         if not path.is_dir():

@@ -1,8 +1,11 @@
-"""`stamp header`: the pre-build step (SPEC section 3)."""
+"""`stamp header`: the pre-build step (SPEC section 3).
+
+The same command also has a click-free fast path in `stamp.main` (it runs on every build);
+both call `stamp.header.run_header` and print through `stamp.header.describe_result`.
+"""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import click
@@ -32,33 +35,12 @@ def header(settings: Settings, output_dir: Path | None, as_json: bool, strict: b
       stamp header                          # into build/stamp/ (stamp.h, stamp.c)
       stamp header --output-dir gen --json  # for scripts
     """
-    from stamp.config import load_config
-    from stamp.header import run_header
+    from stamp.header import header_main
 
-    config = load_config(settings.config_path)
-    result = run_header(config, output_dir=output_dir, strict=strict)
-    for warning in result.warnings:
-        click.echo(f"stamp: warning: {warning}", err=True)
-    if as_json:
-        from stamp.output import print_json
-
-        print_json(result.to_json())
-        return 0
-    if settings.verbosity < 0:
-        return 0
-    if result.changed:
-        facts = result.git[:8]
-        if result.dirty:
-            facts += ", dirty"
-        targets = ", ".join(_shown(p) for p in result.changed)
-        click.echo(f"stamp: edit {result.edit} ({facts}) -> {targets}")
-    else:
-        click.echo(f"stamp: unchanged (edit {result.edit})")
-    return 0
-
-
-def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    return header_main(
+        config_path=settings.config_path,
+        output_dir=output_dir,
+        as_json=as_json,
+        strict=strict,
+        quiet=settings.verbosity < 0,
+    )

@@ -1,0 +1,96 @@
+"""Benchmark: `stamp header` with nothing changed, in a repository of 2,000 tracked files.
+
+Whole-process medians against the baseline `python3 -c pass` plus `git status --porcelain`
+measured in the same run. Target (issue 2): no-op median <= 100 ms and <= 4x baseline.
+Run: .venv/bin/python bench/bench_header.py [--runs N] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, median_ms, time_command, update_readme_section
+
+FILES = 2000
+
+
+def make_repo(path: Path) -> None:
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    for i in range(FILES):
+        sub = path / "src" / f"mod{i % 40:02d}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"file{i:04d}.c").write_text(f"int value_{i} = {i};\n" * 20)
+    (path / ".gitignore").write_text("build/\n")
+    subprocess.run(["git", "add", "-A"], cwd=path, check=True, env=env)
+    subprocess.run(
+        ["git", "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "bench"],
+        cwd=path,
+        check=True,
+        env=env,
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--no-write", action="store_true", help="do not update bench/README.md")
+    args = parser.parse_args()
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        # Measure stamp as users have it: a regular (non-editable) install, bytecode
+        # compiled by pip. An editable install adds an import hook to every start-up.
+        venv = Path(tmp) / "venv"
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", str(root)],
+            check=True,
+        )
+        python = str(venv / "bin" / "python")
+        stamp = venv / "bin" / "stamp"
+        repo = Path(tmp) / "repo"
+        make_repo(repo)
+        subprocess.run([str(stamp), "header"], cwd=repo, check=True, capture_output=True)
+        rows = {
+            "python3 -c pass": time_command([python, "-c", "pass"], cwd=repo, runs=args.runs),
+            "git status --porcelain": time_command(
+                ["git", "status", "--porcelain"], cwd=repo, runs=args.runs
+            ),
+            "stamp header (no-op)": time_command([str(stamp), "header"], cwd=repo, runs=args.runs),
+        }
+        # an edit: each run changes one file, so every run bumps and renders
+        target = repo / "src" / "mod00" / "file0000.c"
+        bumps = []
+        for i in range(max(5, args.runs // 4)):
+            target.write_text(f"int changed = {i};\n")
+            bumps += time_command([str(stamp), "header"], cwd=repo, runs=1)
+        rows["stamp header (after an edit)"] = bumps
+    medians = {name: median_ms(samples) for name, samples in rows.items()}
+    baseline = medians["python3 -c pass"] + medians["git status --porcelain"]
+    noop = medians["stamp header (no-op)"]
+    lines = [
+        f"`bench/bench_header.py`: a repository of {FILES:,} tracked files, {args.runs} runs "
+        f"each, whole-process medians ({machine()}).",
+        "",
+        "| command | median (ms) |",
+        "|---|---|",
+        *[f"| {name} | {value:.1f} |" for name, value in medians.items()],
+        f"| baseline: python3 -c pass + git status | {baseline:.1f} |",
+        "",
+        f"No-op ratio to baseline: **{noop / baseline:.2f}x** (target <= 4x); "
+        f"no-op median **{noop:.1f} ms** (target <= 100 ms).",
+    ]
+    body = "\n".join(lines)
+    print(body)
+    if not args.no_write:
+        update_readme_section(Path(__file__).with_name("README.md"), "stamp header", body)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
