@@ -1,0 +1,240 @@
+"""`stamp verify --device X`: wait for the device's report and give the verdict."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+
+if TYPE_CHECKING:
+    from stamp.cli import Settings
+    from stamp.config import Config
+    from stamp.manifest import Manifest
+    from stamp.output import Progress
+    from stamp.transport.base import Heard
+    from stamp.verify import Verdict, VerdictStatus
+
+DEFAULT_TIMEOUT = 30.0
+TICK = 0.5
+"""Seconds between redraws of the waiting line on a terminal."""
+
+
+def exit_code(status: VerdictStatus) -> int:
+    """The exit code of SPEC section 3 for a verdict (`stamp flash` uses it too)."""
+    from stamp.verify import VerdictStatus
+
+    return {
+        VerdictStatus.VERIFIED: EXIT_OK,
+        VerdictStatus.MISMATCH: EXIT_MISMATCH,
+        VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
+    }[status]
+
+
+@click.command("verify")
+@click.option(
+    "--device",
+    "device",
+    required=True,
+    metavar="X",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+)
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="M",
+    help="The NAME.stamp.json to verify against. Default: the newest build in this "
+    "checkout's build history (the last `stamp manifest`), named on stderr.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Seconds to wait for a report that settles the question.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
+@click.pass_obj
+def verify(
+    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+) -> int:
+    """Wait for the device's identity report and say whether it runs the expected build.
+
+    Listens to the `@stamp {...}` line over serial (asking with `?stamp` meanwhile) or to
+    the `stamp` event, variable and app-hash event on the Particle Cloud, and stops as
+    soon as a report settles it: a matching build-id, app hash, or git and edit with
+    nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
+    the history the device runs instead).
+
+    Exit status: 0 verified, 1 mismatch, 3 no usable report before the timeout or the
+    device unreachable, 2 a bad device, config or manifest.
+
+    \b
+    Examples:
+      stamp verify --device bench
+      stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
+      stamp verify --device particle:my_photon --timeout 60 --json
+    """
+    import os
+    import sys
+
+    from stamp.config import load_config
+    from stamp.device import open_transport, parse_device
+    from stamp.output import Progress, print_json
+    from stamp.verify import verify as run_verify
+
+    config = load_config(settings.config_path)
+    target = parse_device(device, config)
+    history = _load_history(config, required=manifest_path is None)
+    progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
+    expected = _expected(manifest_path, history, progress)
+    watch = _Watch(progress, timeout, verbose=settings.verbosity > 0)
+    with open_transport(target, config, os.environ, Path.home()) as transport:
+        progress.line(
+            f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
+            f"(expecting {_name(expected)})"
+        )
+        watch.start()
+        try:
+            verdict = run_verify(
+                transport, expected, history, timeout=timeout, on_heard=watch.heard
+            )
+        finally:
+            watch.stop()
+    if as_json:
+        record = verdict.to_json()
+        record["manifest"] = str(manifest_path) if manifest_path else None
+        print_json(record)
+    else:
+        render(verdict, sys.stdout)
+    return exit_code(verdict.status)
+
+
+def render(verdict: Verdict, stream: TextIO) -> None:
+    """The verdict line (coloured on a terminal), then what differed, one key a line."""
+    from stamp.output import paint
+    from stamp.verify import VerdictStatus, verdict_message
+
+    colour = {
+        VerdictStatus.VERIFIED: "green",
+        VerdictStatus.MISMATCH: "red",
+        VerdictStatus.NO_REPORT: "yellow",
+    }[verdict.status]
+    label, _, rest = verdict_message(verdict).partition(": ")
+    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    for c in verdict.differing:
+        stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
+    stream.flush()
+
+
+def _load_history(config: Config, *, required: bool) -> list[Manifest]:
+    import logging
+
+    from stamp.errors import StateError
+    from stamp.manifest import load_history
+    from stamp.state import find_state_dir, history_path
+
+    try:
+        return load_history(history_path(find_state_dir(config)))
+    except StateError as exc:
+        if required:
+            raise
+        # Only used to name the build a device runs on a mismatch: go on without it.
+        logging.getLogger("stamp.verify").warning("%s; builds will not be named", exc)
+        return []
+
+
+def _expected(path: Path | None, history: list[Manifest], progress: Progress) -> Manifest:
+    from stamp.errors import ArtifactError
+    from stamp.manifest import load_manifest
+
+    if path is not None:
+        return load_manifest(path)
+    if not history:
+        raise ArtifactError(
+            "no --manifest given and this checkout's build history is empty: run "
+            "`stamp manifest FIRMWARE.elf` after the build, or pass --manifest FILE.stamp.json"
+        )
+    newest = history[-1]
+    source = newest.elf or newest.bin
+    made_from = f" from {source.path}" if source else ""
+    progress.line(
+        f"stamp: no --manifest given: using the newest build in the history, "
+        f"{_name(newest)}{made_from}, recorded {newest.recorded_at}"
+    )
+    return newest
+
+
+def _name(manifest: Manifest) -> str:
+    if manifest.edit is not None:
+        return f"edit {manifest.edit}"
+    for key in ("build_id", "app_hash", "image_sha256"):
+        value = getattr(manifest, key)
+        if value:
+            return f"{key} {value[:8]}…"
+    return "the manifest's build"
+
+
+class _Watch:
+    """Progress while waiting: a redrawn line on a terminal, one line per event otherwise."""
+
+    def __init__(self, progress: Progress, timeout: float, *, verbose: bool) -> None:
+        from stamp.transport.base import monotonic
+
+        self.progress = progress
+        self.timeout = timeout
+        self.verbose = verbose
+        self.clock = monotonic
+        self.started = monotonic()
+        self.counts = {"line": 0, "report": 0, "event": 0}
+        self.last = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.started = self.clock()
+        if self.progress.tty and not self.progress.quiet:
+            self._ticker = threading.Thread(target=self._tick, name="stamp-progress", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+        with self._lock:
+            self.progress.done()
+
+    def heard(self, heard: Heard) -> None:
+        from stamp.transport.base import HeardKind
+
+        kind = heard.kind.value
+        if kind in self.counts:
+            self.counts[kind] += 1
+        elapsed = self.clock() - self.started
+        with self._lock:
+            self.last = heard.text
+            if self.progress.tty:
+                self.progress.status(self._line(elapsed))
+            elif heard.kind is not HeardKind.LINE or self.verbose:
+                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {heard.text}")
+
+    def _line(self, elapsed: float) -> str:
+        c = self.counts
+        text = (
+            f"waiting {elapsed:.0f}/{self.timeout:g} s · {c['line']} lines, "
+            f"{c['report']} reports, {c['event']} events"
+        )
+        if self.last:
+            text += f" · {self.last[:60]}"
+        return text
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK):
+            with self._lock:
+                self.progress.status(self._line(self.clock() - self.started))
