@@ -17,7 +17,8 @@ STAMP_C          := $(STAMP_DIR)/stamp.c
 STAMP_H          := $(STAMP_DIR)/stamp.h
 STAMP_CFLAGS     := -I$(STAMP_DIR)
 
-# Post-build: `make stamp-manifest` (or make your link target depend on it).
+# Post-build: `make stamp-manifest`, or list $(STAMP_MANIFEST) among your targets.
+# Set these before the include.
 STAMP_ELF        ?=
 STAMP_BIN        ?=
 STAMP_MANIFEST   ?= $(if $(STAMP_ELF),$(basename $(STAMP_ELF)).stamp.json,)
@@ -42,9 +43,18 @@ stamp-header: $(STAMP_C) $(STAMP_H)
 
 stamp-FORCE:
 
-stamp-manifest: $(STAMP_ELF) $(STAMP_BIN)
-	@test -n "$(STAMP_ELF)" || { echo "stamp.mk: set STAMP_ELF to the linked ELF" >&2; exit 2; }
-	@$(STAMP) manifest $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN)) -o $(STAMP_MANIFEST)
+# The manifest is a file target: it is remade only when the image changed, so a no-op
+# `make` adds nothing to the build history. Set STAMP_ELF (and STAMP_BIN) before the
+# include for this rule to exist.
+ifneq ($(STAMP_ELF),)
+$(STAMP_MANIFEST): $(STAMP_ELF) $(STAMP_BIN)
+	$(STAMP) manifest $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN)) -o $@
+
+stamp-manifest: $(STAMP_MANIFEST)
+else
+stamp-manifest:
+	@echo "stamp.mk: set STAMP_ELF (and STAMP_BIN) before including stamp.mk" >&2; exit 2
+endif
 
 flash-verify: stamp-manifest
 	@test -n "$(DEVICE)" || { echo "stamp.mk: usage: make flash-verify DEVICE=name-or-url" >&2; exit 2; }

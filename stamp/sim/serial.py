@@ -1,0 +1,285 @@
+"""A simulated board on a pseudo-terminal (SPEC section 8): `stamp sim serial`.
+
+The board behaves like the example firmware (examples/cortex-m3/main.c) on a USB serial
+port: a short while after it starts it "boots" and prints a few log lines with its
+`@stamp` report among them, and it answers each `?stamp` line with the report again.
+Like a real USB CDC port (and QEMU's `-serial pty`), output printed while nobody has the
+port open is lost, not queued for the next reader.
+
+Its identity comes from the stamp record inside a firmware file (`identity_from_image`),
+so a simulated board "runs" exactly what `stamp manifest` extracted from the same file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import io
+import json
+import logging
+import math
+import os
+import re
+import select
+import struct
+import threading
+import tty
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from stamp.errors import ArtifactError
+from stamp.record import find_records
+from stamp.report import QUERY, LineScanner
+from stamp.transport.base import Clock, monotonic
+
+log = logging.getLogger("stamp.sim.serial")
+
+ELF_MAGIC = b"\x7fELF"
+NT_GNU_BUILD_ID = 3
+MAX_BUILD_ID = 64
+"""Longest build-id accepted, in bytes (the device-side C refuses longer ones too)."""
+DEFAULT_BOOT_DELAY = 0.5
+"""Seconds from start to the boot output: time for a client to open the port first."""
+IDLE_POLL = 0.05
+"""Seconds between checks for a client while nobody has the port open."""
+
+# A GNU build-id note in a raw image (a .bin has no sections to find it by): namesz 4,
+# descsz, type NT_GNU_BUILD_ID, name "GNU\0", all little-endian like every Cortex-M.
+_RAW_BUILD_ID_NOTE = re.compile(rb"\x04\x00\x00\x00(.)\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
+
+
+def identity_from_image(data: bytes) -> dict[str, Any]:
+    """The report a board running this firmware (ELF or raw image) prints, as a JSON object.
+
+    ArtifactError when the file holds no stamp record, or several different ones.
+    """
+    records = {record for _, record in find_records(data)}
+    if not records:
+        raise ArtifactError(
+            "the firmware holds no stamp record: is `stamp.c` compiled and linked in?"
+        )
+    if len(records) > 1:
+        raise ArtifactError(f"the firmware holds {len(records)} different stamp records")
+    record = records.pop()
+    identity: dict[str, Any] = {"edit": record.edit, "git": record.git}
+    if record.dirty is not None:
+        identity["dirty"] = record.dirty
+    build_id = elf_build_id(data) if data.startswith(ELF_MAGIC) else raw_build_id(data)
+    if build_id is not None:
+        identity["build_id"] = build_id
+    return identity
+
+
+def elf_build_id(data: bytes) -> str | None:
+    """The GNU build-id of an ELF file (lowercase hex), None when it has none."""
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import NoteSection
+
+    try:
+        elf = ELFFile(io.BytesIO(data))
+        for section in elf.iter_sections():
+            if not isinstance(section, NoteSection):
+                continue
+            for note in section.iter_notes():
+                if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
+                    return str(note["n_desc"]).lower()
+    except (ELFError, struct.error, ValueError, EOFError) as exc:
+        raise ArtifactError(f"the firmware is not a readable ELF file: {exc}") from None
+    return None
+
+
+def raw_build_id(data: bytes) -> str | None:
+    """The GNU build-id note's value in a raw image, if exactly one note is found."""
+    found = set()
+    for match in _RAW_BUILD_ID_NOTE.finditer(data):
+        size = match.group(1)[0]
+        start = match.end()
+        if 0 < size <= MAX_BUILD_ID and start + size <= len(data):
+            found.add(data[start : start + size].hex())
+    return found.pop() if len(found) == 1 else None
+
+
+def report_line(identity: Mapping[str, Any]) -> bytes:
+    """The `@stamp` line (without its line ending) the example firmware would print."""
+    return b"@stamp " + json.dumps(dict(identity), separators=(",", ":")).encode("ascii")
+
+
+class SerialBoard:
+    """A simulated board on a new pseudo-terminal; `run()` it, or `start()` it in a thread.
+
+    Open `path` (or give `device` to stamp) to talk to it. `stop()` ends `run()` from
+    another thread or a signal handler; `close()` stops it and releases the pty.
+    """
+
+    def __init__(
+        self,
+        identity: Mapping[str, Any],
+        *,
+        boot_delay: float = DEFAULT_BOOT_DELAY,
+        reboot_every: float | None = None,
+        answer_queries: bool = True,
+        clock: Clock = monotonic,
+    ) -> None:
+        self.identity = dict(identity)
+        """The JSON object the board reports."""
+        self.boot_delay = boot_delay
+        self.reboot_every = reboot_every
+        """Seconds between simulated resets (None: never)."""
+        self.answer_queries = answer_queries
+        """False: a firmware that reports only at boot and ignores `?stamp`."""
+        self.clock = clock
+        self.boots = 0
+        """Boot sequences printed so far (whether or not anyone heard them)."""
+        self.queries = 0
+        """`?stamp` lines received so far (answered or not)."""
+        self._report = report_line(self.identity)
+        self._master, slave = os.openpty()
+        try:
+            # Raw: no echo of what the client sends, no newline translation.
+            tty.setraw(slave)
+            path = os.ttyname(slave)
+        except BaseException:
+            os.close(self._master)
+            raise
+        finally:
+            # Only clients hold the slave side: then the master shows POLLHUP exactly
+            # while nobody has the port open, which is how the board knows to stay silent.
+            os.close(slave)
+        self.path = path
+        """The pty's device path, e.g. /dev/pts/3."""
+        flags = fcntl.fcntl(self._master, fcntl.F_GETFL)
+        fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        self._wake_r, self._wake_w = os.pipe()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @property
+    def device(self) -> str:
+        """The `--device` URL for stamp, e.g. "serial:/dev/pts/3"."""
+        return f"serial:{self.path}"
+
+    @property
+    def connected(self) -> bool:
+        """Someone has the port open right now."""
+        if self._closed:
+            return False
+        poller = select.poll()
+        poller.register(self._master, select.POLLIN)
+        return not any(ev & select.POLLHUP for _, ev in poller.poll(0))
+
+    def start(self) -> None:
+        """Run the board in a background thread (for tests and embedding)."""
+        self._thread = threading.Thread(target=self.run, name=f"sim serial {self.path}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Make `run()` return soon; safe from a signal handler or another thread."""
+        self._stopping = True  # a plain flag: setting it is safe inside a signal handler
+        # OSError: closed already, or the pipe is full of wake-ups; run() sees the flag.
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def close(self) -> None:
+        """Stop the board and release the pseudo-terminal; idempotent."""
+        self.stop()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if not self._closed:
+            self._closed = True
+            for fd in (self._master, self._wake_r, self._wake_w):
+                os.close(fd)
+
+    def __enter__(self) -> SerialBoard:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def run(self) -> None:
+        """Boot, then answer queries (and reboot, if asked) until `stop()`."""
+        scanner = LineScanner()
+        next_boot = self.clock() + self.boot_delay
+        while not self._stopping:
+            now = self.clock()
+            if now >= next_boot:
+                self._boot()
+                next_boot = now + self.reboot_every if self.reboot_every else math.inf
+            wait = max(0.0, min(next_boot - self.clock(), 3600.0))
+            if not self.connected:
+                # The master reports POLLHUP continuously while no client is attached,
+                # so only the wake-up pipe is worth waiting on.
+                scanner = LineScanner()
+                self._wait([self._wake_r], min(wait, IDLE_POLL))
+                continue
+            ready = self._wait([self._master, self._wake_r], wait)
+            if self._master in ready:
+                for line in scanner.feed(self._read()):
+                    self._handle(line)
+
+    def _wait(self, fds: list[int], timeout: float) -> list[int]:
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        events = poller.poll(timeout * 1000.0)
+        if any(fd == self._wake_r for fd, _ in events):
+            os.read(self._wake_r, 64)
+        return [fd for fd, ev in events if ev & select.POLLIN]
+
+    def _read(self) -> bytes:
+        try:
+            return os.read(self._master, 4096)
+        except OSError as exc:  # EIO: the client closed between poll and read
+            if exc.errno not in (errno.EIO, errno.EAGAIN):
+                raise
+            return b""
+
+    def _handle(self, line: bytes) -> None:
+        if line.strip() == QUERY.strip():
+            self.queries += 1
+            if self.answer_queries:
+                log.debug("answering ?stamp on %s", self.path)
+                self._send(self._report + b"\r\n")
+        else:
+            log.debug("ignored input line %r on %s", line[:40], self.path)
+
+    def _boot(self) -> None:
+        reason = "power-on" if self.boots == 0 else "watchdog"
+        # Noise around the report, with both line endings a real board uses.
+        self._send(
+            b"\r\n"
+            + f"boot: stamp simulated board, reset reason {reason}\r\n".encode()
+            + b"boot: flash 1024 KiB, ram 128 KiB\n"
+            + self._report
+            + b"\n"
+            + b"[     0.012] app: ready, send ?stamp for the report again\r\n"
+        )
+        self.boots += 1  # counted once printed, so a test can wait for "booted" and then listen
+
+    def _send(self, data: bytes) -> None:
+        """Write to whoever has the port open; drop what nobody reads, never block."""
+        if not self.connected:
+            log.debug("nobody listens on %s: %d bytes lost", self.path, len(data))
+            return
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self._master, view)
+            except OSError as exc:
+                # EAGAIN: the client stopped reading and its buffer is full. EIO: it
+                # closed the port. A real UART drops the bytes too.
+                if exc.errno not in (errno.EAGAIN, errno.EIO):
+                    raise
+                log.debug("%s: %d bytes lost (%s)", self.path, len(view), exc.strerror)
+                return
+            view = view[written:]
