@@ -145,3 +145,25 @@ def test_record_in_object_matches_python_layout(repo: GitRepo, tmp_path: Path) -
     assert blob[offset : offset + RECORD_SIZE] == StampRecord(1, repo.head, True).pack()
     sections = subprocess.run(["objdump", "-h", str(obj)], capture_output=True, text=True).stdout
     assert " .stamp " in sections
+
+
+def test_header_only_compiles_with_record_and_json(repo: GitRepo, tmp_path: Path) -> None:
+    gcc = require_tool("gcc")
+    repo.write("stamp.toml", 'template = "header-only"\n')
+    repo.commit("config")
+    assert run_stamp("header", cwd=repo.path).returncode == 0
+    source = tmp_path / "app.c"
+    source.write_text(
+        '#define STAMP_DEFINE_RECORD\n#include "stamp.h"\n#include <stdio.h>\n'
+        "int main(void) { puts(STAMP_REPORT); puts(STAMP_JSON); return STAMP_EDIT_VERSION; }\n"
+    )
+    exe = tmp_path / "app"
+    out = repo.path / "build" / "stamp"
+    subprocess.run(
+        [gcc, "-Wall", "-Wextra", "-Werror", f"-I{out}", str(source), "-o", str(exe)], check=True
+    )
+    run = subprocess.run([str(exe)], capture_output=True, text=True, check=False)
+    report = f'{{"edit":1,"git":"{repo.head}","dirty":false}}'
+    assert run.returncode == 1
+    assert run.stdout == f"@stamp {report}\n{report}\n"
+    assert [r for _, r in find_records(exe.read_bytes())] == [StampRecord(1, repo.head, False)]
