@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ MAX_LINE = 512
 QUERY = b"?stamp\n"
 
 _HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256")
+_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def report_from_object(obj: Any, source: str) -> Report:
         if key == "git" and lowered == "unknown":
             hexes[key] = lowered
             continue
-        if any(c not in "0123456789abcdef" for c in lowered):
+        if _HEX.fullmatch(lowered) is None:
             raise ReportError(f"report has a non-hex {key} {value!r}")
         hexes[key] = lowered
     known = {"edit", "dirty", *_HEX_KEYS}
