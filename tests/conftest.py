@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,3 +15,16 @@ from tests.support import GitRepo, make_repo
 def repo(tmp_path: Path) -> GitRepo:
     """A fresh git repository with one committed main.c."""
     return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(autouse=True)
+def _restore_stamp_logger() -> Iterator[None]:
+    """Undo `stamp.output.setup_logging` after tests that run the CLI in-process.
+
+    It sets `propagate = False` on the "stamp" logger (right for a process, which owns
+    its logging), which would otherwise hide stamp's log records from later tests' caplog.
+    """
+    logger = logging.getLogger("stamp")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    yield
+    logger.handlers[:], logger.level, logger.propagate = saved
