@@ -107,8 +107,9 @@ def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
     facts = result.git[:8]
     if result.dirty:
         facts += ", dirty"
-    start = str(cwd) if cwd is not None else os.curdir
-    targets = ", ".join(os.path.relpath(p, start) for p in result.changed)
+    from stamp.output import shown_path
+
+    targets = ", ".join(shown_path(p, None if cwd is None else str(cwd)) for p in result.changed)
     return f"stamp: edit {result.edit} ({facts}) -> {targets}"
 
 

@@ -28,6 +28,15 @@ def paint(text: str, colour: str, stream: TextIO | None = None, *, bold: bool = 
     return f"\033[{code}m{text}\033[0m"
 
 
+def shown_path(path: os.PathLike[str] | str, cwd: str | None = None) -> str:
+    """`path` relative to the working directory when it is inside it, else absolute."""
+    start = os.path.abspath(cwd or os.curdir)
+    absolute = os.path.abspath(path)
+    if absolute == start or absolute.startswith(start.rstrip(os.sep) + os.sep):
+        return os.path.relpath(absolute, start)
+    return absolute
+
+
 def print_json(record: Any, stream: TextIO | None = None) -> None:
     """One JSON document on stdout, sorted keys, newline-terminated."""
     import json

@@ -110,7 +110,6 @@ def _now() -> str:
 
 
 def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)
+    from stamp.output import shown_path
+
+    return shown_path(path)
