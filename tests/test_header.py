@@ -263,3 +263,17 @@ def test_api_returns_result_without_cli(repo: GitRepo) -> None:
     result = run_header(Config(root=repo.path))
     assert result.edit == 1 and result.git == repo.head and len(result.changed) == 2
     assert result.to_json()["changed"] == [str(p) for p in result.changed]
+
+
+def test_shallow_clone_warns_once(repo: GitRepo, tmp_path: Path) -> None:
+    repo.commit("second")
+    clone = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", f"file://{repo.path}", str(clone)],
+        check=True,
+        capture_output=True,
+    )
+    first = run_stamp("header", cwd=clone)
+    assert first.returncode == 0 and "shallow clone" in first.stderr
+    second = run_stamp("header", cwd=clone)
+    assert second.returncode == 0 and "shallow" not in second.stderr

@@ -26,6 +26,10 @@ def install() -> int:
 
     The hook runs `stamp header` before each commit and stages the generated files that
     git tracks. Running it twice changes nothing.
+
+    \b
+    Example:
+      cd my-firmware && stamp hooks install
     """
     from stamp.git import hooks_dir
     from stamp.hooks import install as do_install
@@ -39,7 +43,12 @@ def install() -> int:
 
 @hooks.command()
 def uninstall() -> int:
-    """Remove stamp's pre-commit hook, restoring a hook it chained."""
+    """Remove stamp's pre-commit hook, restoring a hook it chained.
+
+    \b
+    Example:
+      stamp hooks uninstall
+    """
     from stamp.git import hooks_dir
     from stamp.hooks import uninstall as do_uninstall
 
@@ -61,6 +70,10 @@ def pre_commit(settings: Settings, stage: bool) -> int:
 
     With --no-stage (the pre-commit framework's convention for hooks that modify files)
     it exits 1 when it rewrote a tracked file, so you can review and stage it.
+
+    \b
+    Example (what .pre-commit-hooks.yaml runs):
+      stamp hooks pre-commit --no-stage
     """
     from stamp.config import load_config
     from stamp.header import run_header
