@@ -12,7 +12,7 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +74,72 @@ def run(
         stdout=proc.stdout.decode("utf-8", errors="replace"),
         stderr=proc.stderr.decode("utf-8", errors="replace"),
     )
+
+
+STREAM_DRAIN = 0.2
+"""Seconds to keep reading after the child exited: output still in the pipe is shown, but
+a daemon it left behind (holding the pipe open) cannot keep the caller waiting."""
+
+
+def run_streaming(
+    args: Sequence[str],
+    on_line: Callable[[str], None],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 60.0,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run `args`, handing each line of its merged stdout and stderr to `on_line` as it
+    comes; returns the exit status. On a timeout (subprocess.TimeoutExpired) or an
+    interrupt the child is killed; OSError (not found, not executable) propagates.
+    """
+    import selectors
+    import time
+
+    log.debug("run: %s (cwd=%s)", shlex.join(args), cwd or ".")
+    proc = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=clean_env(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    pipe = proc.stdout
+    os.set_blocking(pipe.fileno(), False)
+    pending = b""
+    deadline = time.monotonic() + timeout
+    exited_at: float | None = None
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pipe, selectors.EVENT_READ)
+            while True:
+                now = time.monotonic()
+                if exited_at is None and proc.poll() is not None:
+                    exited_at = now
+                if exited_at is not None and now - exited_at >= STREAM_DRAIN:
+                    break
+                if now >= deadline:
+                    raise subprocess.TimeoutExpired(list(args), timeout)
+                if not selector.select(0.05):
+                    continue
+                chunk = pipe.read(65536)
+                if chunk is None:  # woken but nothing to read after all
+                    continue
+                if not chunk:  # EOF: nothing holds the pipe open any more
+                    break
+                *lines, pending = (pending + chunk).split(b"\n")
+                for line in lines:
+                    on_line(line.rstrip(b"\r").decode("utf-8", errors="replace"))
+        if pending:
+            on_line(pending.rstrip(b"\r").decode("utf-8", errors="replace"))
+        try:
+            return proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            raise subprocess.TimeoutExpired(list(args), timeout) from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        pipe.close()
