@@ -28,6 +28,7 @@ STAMP_MANIFEST   ?= $(if $(STAMP_ELF),$(basename $(STAMP_ELF)).stamp.json,)
 DEVICE           ?=
 STAMP_FLASH_FILE ?= $(if $(STAMP_BIN),$(STAMP_BIN),$(STAMP_ELF))
 STAMP_RETRIES    ?= 2
+STAMP_FLASH_FLAGS ?=
 
 .PHONY: stamp-header stamp-manifest flash-verify stamp-FORCE
 
@@ -58,6 +59,7 @@ endif
 
 flash-verify: stamp-manifest
 	@test -n "$(DEVICE)" || { echo "stamp.mk: usage: make flash-verify DEVICE=name-or-url" >&2; exit 2; }
-	@$(STAMP) flash --device $(DEVICE) --retries $(STAMP_RETRIES) $(STAMP_FLASH_FILE)
+	@$(STAMP) flash --device $(DEVICE) --retries $(STAMP_RETRIES) --manifest $(STAMP_MANIFEST) \
+	    $(STAMP_FLASH_FLAGS) $(STAMP_FLASH_FILE)
 
 .DEFAULT_GOAL := $(_stamp_default_goal)
