@@ -68,14 +68,15 @@ def main() -> int:
         bumps = []
         for i in range(max(5, args.runs // 4)):
             target.write_text(f"int changed = {i};\n")
-            bumps += time_command([str(stamp), "header"], cwd=repo, runs=1)
+            bumps += time_command([str(stamp), "header"], cwd=repo, runs=1, warm_up=False)
         rows["stamp header (after an edit)"] = bumps
     medians = {name: median_ms(samples) for name, samples in rows.items()}
     baseline = medians["python3 -c pass"] + medians["git status --porcelain"]
     noop = medians["stamp header (no-op)"]
     lines = [
         f"`bench/bench_header.py`: a repository of {FILES:,} tracked files, {args.runs} runs "
-        f"each, whole-process medians ({machine()}).",
+        f"each, whole-process medians ({machine()}). stamp is pip-installed (not editable) "
+        "into a temporary venv, as users have it; the baseline is measured in the same run.",
         "",
         "| command | median (ms) |",
         "|---|---|",
@@ -84,6 +85,12 @@ def main() -> int:
         "",
         f"No-op ratio to baseline: **{noop / baseline:.2f}x** (target <= 4x); "
         f"no-op median **{noop:.1f} ms** (target <= 100 ms).",
+        "",
+        "The no-op path runs four git processes in parallel (rev-parse, status, describe, log), "
+        "reads the state file and hashes the generated files; it imports neither click nor "
+        "Jinja2 nor logging, and its records are NamedTuples (importing dataclasses cost about "
+        "a fifth of the run on this machine). `tests/test_main_fastpath.py` checks the "
+        "imports and that the fast path behaves like the click command.",
     ]
     body = "\n".join(lines)
     print(body)

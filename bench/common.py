@@ -11,11 +11,17 @@ from pathlib import Path
 
 
 def time_command(
-    args: Sequence[str], *, cwd: Path, runs: int, env: dict[str, str] | None = None
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    runs: int,
+    env: dict[str, str] | None = None,
+    warm_up: bool = True,
 ) -> list[float]:
     """Wall-clock seconds of `runs` whole-process executions (after one warm-up run)."""
     full_env = {**os.environ, **(env or {})}
-    subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, check=True)
+    if warm_up:
+        subprocess.run(args, cwd=cwd, env=full_env, capture_output=True, check=True)
     samples = []
     for _ in range(runs):
         start = time.perf_counter()

@@ -7,9 +7,8 @@ repository. Unknown keys are an error naming the key and the file, since a typo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stamp.errors import ConfigError
 
@@ -19,8 +18,8 @@ DEFAULT_TEMPLATE = "default"
 DEFAULT_EXCLUDE = ("build/",)
 
 
-@dataclass(frozen=True)
-class DeviceConfig:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class DeviceConfig(NamedTuple):
     """One `[devices.NAME]` table."""
 
     name: str
@@ -35,8 +34,7 @@ class DeviceConfig:
     """Command for `stamp flash` on serial devices; {bin}, {elf}, {device} are replaced."""
 
 
-@dataclass(frozen=True)
-class Config:
+class Config(NamedTuple):
     """The effective configuration."""
 
     root: Path
@@ -57,7 +55,7 @@ class Config:
     """Put the build time into generated files (SOURCE_DATE_EPOCH wins when set)."""
     api_url: str | None = None
     """Particle Cloud API base URL (the simulator, or another cloud)."""
-    devices: dict[str, DeviceConfig] = field(default_factory=dict)
+    devices: dict[str, DeviceConfig] = {}  # noqa: RUF012 (never mutated)
     """Named devices for --device NAME."""
 
     @property

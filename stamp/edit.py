@@ -22,17 +22,15 @@ import contextlib
 import fcntl
 import hashlib
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+from stamp import logs
 from stamp.errors import StateError
 from stamp.git import Change
-
-log = logging.getLogger("stamp.edit")
 
 STATE_NAME = "edit.json"
 LOCK_NAME = "edit.lock"
@@ -41,8 +39,8 @@ _EDIT_IN_OUTPUT = re.compile(rb"(?:\bedit |STAMP_EDIT_VERSION )(\d+)")
 _EDIT_IN_HISTORY = re.compile(rb'"edit": ?(\d+)')
 
 
-@dataclass(frozen=True)
-class EditState:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class EditState(NamedTuple):
     """What the state file holds."""
 
     edit: int
@@ -152,13 +150,13 @@ def load_state(state_dir: Path) -> EditState | None:
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("edit state %s is corrupt (%s); recovering it", path, exc)
+        logs.warning("stamp.edit", "edit state %s is corrupt (%s); recovering it", path, exc)
         return None
 
 
 def save_state(state_dir: Path, state: EditState) -> None:
     """Replace the state file atomically (temp file, fsync, rename)."""
-    from stamp.manifest import atomic_write
+    from stamp.fileio import atomic_write
 
     record = {
         "version": STATE_VERSION,
@@ -201,5 +199,7 @@ def next_edit(
         return previous.edit + 1, True
     recovered = highest_known_edit(recover, history)
     if recovered:
-        log.warning("edit state was missing or corrupt; continuing after edit %d", recovered)
+        logs.warning(
+            "stamp.edit", "edit state was missing or corrupt; continuing after edit %d", recovered
+        )
     return recovered + 1, True

@@ -8,24 +8,22 @@ not matter (`stamp hooks`), behind this module.
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+from stamp import logs
 from stamp.errors import GitError
 from stamp.proc import clean_env
-
-log = logging.getLogger("stamp.git")
 
 GIT_TIMEOUT = 60.0
 UNKNOWN = "unknown"
 
 
-@dataclass(frozen=True)
-class Change:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class Change(NamedTuple):
     """One path that differs from HEAD (or is untracked), relative to the top level."""
 
     path: str
@@ -34,8 +32,7 @@ class Change:
     """Porcelain v2 XY code, "??" for untracked, "D" when the file is gone."""
 
 
-@dataclass(frozen=True)
-class GitState:
+class GitState(NamedTuple):
     """What git says about a checkout."""
 
     available: bool
@@ -56,14 +53,14 @@ class GitState:
     """This checkout's own git directory (a worktree's, a submodule's)."""
     shallow: bool = False
     """The repository is a shallow clone (describe may be missing tags)."""
-    changes: tuple[Change, ...] = field(default_factory=tuple)
+    changes: tuple[Change, ...] = ()
     """Paths that differ from HEAD, after exclusions."""
     reason: str = ""
     """Why git state is unavailable, for the warning."""
 
 
 def _start(args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
-    log.debug("run: git %s (cwd=%s)", " ".join(args), cwd)
+    logs.debug("stamp.git", "run: git %s (cwd=%s)", " ".join(args), cwd)
     return subprocess.Popen(
         ["git", *args],
         cwd=cwd,

@@ -9,12 +9,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from stamp import __version__
 from stamp.config import Config
@@ -39,11 +38,11 @@ from stamp.render import (
 )
 from stamp.state import find_state_dir, history_path
 
-log = logging.getLogger("stamp.header")
 
-
-@dataclass(frozen=True)
-class HeaderResult:
+# Records on `stamp header`'s no-op path are NamedTuples, not dataclasses: importing
+# dataclasses (and inspect, ast, dis with it) is a fifth of that path's time on a 2-core
+# machine (bench/README.md). They are just as immutable; use `._replace()` to copy.
+class HeaderResult(NamedTuple):
     """What `stamp header` did."""
 
     edit: int

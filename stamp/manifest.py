@@ -23,13 +23,13 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stamp.errors import ArtifactError, StateError
+from stamp.fileio import atomic_write
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 1000
@@ -153,24 +153,6 @@ def _artifact(value: Any) -> Artifact | None:
     if value is None:
         return None
     return Artifact(path=str(value["path"]), sha256=str(value["sha256"]), size=int(value["size"]))
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` via a temp file in the same directory and os.replace."""
-    import tempfile  # not at module level: it pulls in random and shutil (stamp header's budget)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fp:
-            fp.write(data)
-            fp.flush()
-            os.fsync(fp.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def dump_manifest(manifest: Manifest) -> bytes:

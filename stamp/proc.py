@@ -8,22 +8,20 @@ for another one (setuptools-scm's `_run_cmd.py` does the same).
 
 from __future__ import annotations
 
-import logging
 import os
-import shlex
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
-log = logging.getLogger("stamp.proc")
+from stamp import logs
 
 # Kept from the caller's environment: they change where git finds config, not which repo.
 _KEEP_GIT_VARS = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"})
 
 
-@dataclass(frozen=True)
-class Completed:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class Completed(NamedTuple):
     """What a finished child process returned."""
 
     args: tuple[str, ...]
@@ -58,7 +56,7 @@ def run(
     env: Mapping[str, str] | None = None,
 ) -> Completed:
     """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
-    log.debug("run: %s (cwd=%s)", shlex.join(args), cwd or ".")
+    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
     proc = subprocess.run(
         list(args),
         cwd=cwd,
@@ -96,7 +94,7 @@ def run_streaming(
     import selectors
     import time
 
-    log.debug("run: %s (cwd=%s)", shlex.join(args), cwd or ".")
+    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
     proc = subprocess.Popen(
         list(args),
         cwd=cwd,
@@ -143,3 +141,9 @@ def run_streaming(
             proc.kill()
             proc.wait()
         pipe.close()
+
+
+def _quoted(args: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(args)

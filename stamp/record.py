@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from stamp.errors import ArtifactError
 
@@ -35,8 +35,8 @@ GIT_UNKNOWN = "unknown"
 _HEAD = struct.Struct("<8sHHIBBH41s")
 
 
-@dataclass(frozen=True)
-class StampRecord:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class StampRecord(NamedTuple):
     """The identity a firmware image carries about its own sources."""
 
     edit: int

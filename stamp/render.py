@@ -11,12 +11,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from stamp.errors import StampError, TemplateError
-from stamp.manifest import atomic_write
+from stamp.fileio import atomic_write
 
 BUILTIN_SETS = ("default", "header-only")
 
@@ -67,8 +66,8 @@ def c_string(value: Any) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class TemplateSet:
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+class TemplateSet(NamedTuple):
     """The templates to render: output name -> template source."""
 
     name: str

@@ -201,7 +201,7 @@ def test_a_configured_command_wins_over_the_cloud(tmp_path: Path) -> None:
     assert flasher.device == "abc"
     serial = make_flasher(
         SerialTarget("/dev/x", name="bench"),
-        replace(config, devices={"bench": DeviceConfig("bench", "/dev/x", flash_command="x")}),
+        config._replace(devices={"bench": DeviceConfig("bench", "/dev/x", flash_command="x")}),
         {},
         tmp_path,
     )
