@@ -102,4 +102,5 @@ def test_fast_path_does_not_import_click_or_jinja(repo: GitRepo) -> None:
     )
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
     assert "stamp.header" in imported
-    assert not {"click", "jinja2", "git", "elftools", "httpx", "serial"} & imported
+    heavy = {"click", "jinja2", "git", "elftools", "httpx", "serial", "logging", "dataclasses"}
+    assert not heavy & imported  # see bench/README.md: each is a visible share of the no-op
