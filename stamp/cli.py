@@ -44,13 +44,20 @@ class Settings:
 
 
 class LazyGroup(click.Group):
-    """A group whose subcommands are imported on first use (click's documented pattern)."""
+    """A group whose subcommands are imported on first use (click's documented pattern).
+
+    `members` maps each subcommand's name to "module:attribute" of its click command.
+    """
+
+    def __init__(self, *args: Any, members: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.members = members
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(self.members)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
+        target = self.members.get(cmd_name)
         if target is None:
             return None
         module_name, attr = target.split(":")
@@ -59,7 +66,11 @@ class LazyGroup(click.Group):
         return command
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    members=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="stamp")
 @click.option(
     "--config",

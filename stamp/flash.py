@@ -32,15 +32,14 @@ import logging
 import shlex
 import shutil
 import subprocess
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stamp.closing import Closing
 from stamp.config import Config
 from stamp.device import DeviceTarget, ParticleTarget, SerialTarget, open_transport
 from stamp.errors import (
@@ -54,6 +53,7 @@ from stamp.manifest import Artifact, Manifest, load_manifest
 from stamp.output import Progress
 from stamp.transport.base import Clock, Heard, HeardKind, Transport, monotonic
 from stamp.verify import CAME_ONLINE, Verdict, VerdictStatus, verdict_message, verify
+from stamp.watch import Watch
 
 if TYPE_CHECKING:
     from stamp.artifact.image import Firmware
@@ -74,7 +74,6 @@ STREAM_CONNECTED = "event stream connected"
 PLACEHOLDERS = ("{bin}", "{elf}", "{device}")
 FLASH_FAILED = "flash_failed"
 """The `status` of `stamp flash --json` when the last attempt could not flash at all."""
-_TICK = 0.5
 
 
 class Flasher(Protocol):
@@ -226,7 +225,7 @@ def _file_sha256(path: Path) -> str | None:
 # --- flashers -----------------------------------------------------------------------------
 
 
-class CloudFlasher:
+class CloudFlasher(Closing):
     """OTA updates through the Particle Cloud API (PUT /v1/devices/:id, multipart `file`)."""
 
     flash_while_listening = True
@@ -283,19 +282,8 @@ class CloudFlasher:
         if self._owns_client:
             self.client.close()
 
-    def __enter__(self) -> CloudFlasher:
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class CommandFlasher:
+class CommandFlasher(Closing):
     """A device's `flash_command`, run without a shell, with its output streamed."""
 
     def __init__(
@@ -364,17 +352,6 @@ class CommandFlasher:
 
     def close(self) -> None:
         pass
-
-    def __enter__(self) -> CommandFlasher:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def command_args(command: str, image: FlashImage, device: str, device_name: str) -> list[str]:
@@ -573,7 +550,7 @@ def flash_and_verify(
             number,
             timeout=timeout,
             settle=settle,
-            waiting=_Waiting(progress, timeout, lines=show_events, verbose=verbose),
+            waiting=Watch(progress, timeout, lines=show_events, verbose=verbose),
             clock=clock,
             wall_clock=wall_clock,
         )
@@ -592,7 +569,7 @@ def _attempt(
     *,
     timeout: float,
     settle: float,
-    waiting: _Waiting,
+    waiting: Watch,
     clock: Clock,
     wall_clock: Callable[[], float],
 ) -> Attempt:
@@ -679,62 +656,3 @@ class _AttemptClock:
         """A report came: the verdict decides, or the full timeout runs."""
         if not self.settled:
             self._settle_at = None
-
-
-class _Waiting:
-    """Progress of one attempt: a line per event (pipe, demo) or a redrawn line (terminal)."""
-
-    def __init__(self, progress: Progress, timeout: float, *, lines: bool, verbose: bool) -> None:
-        self.progress = progress
-        self.timeout = timeout
-        self.lines = lines or not progress.tty
-        self.verbose = verbose
-        self.started = monotonic()
-        self.counts = {"line": 0, "report": 0, "event": 0}
-        self.last = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.started = monotonic()
-        if not self.lines and not self.progress.quiet:
-            self._ticker = threading.Thread(target=self._tick, name="stamp-flash", daemon=True)
-            self._ticker.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-            self._ticker = None
-        with self._lock:
-            self.progress.done()
-
-    def line(self, text: str) -> None:
-        with self._lock:
-            self.progress.line(text)
-
-    def heard(self, heard: Heard) -> None:
-        kind = heard.kind.value
-        if kind in self.counts:
-            self.counts[kind] += 1
-        elapsed = monotonic() - self.started
-        with self._lock:
-            self.last = heard.text
-            if not self.lines:
-                self.progress.status(self._status(elapsed))
-            elif heard.kind is not HeardKind.LINE or self.verbose:
-                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {heard.text}")
-
-    def _status(self, elapsed: float) -> str:
-        c = self.counts
-        text = (
-            f"waiting {elapsed:.0f}/{self.timeout:g} s · {c['line']} lines, "
-            f"{c['report']} reports, {c['event']} events"
-        )
-        return f"{text} · {self.last[:60]}" if self.last else text
-
-    def _tick(self) -> None:
-        while not self._stop.wait(_TICK):
-            with self._lock:
-                self.progress.status(self._status(monotonic() - self.started))

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-
 import click
+
+from stamp.cli import LazyGroup
 
 _MEMBERS = {
     "serial": "stamp.commands.sim_serial:sim_serial",
@@ -12,21 +12,7 @@ _MEMBERS = {
 }
 
 
-class _LazySim(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(_MEMBERS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = _MEMBERS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target.split(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(cls=_LazySim)
+@click.group(cls=LazyGroup, members=_MEMBERS)
 def sim() -> None:
     """Simulated devices for trying stamp without hardware, and for tests.
 

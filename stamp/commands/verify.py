@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -15,12 +14,9 @@ if TYPE_CHECKING:
     from stamp.config import Config
     from stamp.manifest import Manifest
     from stamp.output import Progress
-    from stamp.transport.base import Heard
     from stamp.verify import Verdict, VerdictStatus
 
 DEFAULT_TIMEOUT = 30.0
-TICK = 0.5
-"""Seconds between redraws of the waiting line on a terminal."""
 
 
 def exit_code(status: VerdictStatus) -> int:
@@ -93,7 +89,9 @@ def verify(
     history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     expected = _expected(manifest_path, history, progress)
-    watch = _Watch(progress, timeout, verbose=settings.verbosity > 0)
+    from stamp.watch import Watch
+
+    watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
     with open_transport(target, config, os.environ, Path.home()) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
@@ -178,63 +176,3 @@ def _name(manifest: Manifest) -> str:
         if value:
             return f"{key} {value[:8]}…"
     return "the manifest's build"
-
-
-class _Watch:
-    """Progress while waiting: a redrawn line on a terminal, one line per event otherwise."""
-
-    def __init__(self, progress: Progress, timeout: float, *, verbose: bool) -> None:
-        from stamp.transport.base import monotonic
-
-        self.progress = progress
-        self.timeout = timeout
-        self.verbose = verbose
-        self.clock = monotonic
-        self.started = monotonic()
-        self.counts = {"line": 0, "report": 0, "event": 0}
-        self.last = ""
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ticker: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.started = self.clock()
-        if self.progress.tty and not self.progress.quiet:
-            self._ticker = threading.Thread(target=self._tick, name="stamp-progress", daemon=True)
-            self._ticker.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._ticker is not None:
-            self._ticker.join()
-        with self._lock:
-            self.progress.done()
-
-    def heard(self, heard: Heard) -> None:
-        from stamp.transport.base import HeardKind
-
-        kind = heard.kind.value
-        if kind in self.counts:
-            self.counts[kind] += 1
-        elapsed = self.clock() - self.started
-        with self._lock:
-            self.last = heard.text
-            if self.progress.tty:
-                self.progress.status(self._line(elapsed))
-            elif heard.kind is not HeardKind.LINE or self.verbose:
-                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {heard.text}")
-
-    def _line(self, elapsed: float) -> str:
-        c = self.counts
-        text = (
-            f"waiting {elapsed:.0f}/{self.timeout:g} s · {c['line']} lines, "
-            f"{c['report']} reports, {c['event']} events"
-        )
-        if self.last:
-            text += f" · {self.last[:60]}"
-        return text
-
-    def _tick(self) -> None:
-        while not self._stop.wait(TICK):
-            with self._lock:
-                self.progress.status(self._line(self.clock() - self.started))

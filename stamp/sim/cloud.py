@@ -27,8 +27,8 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from types import TracebackType
 
+from stamp.closing import Closing
 from stamp.record import find_records
 
 log = logging.getLogger("stamp.sim.cloud")
@@ -349,7 +349,7 @@ class _Scheduler:
                     self._running = False
 
 
-class CloudSim:
+class CloudSim(Closing):
     """N simulated devices behind a Particle Cloud; thread-safe; close() when done."""
 
     def __init__(
@@ -577,17 +577,6 @@ class CloudSim:
         self._scheduler.close()
         for sub in subs:
             sub.end(StreamEnd.CLOSE)
-
-    def __enter__(self) -> CloudSim:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"CloudSim(devices={len(self._devices)}, fail_rate={self.fail_rate})"

@@ -26,9 +26,9 @@ import struct
 import threading
 import tty
 from collections.abc import Mapping
-from types import TracebackType
 from typing import Any
 
+from stamp.closing import Closing
 from stamp.errors import ArtifactError
 from stamp.record import find_records
 from stamp.report import QUERY, LineScanner
@@ -107,7 +107,7 @@ def report_line(identity: Mapping[str, Any]) -> bytes:
     return b"@stamp " + json.dumps(dict(identity), separators=(",", ":")).encode("ascii")
 
 
-class SerialBoard:
+class SerialBoard(Closing):
     """A simulated board on a new pseudo-terminal; `run()` it, or `start()` it in a thread.
 
     Open `path` (or give `device` to stamp) to talk to it. `stop()` ends `run()` from
@@ -194,17 +194,6 @@ class SerialBoard:
             self._closed = True
             for fd in (self._master, self._wake_r, self._wake_w):
                 os.close(fd)
-
-    def __enter__(self) -> SerialBoard:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def run(self) -> None:
         """Boot, then answer queries (and reboot, if asked) until `stop()`."""

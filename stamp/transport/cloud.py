@@ -28,7 +28,6 @@ from collections.abc import Generator, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -36,6 +35,7 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from stamp import __version__
+from stamp.closing import Closing
 from stamp.errors import (
     AuthError,
     ConfigError,
@@ -131,7 +131,7 @@ class RateLimited(DeviceUnreachable):
         self.retry_after = retry_after
 
 
-class CloudClient:
+class CloudClient(Closing):
     """The Particle Cloud API subset stamp uses; one HTTP connection pool; close() it."""
 
     def __init__(
@@ -261,17 +261,6 @@ class CloudClient:
 
     def close(self) -> None:
         self._http.close()
-
-    def __enter__(self) -> CloudClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -536,7 +525,7 @@ class _StreamReader(threading.Thread):
                 log.debug("event stream reader still connecting; left to finish")
 
 
-class CloudTransport:
+class CloudTransport(Closing):
     """The Transport for a device on the Particle Cloud (SPEC section 6)."""
 
     def __init__(
@@ -676,17 +665,6 @@ class CloudTransport:
         if self._owns_client and not self._closed:
             self.client.close()
         self._closed = True
-
-    def __enter__(self) -> CloudTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"CloudTransport({self.device!r}, {self.client!r})"

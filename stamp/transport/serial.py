@@ -16,9 +16,9 @@ import errno
 import logging
 import time
 from collections.abc import Iterator
-from types import TracebackType
 from typing import Any
 
+from stamp.closing import Closing
 from stamp.errors import DeviceError, DeviceUnreachable
 from stamp.report import QUERY, LineScanner, ReportError, parse_report_line
 from stamp.transport.base import Clock, Heard, HeardKind, monotonic
@@ -98,7 +98,7 @@ def classify_open_error(port: str, exc: BaseException) -> DeviceError | None:
     return None
 
 
-class SerialTransport:
+class SerialTransport(Closing):
     """A device on a serial port, heard line by line; implements `Transport`."""
 
     def __init__(
@@ -149,17 +149,6 @@ class SerialTransport:
                 port.close()
             except Exception as exc:  # a vanished device may fail to close; nothing to do
                 log.debug("closing %s: %s", self.port, exc)
-
-    def __enter__(self) -> SerialTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _listen(self, deadline: float) -> Iterator[Heard]:
         announced_wait = False
