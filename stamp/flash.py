@@ -49,7 +49,7 @@ from stamp.errors import (
     DeviceUnreachable,
     FlashError,
 )
-from stamp.manifest import Artifact, Manifest, load_manifest
+from stamp.manifest import Artifact, Manifest, build_name, load_manifest
 from stamp.output import Progress
 from stamp.transport.base import Clock, Heard, HeardKind, Transport, monotonic
 from stamp.verify import CAME_ONLINE, Verdict, VerdictStatus, verdict_message, verify
@@ -126,17 +126,6 @@ class FlashImage:
     def describe(self) -> str:
         """e.g. "build/firmware.bin (edit 112)"."""
         return f"{self.path} ({build_name(self.manifest)})"
-
-
-def build_name(manifest: Manifest) -> str:
-    """How a build is called in one line: its edit, else its first identifying hash."""
-    if manifest.edit is not None:
-        return f"edit {manifest.edit}"
-    for key in ("build_id", "app_hash", "image_sha256"):
-        value = getattr(manifest, key)
-        if value:
-            return f"{key} {value[:8]}…"
-    return "an unstamped build"
 
 
 def load_flash_image(firmware: Path, manifest_path: Path | None = None) -> FlashImage:

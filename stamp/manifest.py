@@ -241,3 +241,14 @@ def append_history(path: Path, manifest: Manifest) -> bool:
     except OSError as exc:
         raise StateError(f"cannot update build history {path}: {exc.strerror or exc}") from None
     return True
+
+
+def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str:
+    """How a build is called in one line: its edit, else its first identifying hash."""
+    if manifest.edit is not None:
+        return f"edit {manifest.edit}"
+    for key in ("build_id", "app_hash", "image_sha256"):
+        value = getattr(manifest, key)
+        if value:
+            return f"{key} {value[:8]}…"
+    return unstamped

@@ -34,6 +34,7 @@ from typing import Any, Literal
 
 import pytest
 
+from stamp.manifest import Manifest, load_manifest
 from tests.support import EXAMPLE, REPO_ROOT, GitRepo, git_env, make_repo, require_tool
 
 QEMU = "qemu-system-arm"
@@ -138,6 +139,32 @@ def example_firmware(tmp_path_factory: pytest.TempPathFactory) -> Firmware:
         copy_example(project)
         _session_firmware = build_example(project)
     return _session_firmware
+
+
+@dataclass(frozen=True)
+class Builds:
+    """Two builds of the example in one checkout: `old`, then a source change, `new`."""
+
+    old: Firmware
+    new: Firmware
+    old_manifest: Manifest
+    new_manifest: Manifest
+
+    @property
+    def project(self) -> Path:
+        return self.new.project
+
+
+def build_twice(tmp_path_factory: pytest.TempPathFactory, label: str) -> Builds:
+    """Build the example, change main.c and commit, build again (a newer edit)."""
+    project = tmp_path_factory.mktemp(label) / "example"
+    repo = copy_example(project)
+    old = build_example(project, build=project / "build-old")
+    main_c = project / "main.c"
+    main_c.write_text(main_c.read_text() + "\n/* a change: the next build is a new edit */\n")
+    repo.commit("a change")
+    new = build_example(project, build=project / "build-new")
+    return Builds(old, new, load_manifest(old.manifest), load_manifest(new.manifest))
 
 
 def readelf_identity(elf: Path) -> dict[str, Any]:

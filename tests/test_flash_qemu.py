@@ -11,13 +11,12 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from stamp.manifest import Manifest, load_manifest
 from tests import qemu_support
+from tests.qemu_support import Builds
 from tests.support import run_stamp
 
 pytestmark = [pytest.mark.qemu, pytest.mark.toolchain]
@@ -68,30 +67,9 @@ print(f"flash: writing {sys.argv[1]} ... done", flush=True)
 """
 
 
-@dataclass(frozen=True)
-class Builds:
-    """Two builds of the example in one checkout: `old`, then a source change, `new`."""
-
-    old: qemu_support.Firmware
-    new: qemu_support.Firmware
-    old_manifest: Manifest
-    new_manifest: Manifest
-
-    @property
-    def project(self) -> Path:
-        return self.new.project
-
-
 @pytest.fixture(scope="module")
 def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    project = tmp_path_factory.mktemp("flash-qemu") / "example"
-    repo = qemu_support.copy_example(project)
-    old = qemu_support.build_example(project, build=project / "build-old")
-    main_c = project / "main.c"
-    main_c.write_text(main_c.read_text() + "\n/* a change: the next build is a new edit */\n")
-    repo.commit("a change")
-    new = qemu_support.build_example(project, build=project / "build-new")
-    return Builds(old, new, load_manifest(old.manifest), load_manifest(new.manifest))
+    return qemu_support.build_twice(tmp_path_factory, "flash-qemu")
 
 
 @contextmanager

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+from stamp.manifest import build_name
 
 if TYPE_CHECKING:
     from stamp.cli import Settings
@@ -17,6 +18,10 @@ if TYPE_CHECKING:
     from stamp.verify import Verdict, VerdictStatus
 
 DEFAULT_TIMEOUT = 30.0
+
+
+UNSTAMPED = "the manifest's build"
+"""How a build without edit or hashes is named in messages."""
 
 
 def exit_code(status: VerdictStatus) -> int:
@@ -95,7 +100,7 @@ def verify(
     with open_transport(target, config, os.environ, Path.home()) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
-            f"(expecting {_name(expected)})"
+            f"(expecting {build_name(expected, UNSTAMPED)})"
         )
         watch.start()
         try:
@@ -163,16 +168,6 @@ def _expected(path: Path | None, history: list[Manifest], progress: Progress) ->
     made_from = f" from {source.path}" if source else ""
     progress.line(
         f"stamp: no --manifest given: using the newest build in the history, "
-        f"{_name(newest)}{made_from}, recorded {newest.recorded_at}"
+        f"{build_name(newest, UNSTAMPED)}{made_from}, recorded {newest.recorded_at}"
     )
     return newest
-
-
-def _name(manifest: Manifest) -> str:
-    if manifest.edit is not None:
-        return f"edit {manifest.edit}"
-    for key in ("build_id", "app_hash", "image_sha256"):
-        value = getattr(manifest, key)
-        if value:
-            return f"{key} {value[:8]}…"
-    return "the manifest's build"
