@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import GitRepo, make_repo
+from stamp.cli import run
+from tests.support import GitRepo, Stamp, make_repo
 
 
 @pytest.fixture
@@ -28,3 +29,15 @@ def _restore_stamp_logger() -> Iterator[None]:
     saved = (logger.handlers[:], logger.level, logger.propagate)
     yield
     logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@pytest.fixture
+def stamp(capsys: pytest.CaptureFixture[str]) -> Stamp:
+    """Run the CLI in-process: (exit code, stdout, stderr)."""
+
+    def invoke(*args: str | Path) -> tuple[int, str, str]:
+        code = run([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

@@ -86,3 +86,11 @@ def module_image(
     if pad_to is not None:
         data += b"\xff" * (pad_to - len(data))
     return data
+
+
+# The keys SPEC section 7 fixes for the `particle` object of inspect and manifest JSON.
+SPEC_PARTICLE_KEYS = {
+    "app_hash", "sha_ok", "crc_ok", "stored_crc", "platform_id", "module_function",
+    "module_index", "module_version", "start_address", "end_address", "prefix_offset",
+    "flags", "suffix_size", "product_id", "product_version", "dependencies",
+}  # fmt: skip

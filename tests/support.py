@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
 EXAMPLE = REPO_ROOT / "examples" / "cortex-m3"
+
+Stamp = Callable[..., tuple[int, str, str]]
+"""The `stamp` fixture (tests/conftest.py): run the CLI in-process, (exit code, out, err)."""
 
 
 def require_tool(name: str) -> str:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from stamp.artifact.particle import patch_suffix
-from stamp.cli import run
 from tests.elf_support import (
     GIT_A,
     RECORD,
@@ -18,25 +16,8 @@ from tests.elf_support import (
     readelf_build_id,
     sha256sum,
 )
-from tests.support import FIXTURES
-
-Stamp = Callable[..., tuple[int, str, str]]
-SPEC_PARTICLE_KEYS = {
-    "app_hash", "sha_ok", "crc_ok", "stored_crc", "platform_id", "module_function",
-    "module_index", "module_version", "start_address", "end_address", "prefix_offset",
-    "flags", "suffix_size", "product_id", "product_version", "dependencies",
-}  # fmt: skip
-
-
-@pytest.fixture
-def stamp(capsys: pytest.CaptureFixture[str]) -> Stamp:
-    def invoke(*args: str | Path) -> tuple[int, str, str]:
-        code = run([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
+from tests.particle_support import SPEC_PARTICLE_KEYS
+from tests.support import FIXTURES, Stamp
 
 # The values binary-version-reader reports (fixtures/particle/README.md).
 FIXTURE_TABLE = [

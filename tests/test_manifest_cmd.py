@@ -6,13 +6,11 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from stamp.artifact.particle import parse_module, patch_suffix
-from stamp.cli import run
 from stamp.config import load_config
 from stamp.manifest import load_history, load_manifest
 from stamp.record import StampRecord
@@ -28,14 +26,8 @@ from tests.elf_support import (
     readelf_build_id,
     sha256sum,
 )
-from tests.support import FIXTURES, GitRepo, make_repo, require_tool, run_stamp
-
-Stamp = Callable[..., tuple[int, str, str]]
-PARTICLE_KEYS = {
-    "app_hash", "sha_ok", "crc_ok", "stored_crc", "platform_id", "module_function",
-    "module_index", "module_version", "start_address", "end_address", "prefix_offset",
-    "flags", "suffix_size", "product_id", "product_version", "dependencies",
-}  # fmt: skip
+from tests.particle_support import SPEC_PARTICLE_KEYS
+from tests.support import FIXTURES, GitRepo, Stamp, make_repo, require_tool, run_stamp
 
 
 @pytest.fixture
@@ -44,18 +36,6 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
     checkout = make_repo(tmp_path / "fw")
     monkeypatch.chdir(checkout.path)
     return checkout
-
-
-@pytest.fixture
-def stamp(capsys: pytest.CaptureFixture[str]) -> Stamp:
-    """Run the CLI in-process: (exit code, stdout, stderr)."""
-
-    def invoke(*args: str | Path) -> tuple[int, str, str]:
-        code = run([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def history(repo: GitRepo) -> list[dict[str, object]]:
@@ -174,7 +154,7 @@ def test_particle_elf_and_patched_bin(repo: GitRepo, stamp: Stamp) -> None:
     manifest = json.loads(out)
     assert manifest["app_hash"] == expected.app_hash
     assert manifest["image_sha256"] == sha256sum(binary)
-    assert set(manifest["particle"]) >= PARTICLE_KEYS
+    assert set(manifest["particle"]) >= SPEC_PARTICLE_KEYS
     assert manifest["particle"]["platform_id"] == 6
     assert manifest["particle"]["dependencies"] == [{"function": 4, "index": 2, "version": 1}]
 

@@ -15,11 +15,8 @@ from pathlib import Path
 import pytest
 
 from stamp.artifact.image import file_error
-from stamp.cli import run
 from tests.elf_support import RECORD, build_elf
-from tests.support import REPO_ROOT, make_repo, require_tool, run_stamp
-
-Stamp = Callable[..., tuple[int, str, str]]
+from tests.support import REPO_ROOT, Stamp, make_repo, require_tool, run_stamp
 
 
 @pytest.fixture
@@ -27,16 +24,6 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     checkout = make_repo(tmp_path / "fw")
     monkeypatch.chdir(checkout.path)
     return checkout.path
-
-
-@pytest.fixture
-def stamp(capsys: pytest.CaptureFixture[str]) -> Stamp:
-    def invoke(*args: str | Path) -> tuple[int, str, str]:
-        code = run([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def _one_clean_line(code: int, out: str, err: str) -> None:
