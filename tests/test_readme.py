@@ -1,0 +1,71 @@
+"""The README's commands work as shown (the parts a test can run without hardware)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from stamp.config import load_config
+from tests.support import REPO_ROOT, GitRepo, run_stamp
+
+README = (REPO_ROOT / "README.md").read_text()
+
+
+def blocks(language: str) -> list[str]:
+    return re.findall(rf"```{language}\n(.*?)```", README, flags=re.S)
+
+
+def test_quick_start_is_exactly_two_commands() -> None:
+    quick = README.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.split("#")[0].strip() for line in blocks("sh")[0].splitlines()]
+    assert commands == ["make demo", "make test"]
+    assert "```sh\nmake demo" in quick
+
+
+def test_header_walkthrough_output(repo: GitRepo) -> None:
+    """The first console block, run in a fresh repository; SHAs differ, the rest not."""
+    transcript = blocks("console")[0]
+    short = repo.head[:8]
+    for command, expected in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", transcript, flags=re.M):
+        *setup, stamp_command = command.split(" && ")
+        for step in setup:  # e.g. echo '// change' >> main.c
+            words = shlex.split(step)
+            assert words[0] == "echo" and words[2] == ">>", step
+            with (repo.path / words[3]).open("a") as fp:
+                fp.write(words[1] + "\n")
+        done = run_stamp(*shlex.split(stamp_command)[1:], cwd=repo.path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == re.sub(r"\b[0-9a-f]{8}\b", short, expected)
+
+
+def test_every_command_in_the_reference_exists() -> None:
+    table = README.split("## Command reference", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `stamp ([a-z ]+?)(?: [-\[A-Z].*?)?`", table, flags=re.M)
+    assert len(rows) >= 9
+    for row in rows:
+        for name in row.split(" / ") if "/" in row else [row]:
+            done = run_stamp(*name.split(), "--help", cwd=REPO_ROOT)
+            assert done.returncode == 0, (name, done.stderr)
+
+
+@pytest.mark.parametrize("option", ["--settle", "--manifest", "--retries", "--timeout"])
+def test_flash_options_shown_exist(option: str) -> None:
+    assert option in run_stamp("flash", "--help", cwd=REPO_ROOT).stdout
+
+
+def test_configuration_example_is_valid(tmp_path: Path) -> None:
+    toml = next(b for b in blocks("toml") if "output_dir" in b)
+    config_file = tmp_path / "stamp.toml"
+    config_file.write_text(toml)
+    config = load_config(config_file)
+    assert config.output_dir == "build/stamp" and set(config.devices) == {"bench", "garage"}
+    assert config.devices["bench"].flash_command == "particle flash --usb {bin}"
+
+
+def test_linker_lines_match_the_example_linker_script() -> None:
+    script = (REPO_ROOT / "examples" / "cortex-m3" / "lm3s6965.ld").read_text()
+    assert "KEEP(*(.stamp))" in script and "PROVIDE(__stamp_build_id = .)" in script
+    assert "KEEP(*(.stamp))" in README and "PROVIDE(__stamp_build_id = .)" in README
