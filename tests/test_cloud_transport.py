@@ -301,21 +301,46 @@ def test_an_offline_device_is_not_asked_for_its_variable() -> None:
 
 
 def test_events_published_before_since_are_ignored() -> None:
-    now = [1000.0]
-    with cloud_sim(firmware=OLD, wall_clock=lambda: now[0]) as cloud:
+    skew = [0.0]  # the simulated cloud's clock: ours plus skew
+    with cloud_sim(firmware=OLD, wall_clock=lambda: time.time() + skew[0]) as cloud:
         assert cloud.sim is not None
         sim = cloud.sim
-        transport = CloudTransport(cloud.client(), cloud.device_id, since=1500.0)
+        since = time.time()
+        transport = CloudTransport(cloud.client(), cloud.device_id, since=since)
 
         def publish_when_connected(item: Heard) -> None:
             if item.text == "event stream connected":
-                sim.publish(cloud.device_id, "stamp", '{"edit":1}')  # at 1000: too old
-                now[0] = 1500.0
-                sim.publish(cloud.device_id, "stamp", '{"edit":2}')  # at since: counts
+                skew[0] = -10.0
+                sim.publish(cloud.device_id, "stamp", '{"edit":1}')  # 10 s before: too old
+                skew[0] = 0.0
+                sim.publish(cloud.device_id, "stamp", '{"edit":2}')  # after since: counts
 
         with transport:
             heard = listen_until(transport, is_stamp_event, on_heard=publish_when_connected)
     assert [h.report.edit for h in heard if h.report] == [109, 2]  # variable, then edit 2
+
+
+@pytest.mark.parametrize("cloud_behind", [30.0, -30.0])
+def test_a_skewed_local_clock_neither_hides_nor_admits_reports(cloud_behind: float) -> None:
+    """`since` is our clock, published_at the cloud's: the Date header reconciles them."""
+    skew = [-cloud_behind]
+    with cloud_sim(firmware=OLD, wall_clock=lambda: time.time() + skew[0]) as cloud:
+        assert cloud.sim is not None
+        sim = cloud.sim
+        since = time.time()
+        transport = CloudTransport(cloud.client(), cloud.device_id, since=since)
+
+        def publish_when_connected(item: Heard) -> None:
+            if item.text == "event stream connected":
+                skew[0] -= 10.0  # an event from 10 s before the start, in the cloud's time
+                sim.publish(cloud.device_id, "stamp", '{"edit":1}')
+                skew[0] += 10.0
+                sim.publish(cloud.device_id, "stamp", '{"edit":2}')
+
+        with transport:
+            heard = listen_until(transport, is_stamp_event, on_heard=publish_when_connected)
+            assert abs(transport.client.clock_offset + cloud_behind) < 2.0
+    assert [h.report.edit for h in heard if h.report] == [109, 2]
 
 
 def test_a_dropped_stream_is_resumed_and_the_variable_read_again() -> None:

@@ -562,6 +562,10 @@ class CloudSim(Closing):
         with self._lock:
             return self._throttle.popleft() if self._throttle else None
 
+    def now(self) -> float:
+        """The simulated cloud's wall-clock time (its events' published_at)."""
+        return self._clock()
+
     def check_token(self, token: str | None) -> bool:
         return token is not None and secrets.compare_digest(token, self.token)
 

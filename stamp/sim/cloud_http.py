@@ -163,6 +163,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ----------------------------------------------------------------------
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        # The Date header tells clients the cloud's time (stamp uses it to correct for a
+        # skewed local clock), so it comes from the simulated cloud's clock.
+        return super().date_time_string(self.server.sim.now() if timestamp is None else timestamp)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("%s %s", self.address_string(), redact(format % args))
 

@@ -150,6 +150,8 @@ class CloudClient(Closing):
         self.api_url = api_url.rstrip("/")
         self.host = urlsplit(self.api_url).netloc or self.api_url
         self.timeout = timeout
+        self.clock_offset = 0.0
+        """Seconds the cloud's clock is ahead of ours, from its last Date header."""
         self._token = token
         self._max_retry_wait = max_retry_wait
         self._http = httpx.Client(
@@ -217,6 +219,16 @@ class CloudClient(Closing):
         status = body.get("status") if isinstance(body, dict) else None
         return status if isinstance(status, str) else "Update started"
 
+    def _note_server_time(self, response: httpx.Response) -> None:
+        """Remember how far the cloud's clock (its Date header) is from ours."""
+        from email.utils import parsedate_to_datetime
+
+        try:
+            server = parsedate_to_datetime(response.headers["date"]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        self.clock_offset = server - time.time()
+
     @contextmanager
     def open_events(
         self, device_id: str | None, prefix: str = "", *, idle_timeout: float = IDLE_TIMEOUT
@@ -252,6 +264,7 @@ class CloudClient(Closing):
                 if response.status_code == 429:
                     raise self._rate_limited(response)
                 raise self._failure(response, device=device_id)
+            self._note_server_time(response)
             kind = response.headers.get("content-type", "").partition(";")[0].strip()
             if kind != "text/event-stream":
                 raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
@@ -525,6 +538,10 @@ class _StreamReader(threading.Thread):
                 log.debug("event stream reader still connecting; left to finish")
 
 
+DATE_SLACK = 1.0
+"""Seconds of slack when comparing with the cloud's clock: HTTP dates have whole seconds."""
+
+
 class CloudTransport(Closing):
     """The Transport for a device on the Particle Cloud (SPEC section 6)."""
 
@@ -631,7 +648,13 @@ class CloudTransport(Closing):
         if self.since is None:
             return False
         published = event.published_epoch()
-        return published is not None and published < self.since
+        if published is None:
+            return False
+        # `since` is our clock, published_at the cloud's. A laptop or VM clock a few
+        # seconds ahead would otherwise drop the very reports a flash waits for, so the
+        # comparison is made in the cloud's time (its Date header, whole seconds: hence
+        # the slack).
+        return published < self.since + self.client.clock_offset - DATE_SLACK
 
     def _variable(self, device_id: str) -> Iterator[Heard]:
         try:
