@@ -119,3 +119,17 @@ def run_stamp(
         input=input,
         check=False,
     )
+
+
+def spawn_stamp(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start `python -m stamp ARGS` in the background (text pipes, no stdin, no colour);
+    the caller stops it (tests/cloud_support.stop_process, or communicate)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "stamp", *args],
+        cwd=cwd,
+        env={**git_env(), "NO_COLOR": "1", **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )

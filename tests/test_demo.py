@@ -7,14 +7,12 @@ import os
 import re
 import select
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 from stamp.demo import run_demo
 from tests.cloud_support import no_thread_leaks
-from tests.support import git_env, run_stamp
+from tests.support import run_stamp, spawn_stamp
 
 START_TIMEOUT = 60.0
 
@@ -62,15 +60,7 @@ def test_keep_leaves_the_project(tmp_path: Path) -> None:
 def test_ctrl_c_tidies_up(tmp_path: Path) -> None:
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stamp", "demo"],
-        cwd=tmp_path,
-        env={**git_env(), "NO_COLOR": "1", "TMPDIR": str(scratch)},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_stamp("demo", cwd=tmp_path, env={"TMPDIR": str(scratch)})
     try:
         assert proc.stdout is not None
         fd = proc.stdout.fileno()

@@ -6,7 +6,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from stamp.record import StampRecord
 from stamp.sim.serial import identity_from_image, raw_build_id, report_line
 from stamp.transport.base import HeardKind
 from stamp.transport.serial import SerialTransport
-from tests.support import git_env
+from tests.support import spawn_stamp
 
 GIT = "0123456789abcdef0123456789abcdef01234567"
 BUILD_ID = bytes(range(0x10, 0x24))
@@ -96,15 +95,7 @@ def test_report_line_is_what_the_c_template_prints() -> None:
 @contextmanager
 def sim_process(*args: str, cwd: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """`stamp sim serial ARGS` as a real process; yields it and its first stdout line."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "stamp", "sim", "serial", *args],
-        cwd=cwd,
-        env={**git_env(), "NO_COLOR": "1"},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_stamp("sim", "serial", *args, cwd=cwd)
     try:
         assert proc.stdout is not None
         yield proc, proc.stdout.readline()

@@ -6,11 +6,11 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from types import TracebackType
 from typing import Any
 
 import pytest
 
+from stamp.closing import Closing
 from stamp.errors import AuthError, DeviceUnreachable
 from stamp.manifest import Manifest
 from stamp.report import Report, parse_json_report
@@ -143,7 +143,7 @@ class FakeClock:
 
 
 @dataclass
-class ScriptedTransport:
+class ScriptedTransport(Closing):
     """Yields scripted items, each `step` seconds apart, then waits out the deadline."""
 
     items: list[Heard | Exception]
@@ -176,17 +176,6 @@ class ScriptedTransport:
 
     def close(self) -> None:
         self.closes += 1
-
-    def __enter__(self) -> ScriptedTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def heard(kind: HeardKind, text: str, rep: Report | None = None) -> Heard:

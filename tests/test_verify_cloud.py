@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,7 +16,7 @@ from stamp.transport.base import Heard
 from stamp.transport.cloud import CloudTransport
 from stamp.verify import Verdict, VerdictStatus, verify
 from tests.cloud_support import RunningCloud, cloud_process, cloud_sim
-from tests.support import GitRepo, git_env, run_stamp
+from tests.support import GitRepo, run_stamp, spawn_stamp
 from tests.verify_support import GIT_NEW, GIT_OLD, Build, make_build, record_history
 
 
@@ -151,16 +149,9 @@ def test_a_flash_that_did_not_take_is_explained(
     it) and publishes no app hash; `stamp verify`, listening meanwhile, says what it means."""
     _, new = builds
     with cloud_process("--fail-rate", "1", "--seed", "3") as cloud:
-        args = [sys.executable, "-m", "stamp", "verify", "--device", f"particle:{cloud.device_id}"]
+        args = ["verify", "--device", f"particle:{cloud.device_id}"]
         args += ["--manifest", str(new.manifest_path), "--timeout", "5"]
-        proc = subprocess.Popen(
-            args,
-            cwd=repo.path,
-            env={**git_env(), "NO_COLOR": "1", **cloud.env(home=tmp_path)},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn_stamp(*args, cwd=repo.path, env=cloud.env(home=tmp_path))
         try:
             assert proc.stderr is not None
             for line in proc.stderr:

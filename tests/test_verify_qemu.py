@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from tests import qemu_support
 from tests.qemu_support import Builds
-from tests.support import git_env, run_stamp
+from tests.support import run_stamp, spawn_stamp
 
 pytestmark = [pytest.mark.qemu, pytest.mark.toolchain]
 
@@ -124,16 +123,9 @@ def test_a_qemu_that_is_gone_is_exit_3(builds: Builds) -> None:
 def verify_process(builds: Builds, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], Path]]:
     """`stamp verify` started on a port path that does not exist yet."""
     link = tmp_path / "ttyQEMU"
-    args = [sys.executable, "-m", "stamp", "verify", "--device", f"serial:{link}"]
+    args = ["verify", "--device", f"serial:{link}"]
     args += ["--manifest", str(builds.new.manifest), "--timeout", "90"]
-    proc = subprocess.Popen(
-        args,
-        cwd=builds.project,
-        env={**git_env(), "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = spawn_stamp(*args, cwd=builds.project)
     try:
         yield proc, link
     finally:

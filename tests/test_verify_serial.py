@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stamp.cli import run
-from tests.support import GitRepo, git_env, run_stamp
+from tests.support import GitRepo, run_stamp, spawn_stamp
 from tests.verify_support import (
     GIT_NEW,
     GIT_OLD,
@@ -192,15 +190,7 @@ def test_a_file_that_is_not_a_serial_port_is_exit_2(
 
 def test_ctrl_c_while_waiting_is_exit_130(builds: tuple[Build, Build], repo: GitRepo) -> None:
     with PtyBoard() as board:
-        args = [sys.executable, "-m", "stamp", "verify", "--device", f"serial:{board.port}"]
-        proc = subprocess.Popen(
-            args,
-            cwd=repo.path,
-            env={**git_env(), "NO_COLOR": "1"},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = spawn_stamp("verify", "--device", f"serial:{board.port}", cwd=repo.path)
         try:
             assert proc.stderr is not None
             for line in proc.stderr:
