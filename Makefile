@@ -6,7 +6,8 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
-APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm
+APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm \
+                gcc cmake
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest toolchain bench clean
@@ -30,11 +31,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e '.[test]'
 	@touch $(VENV)/.installed $@
 
-# The ARM toolchain and QEMU: installed from Debian's packages when running as root and
-# missing; otherwise the tests that need them fail loudly and say so.
+# The ARM toolchain, QEMU, and the host gcc and cmake the integration tests build with:
+# installed from Debian's packages when running as root and missing; otherwise the tests
+# that need them fail loudly and say so.
 toolchain:
 	@missing=""; \
-	for tool in arm-none-eabi-gcc arm-none-eabi-objcopy arm-none-eabi-readelf qemu-system-arm; do \
+	for tool in arm-none-eabi-gcc arm-none-eabi-objcopy arm-none-eabi-readelf qemu-system-arm gcc cmake; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	if [ -n "$$missing" ]; then \
