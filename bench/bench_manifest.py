@@ -185,7 +185,8 @@ def in_process(elf: Path, binary: Path, runs: int) -> dict[str, list[float]]:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from stamp.artifact.elf import read_elf
-    from stamp.artifact.image import build_manifest, load_file
+    from stamp.artifact.identity import build_manifest
+    from stamp.artifact.image import load_file
 
     def whole() -> None:
         build_manifest(load_file(elf), load_file(binary), manifest_dir=elf.parent, recorded_at="x")

@@ -38,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine, update_readme_section
 
 from stamp.transport.base import HeardKind
-from stamp.transport.cloud import CloudClient, heard_from_event, iter_cloud_events
+from stamp.transport.cloud_api import CloudClient
+from stamp.transport.cloud_events import heard_from_event, iter_cloud_events
 
 README = Path(__file__).resolve().parent / "README.md"
 REPORT = json.dumps(

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from stamp.artifact.particle import build_user_part
+from stamp.artifact.particle_build import build_user_part
 from stamp.config import Config, load_config
 from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
 from stamp.header import HeaderResult, describe_result, run_header
@@ -213,7 +213,9 @@ class _Demo:
 
     def _flash_with_retries(self, config: Config, env: dict[str, str]) -> None:
         from stamp.device import parse_device
-        from stamp.flash import flash_and_verify, load_flash_image, make_flasher
+        from stamp.flash import flash_and_verify
+        from stamp.flash_image import load_flash_image
+        from stamp.flashers import make_flasher
 
         self.step(
             3,
@@ -247,7 +249,7 @@ class _Demo:
     def _a_build_that_does_not_arrive(
         self, config: Config, env: dict[str, str], sim: CloudSim
     ) -> Manifest:
-        from stamp.transport.cloud import CloudClient
+        from stamp.transport.cloud_api import CloudClient
 
         self.step(
             4,
@@ -305,7 +307,8 @@ class _Demo:
         return result
 
     def _build(self, config: Config, header: HeaderResult) -> Manifest:
-        from stamp.artifact.image import build_manifest, default_manifest_path, load_file
+        from stamp.artifact.identity import build_manifest, default_manifest_path
+        from stamp.artifact.image import load_file
         from stamp.manifest import append_history, write_manifest
         from stamp.state import find_state_dir, history_path
 

@@ -160,7 +160,8 @@ def open_transport(
 
         return SerialTransport(target.port, target.baud, clock=clock)
     from stamp.credentials import find_api_url, find_token
-    from stamp.transport.cloud import CloudClient, CloudTransport
+    from stamp.transport.cloud import CloudTransport
+    from stamp.transport.cloud_api import CloudClient
 
     token = find_token(env, home)
     api_url = find_api_url(env, home, config.api_url)

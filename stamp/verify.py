@@ -39,7 +39,7 @@ SHORT_HEX = 8
 """Hex digits shown in messages (the comparison always uses all of them)."""
 
 APP_HASH_SOURCE = "spark/device/app-hash"
-"""The Report.source of Device OS's app-hash event (stamp.transport.cloud's naming)."""
+"""The Report.source of Device OS's app-hash event (stamp.transport.cloud_events' naming)."""
 CAME_ONLINE = "spark/status: online"
 """The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
 FLASH_DID_NOT_TAKE = (

@@ -31,11 +31,11 @@ from typing import Any
 
 import httpx
 
-from stamp.artifact.particle import build_user_part
+from stamp.artifact.particle_build import build_user_part
 from stamp.record import StampRecord
 from stamp.sim.cloud import CloudSim, SimTiming
 from stamp.sim.cloud_http import CloudServer
-from stamp.transport.cloud import CloudClient
+from stamp.transport.cloud_api import CloudClient
 from tests.support import REPO_ROOT, git_env
 
 FAST = SimTiming(transfer=0.02, restart=0.01, boot=0.05, step=0.005)

@@ -1,4 +1,4 @@
-"""Particle module images for tests, built independently of stamp.artifact.particle.
+"""Particle module images for tests, built independently of stamp.artifact.particle_build.
 
 `module_image` lays a module out byte by byte from SPEC section 7 (no struct formats or
 constants shared with the parser), so a parser bug cannot hide behind the same bug in

@@ -12,8 +12,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from stamp.artifact.particle import build_user_part, parse_module
-from stamp.sim.cloud import CloudSim, SimRefused, find_build_id, read_firmware
+from stamp.artifact.particle import parse_module
+from stamp.artifact.particle_build import build_user_part
+from stamp.sim.cloud import CloudSim
+from stamp.sim.cloud_firmware import SimRefused, find_build_id, read_firmware
 from stamp.sim.cloud_http import parse_multipart
 from tests.cloud_support import (
     GIT_A,

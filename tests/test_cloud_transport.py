@@ -19,13 +19,9 @@ from stamp.errors import (
     FlashError,
 )
 from stamp.transport.base import Heard, HeardKind
-from stamp.transport.cloud import (
-    CloudClient,
-    CloudEvent,
-    CloudTransport,
-    heard_from_event,
-    parse_cloud_event,
-)
+from stamp.transport.cloud import CloudTransport
+from stamp.transport.cloud_api import CloudClient
+from stamp.transport.cloud_events import CloudEvent, heard_from_event, parse_cloud_event
 from tests.cloud_support import (
     GIT_A,
     GIT_B,

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stamp.artifact.image import Firmware, build_manifest, inspect_firmware, load_bytes
-from stamp.artifact.particle import patch_suffix
+from stamp.artifact.identity import build_manifest
+from stamp.artifact.image import Firmware, load_bytes
+from stamp.artifact.inspection import inspect_firmware
+from stamp.artifact.particle_build import patch_suffix
 from stamp.errors import ArtifactError
 from tests.elf_support import RECORD, build_elf, objcopy_bin
 

@@ -14,18 +14,10 @@ import pytest
 from stamp.config import Config, DeviceConfig
 from stamp.device import ParticleTarget, SerialTarget, parse_device
 from stamp.errors import ArtifactError, AuthError, ConfigError, DeviceError
-from stamp.flash import (
-    CloudFlasher,
-    CommandFlasher,
-    FlashImage,
-    FlashResult,
-    build_name,
-    command_args,
-    flash_and_verify,
-    load_flash_image,
-    make_flasher,
-)
-from stamp.manifest import Manifest, write_manifest
+from stamp.flash import FlashResult, flash_and_verify
+from stamp.flash_image import FlashImage, load_flash_image
+from stamp.flashers import CloudFlasher, CommandFlasher, command_args, make_flasher
+from stamp.manifest import Manifest, build_name, write_manifest
 from stamp.output import Progress
 from stamp.verify import FLASH_DID_NOT_TAKE, VerdictStatus
 from tests.cloud_support import RunningCloud, cloud_sim, no_thread_leaks

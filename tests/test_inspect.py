@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stamp.artifact.particle import patch_suffix
+from stamp.artifact.particle_build import patch_suffix
 from tests.elf_support import (
     GIT_A,
     RECORD,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stamp.artifact.particle import parse_module, patch_suffix
+from stamp.artifact.particle import parse_module
+from stamp.artifact.particle_build import patch_suffix
 from stamp.config import load_config
 from stamp.manifest import load_history, load_manifest
 from stamp.record import StampRecord

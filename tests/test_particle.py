@@ -17,17 +17,14 @@ import pytest
 
 from stamp.artifact import particle
 from stamp.artifact.particle import (
-    MODULE_FUNCTION_NAMES,
-    PLATFORM_NAMES,
     Dependency,
-    ModuleError,
     ModuleInfo,
-    build_user_part,
     is_module,
     parse_module,
-    patch_suffix,
     read_module,
 )
+from stamp.artifact.particle_build import build_user_part, patch_suffix
+from stamp.artifact.particle_format import MODULE_FUNCTION_NAMES, PLATFORM_NAMES, ModuleError
 from stamp.errors import ArtifactError, StampError
 from tests.particle_support import (
     extension,

@@ -14,14 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stamp.artifact import particle
-from stamp.artifact.particle import (
-    ModuleError,
-    ModuleInfo,
-    build_user_part,
-    is_module,
-    parse_module,
-)
+from stamp.artifact import particle_locate
+from stamp.artifact.particle import ModuleInfo, is_module, parse_module
+from stamp.artifact.particle_build import build_user_part
+from stamp.artifact.particle_format import ModuleError
 from tests.particle_support import fixture_bytes, module_image
 
 SMALL = build_user_part(bytes(range(200)))
@@ -210,13 +206,13 @@ def test_arbitrary_extensions(data: bytes) -> None:
 def counting(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the prefix candidates parse_module scores (the cost of the offset search)."""
     calls: list[int] = []
-    real: Callable[[bytes, int], int] = particle._score_prefix
+    real: Callable[[bytes, int], int] = particle_locate._score_prefix
 
     def score(data: bytes, offset: int) -> int:
         calls.append(offset)
         return real(data, offset)
 
-    monkeypatch.setattr(particle, "_score_prefix", score)
+    monkeypatch.setattr(particle_locate, "_score_prefix", score)
     return calls
 
 
@@ -225,14 +221,14 @@ def test_the_prefix_search_is_linear_in_the_8k_window(monkeypatch: pytest.Monkey
     garbage = random.Random(7).randbytes(1024 * 1024)
     with pytest.raises(ModuleError):
         parse_module(garbage)
-    assert len(calls) <= 8192 // 4 + len(particle.PREFERRED_PREFIX_OFFSETS)
+    assert len(calls) <= 8192 // 4 + len(particle_locate.PREFERRED_PREFIX_OFFSETS)
     assert len(set(calls)) == len(calls)
 
     calls.clear()
     padded = module_image(prefix_offset=0x200, pad_to=1024 * 1024)
     info = parse_module(padded)
     assert info.prefix_offset == 0x200 and not info.suffix_valid
-    assert len(calls) <= 8192 // 4 + len(particle.PREFERRED_PREFIX_OFFSETS)
+    assert len(calls) <= 8192 // 4 + len(particle_locate.PREFERRED_PREFIX_OFFSETS)
 
     calls.clear()
     parse_module(USER_PART)

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stamp.artifact.particle import build_user_part, parse_module
+from stamp.artifact.particle import parse_module
+from stamp.artifact.particle_build import build_user_part
 from stamp.config import load_config
 from stamp.manifest import Artifact, Manifest, append_history, write_manifest
 from stamp.record import StampRecord

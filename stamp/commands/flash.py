@@ -94,7 +94,9 @@ def flash(
     from stamp.commands.verify import exit_code, render
     from stamp.config import load_config
     from stamp.device import parse_device
-    from stamp.flash import flash_and_verify, load_flash_image, make_flasher
+    from stamp.flash import flash_and_verify
+    from stamp.flash_image import load_flash_image
+    from stamp.flashers import make_flasher
     from stamp.output import Progress, paint, print_json
 
     config = load_config(settings.config_path)

@@ -10,7 +10,7 @@ import click
 from stamp.cli import Settings
 
 if TYPE_CHECKING:
-    from stamp.artifact.image import Inspection
+    from stamp.artifact.inspection import Inspection
     from stamp.artifact.particle import ModuleInfo
 
 
@@ -30,7 +30,8 @@ def inspect_cmd(settings: Settings, file: Path, as_json: bool) -> int:
       stamp inspect build/app.elf
       stamp inspect build/app.bin --json | jq .particle.app_hash
     """
-    from stamp.artifact.image import inspect_firmware, load_file
+    from stamp.artifact.image import load_file
+    from stamp.artifact.inspection import inspect_firmware
     from stamp.errors import ArtifactError
 
     result = inspect_firmware(load_file(file))
@@ -85,7 +86,7 @@ def render(result: Inspection) -> list[str]:
 
 
 def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
-    from stamp.artifact.particle import MODULE_FUNCTION_NAMES
+    from stamp.artifact.particle_format import MODULE_FUNCTION_NAMES
 
     title = "Particle module"
     if patched:

@@ -52,7 +52,8 @@ def manifest(
       stamp manifest build/app.elf --bin build/app.bin   # Particle: adds the app hash
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
-    from stamp.artifact.image import build_manifest, default_manifest_path, load_file
+    from stamp.artifact.identity import build_manifest, default_manifest_path
+    from stamp.artifact.image import load_file
     from stamp.config import load_config
     from stamp.errors import ArtifactError
     from stamp.manifest import append_history, write_manifest

@@ -73,7 +73,8 @@ def sim_cloud(
       stamp sim cloud --fail-rate 0.5 --seed 1 --firmware build/app.bin
     """
     from stamp.errors import ArtifactError
-    from stamp.sim.cloud import CloudSim, SimRefused, SimTiming
+    from stamp.sim.cloud import CloudSim, SimTiming
+    from stamp.sim.cloud_firmware import SimRefused
     from stamp.sim.cloud_http import serve_until_signalled
 
     image: bytes | None = None

@@ -8,14 +8,13 @@ update fails the way SPEC section 1 describes: every event says success, and the
 boots its old firmware and says nothing about a new hash. `stamp.sim.cloud_http` puts the
 HTTP API in front of it; this module has no sockets.
 
-Events are rendered to their SSE bytes once and handed to every matching subscriber, so
-one burst from 10,000 devices costs one `json.dumps` per event however many listen.
+A module image becomes what a device runs in `stamp.sim.cloud_firmware`, events reach
+their streams through `stamp.sim.cloud_streams`, and the steps of an update are played
+out by `stamp.sim.scheduler`.
 """
 
 from __future__ import annotations
 
-import heapq
-import json
 import logging
 import random
 import secrets
@@ -24,41 +23,30 @@ import time
 from collections import deque
 from collections.abc import Callable
 from contextlib import suppress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from functools import partial
 
 from stamp.closing import Closing
-from stamp.record import find_records
+from stamp.sim.cloud_firmware import Firmware, SimRefused, invalid_firmware, read_firmware
+from stamp.sim.cloud_streams import (
+    EVENT_TTL,
+    SUBSCRIBER_LIMIT,
+    StreamEnd,
+    Subscriber,
+    iso8601,
+    sse_frame,
+)
+from stamp.sim.scheduler import Scheduler
 
 log = logging.getLogger("stamp.sim.cloud")
 
 PHOTON_PLATFORM_ID = 6
-EVENT_TTL = 60
 DEVICE_ID_BYTES = 12
 """Particle device ids are 24 hex digits."""
 TOKEN_BYTES = 20
 """particle-cli tokens are 40 hex digits."""
-APP_MODULE_FUNCTIONS = (3, 5)
-"""Monolithic firmware and user parts: what an OTA update of an application sends."""
 STAMP_EVENT = "stamp"
 STAMP_VARIABLE = "stamp"
-SUBSCRIBER_LIMIT = 10_000
-"""Frames a stream may fall behind before the cloud cuts it off as too slow."""
-BLOCKING_PUBLISH_TIMEOUT = 10.0
-
-# The GNU build-id note as it sits in a raw image: namesz 4, descsz, type 3, "GNU\0".
-_BUILD_ID_TAIL = b"\x03\x00\x00\x00GNU\x00"
-_NOTE_NAMESZ = b"\x04\x00\x00\x00"
-
-
-class SimRefused(Exception):
-    """A request the simulated cloud answers with an error, in the real cloud's words."""
-
-    def __init__(self, status: int, error: str, **extra: object) -> None:
-        super().__init__(error)
-        self.status = status
-        self.body: dict[str, object] = {"ok": False, "error": error, **extra}
 
 
 @dataclass(frozen=True)
@@ -82,20 +70,6 @@ class SimTiming:
             boot=self.boot * factor,
             step=self.step * factor,
         )
-
-
-@dataclass(frozen=True)
-class Firmware:
-    """What a simulated device runs, as far as the cloud can tell."""
-
-    app_hash: str
-    """The Particle app hash (64 lowercase hex) from the module suffix."""
-    report: str | None
-    """The JSON the app publishes as its `stamp` event; None for an app without stamp."""
-    size: int = 0
-    """Image size in bytes (0 for the made-up firmware a device starts with)."""
-    platform_id: int | None = None
-    """The platform the module was built for (None for the made-up firmware)."""
 
 
 @dataclass(frozen=True)
@@ -132,140 +106,6 @@ class FlashRecord:
     """Wall-clock time the upload was accepted."""
 
 
-def read_firmware(image: bytes) -> Firmware:
-    """The app hash and stamp report of a Particle module image; SimRefused(400) if invalid.
-
-    The report comes from the stamp record inside the image, exactly what the generated
-    C code would format at boot; a GNU build-id note in the image is reported too. A
-    module whose CRC or SHA-256 does not match its content is refused, as Device OS
-    would refuse to boot it.
-    """
-    from stamp.artifact.particle import ModuleError, parse_module
-
-    try:
-        module = parse_module(image)
-    except ModuleError as exc:
-        raise _invalid(str(exc)) from None
-    if module.module_function not in APP_MODULE_FUNCTIONS:
-        raise _invalid(
-            f"module function {module.module_function} is not an application (user part "
-            "or monolithic firmware)"
-        )
-    if module.app_hash is None or not module.crc_ok or not module.sha_ok:
-        raise _invalid(
-            "; ".join(module.problems) or "the module's CRC or SHA-256 does not match it"
-        )
-    report: str | None = None
-    records = find_records(image)
-    if records:
-        record = records[0][1]
-        obj: dict[str, object] = {"edit": record.edit, "git": record.git, "dirty": record.dirty}
-        build_id = find_build_id(image)
-        if build_id is not None:
-            obj["build_id"] = build_id
-        report = json.dumps(obj, separators=(",", ":"))
-    return Firmware(
-        app_hash=module.app_hash.lower(),
-        report=report,
-        size=len(image),
-        platform_id=module.platform_id,
-    )
-
-
-def _invalid(reason: str) -> SimRefused:
-    return SimRefused(400, f"Invalid firmware file: {reason}", errors=[reason])
-
-
-def find_build_id(image: bytes) -> str | None:
-    """The GNU build-id of a raw image whose note section was loaded, else None."""
-    at = image.find(_BUILD_ID_TAIL)
-    while at >= 8:
-        namesz = image[at - 8 : at - 4]
-        descsz = int.from_bytes(image[at - 4 : at], "little")
-        start = at + len(_BUILD_ID_TAIL)
-        if namesz == _NOTE_NAMESZ and 8 <= descsz <= 64 and start + descsz <= len(image):
-            return image[start : start + descsz].hex()
-        at = image.find(_BUILD_ID_TAIL, at + 1)
-    return None
-
-
-def iso8601(epoch: float) -> str:
-    """The cloud's timestamp format: UTC, milliseconds, a `Z`."""
-    moment = datetime.fromtimestamp(epoch, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def sse_frame(name: str, data: str, coreid: str, published_at: str, ttl: int = EVENT_TTL) -> bytes:
-    """One event on the wire, byte for byte what api.particle.io sends."""
-    body = json.dumps(
-        {"data": data, "ttl": ttl, "published_at": published_at, "coreid": coreid},
-        separators=(",", ":"),
-    )
-    # json.dumps escapes newlines, so a data line can never break the framing.
-    return f"event: {name}\ndata: {body}\n\n".encode()
-
-
-class StreamEnd:
-    """Why a subscriber's stream ends."""
-
-    CLOSE = "close"
-    """The simulator shuts down: end the response cleanly."""
-    DROP = "drop"
-    """Cut the connection without a clean end (a network drop, or a too slow reader)."""
-
-
-class Subscriber:
-    """One open event stream: frames queued for its HTTP handler to write."""
-
-    def __init__(self, device_id: str | None, prefix: str, limit: int) -> None:
-        self.device_id = device_id
-        self.prefix = prefix
-        self._limit = limit
-        self._frames: deque[bytes] = deque()
-        self._cond = threading.Condition()
-        self._end: str | None = None
-
-    def wants(self, device_id: str, name: str) -> bool:
-        return (self.device_id is None or self.device_id == device_id) and name.startswith(
-            self.prefix
-        )
-
-    def offer(self, frame: bytes, *, block: bool) -> None:
-        """Queue a frame; a full queue drops the stream, or waits when `block`."""
-        with self._cond:
-            if self._end is not None:
-                return
-            if len(self._frames) >= self._limit:
-                waited = block and self._cond.wait_for(
-                    lambda: self._end is not None or len(self._frames) < self._limit,
-                    BLOCKING_PUBLISH_TIMEOUT,
-                )
-                if not waited:
-                    log.debug("event stream fell %d events behind: dropping it", self._limit)
-                    self._end = StreamEnd.DROP
-                    self._cond.notify_all()
-                    return
-                if self._end is not None:
-                    return
-            self._frames.append(frame)
-            self._cond.notify_all()
-
-    def end(self, how: str) -> None:
-        with self._cond:
-            if self._end is None:
-                self._end = how
-            self._cond.notify_all()
-
-    def take(self, timeout: float) -> tuple[bytes, str | None]:
-        """Everything queued (b"" after `timeout` with nothing), and the end if it came."""
-        with self._cond:
-            self._cond.wait_for(lambda: bool(self._frames) or self._end is not None, timeout)
-            batch = b"".join(self._frames)
-            self._frames.clear()
-            self._cond.notify_all()
-            return batch, self._end
-
-
 @dataclass
 class _Device:
     """Mutable state of one device; only touched under CloudSim._lock."""
@@ -290,63 +130,6 @@ class _Device:
             last_heard=self.last_heard,
             platform_id=self.platform_id,
         )
-
-
-@dataclass(order=True)
-class _Job:
-    due: float
-    seq: int
-    action: Callable[[], None] = field(compare=False)
-
-
-class _Scheduler:
-    """One thread that runs delayed actions in order (the devices' side of an update)."""
-
-    def __init__(self) -> None:
-        self._jobs: list[_Job] = []
-        self._cond = threading.Condition()
-        self._seq = 0
-        self._running = False
-        self._stopped = False
-        self._thread = threading.Thread(target=self._run, name="sim-cloud-devices", daemon=True)
-        self._thread.start()
-
-    def after(self, delay: float, action: Callable[[], None]) -> None:
-        with self._cond:
-            self._seq += 1
-            heapq.heappush(self._jobs, _Job(time.monotonic() + delay, self._seq, action))
-            self._cond.notify()
-
-    def idle(self) -> bool:
-        """Nothing scheduled and nothing running (a running step may schedule more)."""
-        with self._cond:
-            return not self._jobs and not self._running
-
-    def close(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._stopped:
-                    now = time.monotonic()
-                    if self._jobs and self._jobs[0].due <= now:
-                        break
-                    self._cond.wait(self._jobs[0].due - now if self._jobs else None)
-                if self._stopped:
-                    return
-                job = heapq.heappop(self._jobs)
-                self._running = True
-            try:
-                job.action()
-            except Exception:  # a bug in one step must not stop every device
-                log.exception("simulated device step failed")
-            finally:
-                with self._cond:
-                    self._running = False
 
 
 class CloudSim(Closing):
@@ -400,7 +183,7 @@ class CloudSim(Closing):
         self._flashes: list[FlashRecord] = []
         self._throttle: deque[int] = deque()
         self._closed = False
-        self._scheduler = _Scheduler()
+        self._scheduler = Scheduler()
 
     # -- looking ---------------------------------------------------------------------
 
@@ -449,7 +232,7 @@ class CloudSim(Closing):
         with self._lock:
             device = self._require(id_or_name)
             if firmware.platform_id != device.platform_id:
-                raise _invalid(
+                raise invalid_firmware(
                     f"the firmware is for platform {firmware.platform_id}, the device is "
                     f"platform {device.platform_id}"
                 )

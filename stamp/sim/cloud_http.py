@@ -32,14 +32,9 @@ from typing import Any, TextIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from stamp.errors import StampError
-from stamp.sim.cloud import (
-    CloudSim,
-    DeviceSnapshot,
-    SimRefused,
-    StreamEnd,
-    device_summary,
-    iso8601,
-)
+from stamp.sim.cloud import CloudSim, DeviceSnapshot, device_summary
+from stamp.sim.cloud_firmware import SimRefused
+from stamp.sim.cloud_streams import StreamEnd, iso8601
 
 log = logging.getLogger("stamp.sim.cloud")
 

@@ -1,0 +1,101 @@
+"""The simulated cloud's event streams: SSE frames and the queue of each open stream.
+
+`sse_frame` renders an event byte for byte as api.particle.io sends it, and a
+`Subscriber` queues frames for one open stream until its HTTP handler writes them,
+cutting off a reader that falls too far behind as the real cloud does.
+
+Events are rendered to their SSE bytes once and handed to every matching subscriber, so
+one burst from 10,000 devices costs one `json.dumps` per event however many listen.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import deque
+from datetime import UTC, datetime
+
+log = logging.getLogger("stamp.sim.cloud")
+
+EVENT_TTL = 60
+SUBSCRIBER_LIMIT = 10_000
+"""Frames a stream may fall behind before the cloud cuts it off as too slow."""
+BLOCKING_PUBLISH_TIMEOUT = 10.0
+
+
+def iso8601(epoch: float) -> str:
+    """The cloud's timestamp format: UTC, milliseconds, a `Z`."""
+    moment = datetime.fromtimestamp(epoch, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def sse_frame(name: str, data: str, coreid: str, published_at: str, ttl: int = EVENT_TTL) -> bytes:
+    """One event on the wire, byte for byte what api.particle.io sends."""
+    body = json.dumps(
+        {"data": data, "ttl": ttl, "published_at": published_at, "coreid": coreid},
+        separators=(",", ":"),
+    )
+    # json.dumps escapes newlines, so a data line can never break the framing.
+    return f"event: {name}\ndata: {body}\n\n".encode()
+
+
+class StreamEnd:
+    """Why a subscriber's stream ends."""
+
+    CLOSE = "close"
+    """The simulator shuts down: end the response cleanly."""
+    DROP = "drop"
+    """Cut the connection without a clean end (a network drop, or a too slow reader)."""
+
+
+class Subscriber:
+    """One open event stream: frames queued for its HTTP handler to write."""
+
+    def __init__(self, device_id: str | None, prefix: str, limit: int) -> None:
+        self.device_id = device_id
+        self.prefix = prefix
+        self._limit = limit
+        self._frames: deque[bytes] = deque()
+        self._cond = threading.Condition()
+        self._end: str | None = None
+
+    def wants(self, device_id: str, name: str) -> bool:
+        return (self.device_id is None or self.device_id == device_id) and name.startswith(
+            self.prefix
+        )
+
+    def offer(self, frame: bytes, *, block: bool) -> None:
+        """Queue a frame; a full queue drops the stream, or waits when `block`."""
+        with self._cond:
+            if self._end is not None:
+                return
+            if len(self._frames) >= self._limit:
+                waited = block and self._cond.wait_for(
+                    lambda: self._end is not None or len(self._frames) < self._limit,
+                    BLOCKING_PUBLISH_TIMEOUT,
+                )
+                if not waited:
+                    log.debug("event stream fell %d events behind: dropping it", self._limit)
+                    self._end = StreamEnd.DROP
+                    self._cond.notify_all()
+                    return
+                if self._end is not None:
+                    return
+            self._frames.append(frame)
+            self._cond.notify_all()
+
+    def end(self, how: str) -> None:
+        with self._cond:
+            if self._end is None:
+                self._end = how
+            self._cond.notify_all()
+
+    def take(self, timeout: float) -> tuple[bytes, str | None]:
+        """Everything queued (b"" after `timeout` with nothing), and the end if it came."""
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._frames) or self._end is not None, timeout)
+            batch = b"".join(self._frames)
+            self._frames.clear()
+            self._cond.notify_all()
+            return batch, self._end
