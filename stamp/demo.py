@@ -31,7 +31,8 @@ from stamp.header import HeaderResult, describe_result, run_header
 from stamp.manifest import Manifest
 from stamp.output import Progress, paint
 from stamp.record import StampRecord
-from stamp.verify import Verdict, VerdictStatus, verdict_message
+from stamp.verdict_text import verdict_message
+from stamp.verify import Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from stamp.sim.cloud import CloudSim

@@ -28,7 +28,8 @@ from stamp.errors import FlashError
 from stamp.manifest import Manifest
 from stamp.output import Progress
 from stamp.transport.base import Clock, Heard, HeardKind, monotonic
-from stamp.verify import CAME_ONLINE, Verdict, VerdictStatus, verdict_message, verify
+from stamp.verdict_text import verdict_message
+from stamp.verify import CAME_ONLINE, Verdict, VerdictStatus, verify
 from stamp.watch import Watch
 
 if TYPE_CHECKING:

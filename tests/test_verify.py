@@ -15,6 +15,7 @@ from stamp.errors import AuthError, DeviceUnreachable
 from stamp.manifest import Manifest
 from stamp.report import Report, parse_json_report
 from stamp.transport.base import Heard, HeardKind
+from stamp.verdict_text import verdict_message
 from stamp.verify import (
     APP_HASH_SOURCE,
     HeardSummary,
@@ -24,7 +25,6 @@ from stamp.verify import (
     assess,
     compare,
     find_build,
-    verdict_message,
     verify,
 )
 

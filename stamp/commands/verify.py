@@ -121,7 +121,8 @@ def verify(
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
     from stamp.output import paint
-    from stamp.verify import VerdictStatus, verdict_message
+    from stamp.verdict_text import verdict_message
+    from stamp.verify import VerdictStatus
 
     colour = {
         VerdictStatus.VERIFIED: "green",
