@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from stamp.errors import FlashError
 from stamp.manifest import Manifest
 from stamp.output import Progress
-from stamp.transport.base import Clock, Heard, HeardKind, monotonic
+from stamp.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
 from stamp.verdict_text import verdict_message
 from stamp.verify import CAME_ONLINE, Verdict, VerdictStatus, verify
 from stamp.watch import Watch
@@ -42,7 +42,6 @@ DEFAULT_TIMEOUT = 60.0
 flash command) to a verdict."""
 DEFAULT_SETTLE = 15.0
 """Seconds to wait for a report after the device came back online from an OTA."""
-STREAM_CONNECTED = "event stream connected"
 """The status `stamp.transport.cloud.CloudTransport` yields when its event stream opens."""
 FLASH_FAILED = "flash_failed"
 """The `status` of `stamp flash --json` when the last attempt could not flash at all."""

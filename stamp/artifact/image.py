@@ -43,6 +43,7 @@ from stamp.artifact.particle_format import (
     SHA_PLACEHOLDER,
     SUFFIX_SIZE_FROM_END,
     ModuleError,
+    ModuleTruncated,
 )
 from stamp.errors import ArtifactError
 from stamp.manifest import Artifact
@@ -83,6 +84,8 @@ class BinImage:
     """The Particle module parse; None when the file is not a module."""
     not_module: str | None
     """Why it is not a module (the parser's reason), when module is None."""
+    truncated: bool
+    """The parser found a module prefix that claims more bytes than the file has."""
     records: tuple[FoundRecord, ...]
     """Stamp records found anywhere in the bytes."""
     record_problem: str | None
@@ -98,9 +101,9 @@ class BinImage:
             if self.module.suffix_valid or self.module.module_size != len(self.data):
                 return None
             return "its suffix size field does not fit the file"
-        # particle.parse_module says "truncated" when a perfect prefix claims more bytes
-        # than the file has: a half-written download, not a non-module file.
-        if "truncated" in (self.not_module or ""):
+        # A perfect prefix claiming more bytes than the file has: a half-written
+        # download, not a non-module file.
+        if self.truncated:
             return self.not_module
         size = _trailing_suffix_size(self.data)
         if size is not None:
@@ -135,15 +138,18 @@ def read_bin(data: bytes) -> BinImage:
     """Parse a raw image: Particle module info, stamp records and build-id (no I/O)."""
     module: ModuleInfo | None = None
     reason: str | None = None
+    truncated = False
     try:
         module = parse_module(data)
     except ModuleError as exc:
         reason = exc.message
+        truncated = isinstance(exc, ModuleTruncated)
     records, problem = scan_image(data, 0)
     return BinImage(
         data=data,
         module=module,
         not_module=reason,
+        truncated=truncated,
         records=records,
         record_problem=problem,
         build_id=_scan_build_id(data),

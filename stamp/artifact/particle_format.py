@@ -96,3 +96,7 @@ U16 = struct.Struct("<H")
 
 class ModuleError(ArtifactError):
     """A file is not a Particle module binary, or is too damaged to read as one."""
+
+
+class ModuleTruncated(ModuleError):
+    """A module prefix that would fit if the file were longer: a cut-off download."""

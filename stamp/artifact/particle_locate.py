@@ -34,6 +34,7 @@ from stamp.artifact.particle_format import (
     SUFFIX_SIZE_FROM_END,
     U16,
     ModuleError,
+    ModuleTruncated,
 )
 
 PREFERRED_PREFIX_OFFSETS = (0, 0x200, 0x184, 0xC0, 0x10C)
@@ -162,7 +163,7 @@ def locate_prefix(data: bytes) -> tuple[int, int]:
     for offset in PREFERRED_PREFIX_OFFSETS:
         claimed = _truncated_size(data, offset)
         if claimed is not None:
-            raise ModuleError(
+            raise ModuleTruncated(
                 f"the module is truncated: its prefix at offset {offset} says it is "
                 f"{claimed} bytes long but the file has only {len(data)}; "
                 "rebuild or download it again"

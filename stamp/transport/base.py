@@ -17,6 +17,10 @@ from typing import Protocol
 
 from stamp.report import Report
 
+STREAM_CONNECTED = "event stream connected"
+"""The STATUS text a streaming transport (the cloud's) yields once its stream is open:
+from then on nothing the device says is missed, so `stamp flash` uploads at that moment."""
+
 Clock = Callable[[], float]
 """A monotonic clock in seconds; `time.monotonic` unless a test passes another."""
 

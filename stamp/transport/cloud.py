@@ -33,7 +33,7 @@ from stamp.errors import (
     StampError,
 )
 from stamp.report import ReportError, parse_json_report
-from stamp.transport.base import Clock, Heard, HeardKind, monotonic
+from stamp.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
 from stamp.transport.cloud_api import IDLE_TIMEOUT, CloudClient, DeviceInfo, RateLimited
 from stamp.transport.cloud_events import (
     SHOWN_DATA,
@@ -217,7 +217,7 @@ class CloudTransport(Closing):
                     yield heard_from_event(signal.event, now)
                 elif signal.kind == "connected":
                     connections += 1
-                    yield Heard(HeardKind.STATUS, "event stream connected", now)
+                    yield Heard(HeardKind.STATUS, STREAM_CONNECTED, now)
                     # Events during a gap are lost (the cloud does not replay), so the
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
