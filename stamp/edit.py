@@ -156,7 +156,7 @@ def load_state(state_dir: Path) -> EditState | None:
 
 def save_state(state_dir: Path, state: EditState) -> None:
     """Replace the state file atomically (temp file, fsync, rename)."""
-    from stamp.fileio import atomic_write
+    from stamp.fileio import atomic_write, remove_stale_temps
 
     record = {
         "version": STATE_VERSION,
@@ -167,6 +167,7 @@ def save_state(state_dir: Path, state: EditState) -> None:
         "shallow_warned": state.shallow_warned,
     }
     try:
+        remove_stale_temps(state_dir / STATE_NAME)  # callers hold the state lock
         atomic_write(state_dir / STATE_NAME, (json.dumps(record, indent=1) + "\n").encode())
     except OSError as exc:
         raise StateError(f"cannot write edit state in {state_dir}: {exc.strerror or exc}") from None

@@ -26,3 +26,14 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temps(path: Path) -> None:
+    """Delete temp files an interrupted `atomic_write(path, …)` left behind.
+
+    Only call this while holding the lock that serialises writers of `path` (stamp's
+    state lock): then no other writer's temp file can be in flight.
+    """
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()

@@ -27,6 +27,7 @@ from stamp.edit import (
     save_state,
 )
 from stamp.errors import GitError
+from stamp.fileio import remove_stale_temps
 from stamp.git import GitState, read_state
 from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE
 from stamp.render import (
@@ -172,6 +173,7 @@ def run_header(
             entries = []
             for name, data in rendered.items():
                 path = out_dir / name
+                remove_stale_temps(path)  # from a run killed mid-write; we hold the lock
                 if write_if_changed(path, data):
                     changed.append(path)
                 entries.append((str(path), hashlib.sha256(data).hexdigest()))

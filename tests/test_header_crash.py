@@ -51,7 +51,14 @@ def test_kill_at_random_instants(repo: GitRepo) -> None:
         for leftover in (repo.path / "build" / "stamp").glob("*"):
             assert leftover.name in {"stamp.c", "stamp.h"} or leftover.name.endswith(".tmp")
     assert killed_midway > 0  # the test really interrupted runs
+    # Temp files a kill left mid-write are removed by the next run that writes.
+    out_dir = repo.path / "build" / "stamp"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / ".stamp.c.planted.tmp").write_text("torn")
+    (state_file.parent / ".edit.json.planted.tmp").write_text("torn")
+    repo.write("main.c", "int after_the_kills;\n")
     done = run_stamp("header", "--json", cwd=repo.path)
+    assert not list(out_dir.glob(".*.tmp")) and not list(state_file.parent.glob(".*.tmp"))
     assert done.returncode == 0, done.stderr
     final = json.loads(done.stdout)["edit"]
     assert final >= highest
