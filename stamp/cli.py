@@ -104,9 +104,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI and return its exit code (no sys.exit: usable from tests)."""
-    verbose = argv is not None and any(a in ("-v", "--verbose") for a in argv)
-    if argv is None:
-        verbose = any(a in ("-v", "--verbose") for a in sys.argv[1:])
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "--verbose") for a in args)
     try:
         result: Any = cli.main(args=argv, prog_name="stamp", standalone_mode=False)
     except StampError as exc:

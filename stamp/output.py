@@ -65,7 +65,8 @@ class Progress:
     def __init__(self, stream: TextIO | None = None, *, quiet: bool = False) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
-        self.tty = use_colour(self.stream) or bool(getattr(self.stream, "isatty", lambda: False)())
+        # A terminal gets the redrawn status line whether or not NO_COLOR is set.
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self._last_plain = ""
         self._open_line = False
 
