@@ -89,7 +89,7 @@ def main() -> int:
         "The no-op path runs four git processes in parallel (rev-parse, status, describe, log), "
         "reads the state file and hashes the generated files; it imports neither click nor "
         "Jinja2 nor logging, and its records are NamedTuples (importing dataclasses cost about "
-        "a fifth of the run on this machine). `tests/test_main_fastpath.py` checks the "
+        "a fifth of the run on this machine). `tests/cli/test_main_fastpath.py` checks the "
         "imports and that the fast path behaves like the click command.",
     ]
     body = "\n".join(lines)

@@ -184,8 +184,8 @@ def in_process(elf: Path, binary: Path, runs: int) -> dict[str, list[float]]:
     import hashlib
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from stamp.artifact.build import build_manifest
     from stamp.artifact.elf import read_elf
-    from stamp.artifact.identity import build_manifest
     from stamp.artifact.image import load_file
 
     def whole() -> None:
@@ -257,7 +257,7 @@ def _notes(times: dict[str, list[float]], baseline: float) -> list[str]:
         f"- Extraction proper reads only the ELF header, section and program headers, "
         f"`.shstrtab`, the notes, `.stamp` and the allocated sections: {ms(SECTIONS_ONLY)} "
         "for a 62 MB ELF, below the baseline. No symbol or DWARF walk: "
-        "`tests/test_elf.py::test_symbols_and_debug_info_are_never_read` wipes `.symtab`, "
+        "`tests/artifact/test_elf.py::test_symbols_and_debug_info_are_never_read` wipes `.symtab`, "
         "`.strtab` and every `.debug_*` section and gets the same identity.",
         f"- The largest single cost is the manifest schema's `artifacts.elf.sha256`: SHA-256 "
         f"of the whole ELF, {ms(FILE_HASH)} (SHA-NI). It runs in a thread beside the parse, "

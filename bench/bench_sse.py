@@ -37,9 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine, update_readme_section
 
-from stamp.transport.base import HeardKind
-from stamp.transport.cloud_api import CloudClient
-from stamp.transport.cloud_events import heard_from_event, iter_cloud_events
+from stamp.device.transport.base import HeardKind
+from stamp.device.transport.cloud_api import CloudClient
+from stamp.device.transport.cloud_events import heard_from_event, iter_cloud_events
 
 README = Path(__file__).resolve().parent / "README.md"
 REPORT = json.dumps(
@@ -232,7 +232,7 @@ def main() -> None:
         "The peak memory does not grow with the number of events (20,000 events peak the "
         "same): the stream is handled event by event and nothing accumulates. Where the "
         "client's time went in a cProfile of the replay when this was written: ~40% "
-        "validating the report JSON (`stamp.report.report_from_object`, a per-character "
+        "validating the report JSON (`stamp.device.report.report_from_object`, a per-character "
         "hex check), ~20% decoding the JSON envelope, ~17% httpx-sse's line decoding.",
     ]
     body = "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ measures until the verdict:
 
 - whole process: until the VERIFIED line appears on `stamp verify`'s stdout (includes
   the JSON parse, the comparison, rendering, and the pipe);
-- in process: until `stamp.verify.verify()` returns, with a `SerialTransport` on the pty.
+- in process: until `stamp.device.verify.verify()` returns, with a `SerialTransport` on the pty.
 
 Also reported: process start until stamp's first query (Python start-up, imports, config,
 history, port open). Medians over N runs.
@@ -32,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine, median_ms, update_readme_section
 
-from stamp.manifest import Manifest, write_manifest
-from stamp.report import QUERY
+from stamp.artifact.manifest import Manifest, write_manifest
+from stamp.device.report import QUERY
 
 GIT = "9f8e7d6c5b4a" + "1" * 28
 BUILD_ID = "5f3a9c21" + "ab" * 16
@@ -120,9 +120,9 @@ def whole_process(manifest: Path, cwd: Path) -> tuple[float, float]:
 
 def in_process(manifest_path: Path) -> float:
     """Report line written until `verify()` returns, seconds."""
-    from stamp.manifest import load_manifest
-    from stamp.transport.serial import SerialTransport
-    from stamp.verify import VerdictStatus, verify
+    from stamp.artifact.manifest import load_manifest
+    from stamp.device.transport.serial import SerialTransport
+    from stamp.device.verify import VerdictStatus, verify
 
     expected = load_manifest(manifest_path)
     pty = Pty()

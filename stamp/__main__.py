@@ -1,3 +1,3 @@
-from stamp.main import main
+from stamp.cli.entry import main
 
 main()

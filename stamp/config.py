@@ -18,7 +18,7 @@ DEFAULT_TEMPLATE = "default"
 DEFAULT_EXCLUDE = ("build/",)
 
 
-# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
 class DeviceConfig(NamedTuple):
     """One `[devices.NAME]` table."""
 

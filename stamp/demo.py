@@ -24,15 +24,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from stamp.artifact.particle_build import build_user_part
+from stamp.artifact.manifest import Manifest
+from stamp.artifact.particle.build import build_user_part
+from stamp.cli.output import Progress, paint
+from stamp.cli.words import verdict_message
 from stamp.config import Config, load_config
+from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
-from stamp.header import HeaderResult, describe_result, run_header
-from stamp.manifest import Manifest
-from stamp.output import Progress, paint
+from stamp.header.run import HeaderResult, describe_result, run_header
 from stamp.record import StampRecord
-from stamp.verdict_text import verdict_message
-from stamp.verify import Verdict, VerdictStatus
 
 if TYPE_CHECKING:
     from stamp.sim.cloud import CloudSim
@@ -213,10 +213,10 @@ class _Demo:
         return self._build(config, header)
 
     def _flash_with_retries(self, config: Config, env: dict[str, str]) -> None:
-        from stamp.device import parse_device
-        from stamp.flash import flash_and_verify
-        from stamp.flash_image import load_flash_image
-        from stamp.flashers import make_flasher
+        from stamp.device.flash import flash_and_verify
+        from stamp.device.flash_image import load_flash_image
+        from stamp.device.flashers import make_flasher
+        from stamp.device.target import parse_device
 
         self.step(
             3,
@@ -250,7 +250,7 @@ class _Demo:
     def _a_build_that_does_not_arrive(
         self, config: Config, env: dict[str, str], sim: CloudSim
     ) -> Manifest:
-        from stamp.transport.cloud_api import CloudClient
+        from stamp.device.transport.cloud_api import CloudClient
 
         self.step(
             4,
@@ -277,8 +277,8 @@ class _Demo:
     def _verify_catches_it(
         self, config: Config, env: dict[str, str], first: Manifest, second: Manifest
     ) -> None:
-        from stamp.device import open_transport, parse_device
-        from stamp.verify import verify
+        from stamp.device.target import open_transport, parse_device
+        from stamp.device.verify import verify
 
         self.step(
             5,
@@ -308,10 +308,10 @@ class _Demo:
         return result
 
     def _build(self, config: Config, header: HeaderResult) -> Manifest:
-        from stamp.artifact.identity import build_manifest, default_manifest_path
+        from stamp.artifact.build import build_manifest, default_manifest_path
         from stamp.artifact.image import load_file
-        from stamp.manifest import append_history, write_manifest
-        from stamp.state import find_state_dir, history_path
+        from stamp.artifact.manifest import append_history, write_manifest
+        from stamp.state_dir import find_state_dir, history_path
 
         source = (self.project / "main.c").read_bytes()
         firmware = self.project / FIRMWARE
@@ -336,8 +336,8 @@ class _Demo:
         return manifest
 
     def _history(self, config: Config) -> list[Manifest]:
-        from stamp.manifest import load_history
-        from stamp.state import find_state_dir, history_path
+        from stamp.artifact.manifest import load_history
+        from stamp.state_dir import find_state_dir, history_path
 
         return load_history(history_path(find_state_dir(config)))
 

@@ -1,7 +1,7 @@
 """The one error hierarchy of stamp, and the exit codes of SPEC section 3.
 
 Every expected failure is a `StampError` whose message is one sentence a user can act
-on; `stamp.cli` turns it into that sentence on stderr and its `exit_code`. Third-party
+on; `stamp.cli.app` turns it into that sentence on stderr and its `exit_code`. Third-party
 errors (pyelftools, pyserial, httpx, struct, OSError) are translated where they happen.
 """
 

@@ -20,7 +20,7 @@ from stamp import logs
 _KEEP_GIT_VARS = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"})
 
 
-# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
 class Completed(NamedTuple):
     """What a finished child process returned."""
 

@@ -35,7 +35,7 @@ GIT_UNKNOWN = "unknown"
 _HEAD = struct.Struct("<8sHHIBBH41s")
 
 
-# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header.py).
+# A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
 class StampRecord(NamedTuple):
     """The identity a firmware image carries about its own sources."""
 

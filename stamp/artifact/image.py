@@ -4,7 +4,7 @@
 ArtifactError naming the file, FIFOs and devices are refused before they can block, and
 a file that shrinks while it is read is noticed. `load_bytes` does the same for bytes in
 memory, and `elf_module` reads the Particle module an ELF's image will become. What is
-made of a `Firmware` is elsewhere: the manifest in `stamp.artifact.identity`, the
+made of a `Firmware` is elsewhere: the manifest in `stamp.artifact.build`, the
 report of `stamp inspect` in `stamp.artifact.inspection`.
 """
 
@@ -31,9 +31,9 @@ from stamp.artifact.elf import (
     read_elf,
     scan_image,
 )
-from stamp.artifact.particle import ModuleInfo, parse_module
-from stamp.artifact.particle_build import patch_suffix
-from stamp.artifact.particle_format import (
+from stamp.artifact.manifest import Artifact
+from stamp.artifact.particle.build import patch_suffix
+from stamp.artifact.particle.format import (
     CRC_PLACEHOLDER,
     CRC_SIZE,
     MIN_SUFFIX_SIZE,
@@ -45,8 +45,8 @@ from stamp.artifact.particle_format import (
     ModuleError,
     ModuleTruncated,
 )
+from stamp.artifact.particle.module import ModuleInfo, parse_module
 from stamp.errors import ArtifactError
-from stamp.manifest import Artifact
 
 log = logging.getLogger("stamp.artifact")
 

@@ -1,6 +1,6 @@
 """What `stamp inspect` shows about one firmware file: `inspect_firmware` and its `Inspection`.
 
-Unlike `stamp.artifact.identity`, which refuses a file it cannot vouch for, an
+Unlike `stamp.artifact.build`, which refuses a file it cannot vouch for, an
 inspection describes whatever it can read (kind, stamp records, build-id, hashes,
 Particle module info) and lists what makes the file unusable as a build artifact among
 its problems; only a file that is neither an ELF, a module nor a stamped image is an
@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from stamp.artifact.build import check_module
 from stamp.artifact.elf import FoundRecord, single_record
-from stamp.artifact.identity import check_module
 from stamp.artifact.image import Firmware, elf_module
-from stamp.artifact.particle import ModuleInfo
+from stamp.artifact.particle.module import ModuleInfo
 from stamp.errors import ArtifactError
 from stamp.record import StampRecord
 

@@ -53,8 +53,8 @@ def read_firmware(image: bytes) -> Firmware:
     module whose CRC or SHA-256 does not match its content is refused, as Device OS
     would refuse to boot it.
     """
-    from stamp.artifact.particle import parse_module
-    from stamp.artifact.particle_format import ModuleError
+    from stamp.artifact.particle.format import ModuleError
+    from stamp.artifact.particle.module import parse_module
 
     try:
         module = parse_module(image)

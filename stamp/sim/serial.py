@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from stamp.closing import Closing
+from stamp.device.report import QUERY, LineScanner
+from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError
 from stamp.record import find_records
-from stamp.report import QUERY, LineScanner
-from stamp.transport.base import Clock, monotonic
 
 log = logging.getLogger("stamp.sim.serial")
 

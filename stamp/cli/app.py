@@ -1,0 +1,132 @@
+"""The command line: parse, call one core function, render, pick the exit code.
+
+Subcommands load lazily so `stamp header` (run on every build) never imports httpx,
+pyserial or pyelftools. Exit codes are decided here and only here (SPEC section 3).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from stamp import __version__
+from stamp.errors import EXIT_INTERRUPTED, EXIT_USAGE, StampError
+
+log = logging.getLogger("stamp")
+
+# name -> "module:attribute" of the click command; loaded only when invoked or listed.
+COMMANDS = {
+    "header": "stamp.cli.header:header",
+    "manifest": "stamp.cli.manifest:manifest",
+    "inspect": "stamp.cli.inspect:inspect_cmd",
+    "verify": "stamp.cli.verify:verify",
+    "flash": "stamp.cli.flash:flash",
+    "hooks": "stamp.cli.hooks:hooks",
+    "sim": "stamp.cli.sim:sim",
+    "demo": "stamp.cli.demo:demo",
+}
+
+
+@dataclass
+class Settings:
+    """Global options, available to every subcommand as `ctx.obj`."""
+
+    config_path: Path | None
+    """--config, or None to search upward."""
+    verbosity: int
+    """-1 quiet, 0 normal, 1+ verbose."""
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use (click's documented pattern).
+
+    `members` maps each subcommand's name to "module:attribute" of its click command.
+    """
+
+    def __init__(self, *args: Any, members: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.members = members
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(self.members)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = self.members.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(
+    cls=LazyGroup,
+    members=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.version_option(__version__, prog_name="stamp")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Use this stamp.toml or pyproject.toml instead of searching upward.",
+)
+@click.option("-v", "--verbose", count=True, help="Show more detail (repeatable).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only errors and results.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool) -> None:
+    """Stamp every firmware build, extract what was really built, prove the device runs it.
+
+    \b
+    Typical use:
+      stamp header                      # before compiling: edit counter + git state
+      stamp manifest build/app.elf      # after linking: what was really built
+      stamp verify --device bench       # after flashing: does the device run it?
+    """
+    from stamp.cli.output import setup_logging
+
+    verbosity = -1 if quiet else verbose
+    setup_logging(verbosity)
+    ctx.obj = Settings(config_path=config_path, verbosity=verbosity)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and exit with the code of SPEC section 3."""
+    sys.exit(run(argv))
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code (no sys.exit: usable from tests)."""
+    args = sys.argv[1:] if argv is None else argv
+    verbose = any(a in ("-v", "--verbose") for a in args)
+    try:
+        result: Any = cli.main(args=argv, prog_name="stamp", standalone_mode=False)
+    except StampError as exc:
+        _error(str(exc))
+        if verbose and exc.detail:
+            click.echo(f"stamp: detail: {exc.detail}", err=True)
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code if exc.exit_code else EXIT_USAGE
+    except (KeyboardInterrupt, click.Abort):
+        click.echo("\nstamp: interrupted", err=True)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return 1
+    return result if isinstance(result, int) else 0
+
+
+def _error(message: str) -> None:
+    from stamp.cli.output import paint
+
+    click.echo(f"{paint('stamp: error:', 'red', sys.stderr, bold=True)} {message}", err=True)

@@ -1,0 +1,144 @@
+"""`stamp flash --device X FIRMWARE`: flash, verify, and retry a flash that did not take."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
+from stamp.errors import EXIT_NO_REPORT
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
+    from stamp.cli.app import Settings
+    from stamp.config import Config
+
+
+@click.command("flash")
+@click.argument("firmware", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--device",
+    "device",
+    required=True,
+    metavar="X",
+    help="A [devices.NAME] from the config (a serial device needs its flash_command), "
+    "or particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud.",
+)
+@click.option(
+    "--retries",
+    type=click.IntRange(min=0, max=100),
+    default=DEFAULT_RETRIES,
+    show_default=True,
+    metavar="N",
+    help="Flash again up to N times when the device reports another build or nothing.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Seconds each attempt waits for the device's report (a cloud upload included).",
+)
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_SETTLE,
+    show_default=True,
+    metavar="S",
+    help="Particle: seconds to wait after the device came back online without a new app "
+    "hash before calling the flash failed.",
+)
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="M",
+    help="The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every attempt's verdict as JSON.")
+@click.pass_obj
+def flash(
+    settings: Settings,
+    firmware: Path,
+    device: str,
+    retries: int,
+    timeout: float,
+    settle: float,
+    manifest_path: Path | None,
+    as_json: bool,
+) -> int:
+    """Flash FIRMWARE, prove the device runs it, and flash again when it does not.
+
+    FIRMWARE must match its manifest (from `stamp manifest`), or nothing is flashed. A
+    Particle device gets an OTA update through the cloud, and only what the device itself
+    publishes after the update counts (the cloud's "success" does not). A serial device
+    is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
+    replaced; it runs without a shell), then heard on its port.
+
+    Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
+    runs another build, 3 no report or every flash failed, 2 a bad device, config,
+    firmware or manifest (nothing was flashed).
+
+    \b
+    Examples:
+      stamp flash --device garage build/firmware.bin
+      stamp flash --device particle:my_photon --retries 3 build/firmware.bin
+      stamp flash --device bench --timeout 20 --json build/firmware.elf
+    """
+    import os
+    import sys
+
+    from stamp.cli.output import Progress, paint, print_json
+    from stamp.cli.verify import exit_code, render
+    from stamp.config import load_config
+    from stamp.device.flash import flash_and_verify
+    from stamp.device.flash_image import load_flash_image
+    from stamp.device.flashers import make_flasher
+    from stamp.device.target import parse_device
+
+    config = load_config(settings.config_path)
+    target = parse_device(device, config)
+    image = load_flash_image(firmware, manifest_path)
+    history = _history(config)
+    progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
+    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+        flasher.prepare(image)
+        result = flash_and_verify(
+            flasher,
+            image,
+            history,
+            retries=retries,
+            timeout=timeout,
+            settle=settle,
+            progress=progress,
+            verbose=settings.verbosity > 0,
+        )
+    verdict = result.verdict
+    if as_json:
+        record = result.to_json()
+        record.update(firmware=str(firmware), manifest=str(image.manifest_path), device=device)
+        print_json(record)
+    elif verdict is not None:
+        render(verdict, sys.stdout)
+    else:
+        label, _, rest = result.final.summary().partition(": ")
+        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
+    return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
+
+
+def _history(config: Config) -> list[Manifest]:
+    """The build history, to name the build a device runs instead; empty if unreadable."""
+    import logging
+
+    from stamp.artifact.manifest import load_history
+    from stamp.errors import StateError
+    from stamp.state_dir import find_state_dir, history_path
+
+    try:
+        return load_history(history_path(find_state_dir(config)))
+    except StateError as exc:
+        logging.getLogger("stamp.device.flash").warning("%s; builds will not be named", exc)
+        return []

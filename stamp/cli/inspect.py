@@ -1,0 +1,143 @@
+"""`stamp inspect`: the identity of any ELF or .bin, for people and scripts (SPEC section 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from stamp.cli.app import Settings
+
+if TYPE_CHECKING:
+    from stamp.artifact.inspection import Inspection
+    from stamp.artifact.particle.module import ModuleInfo
+
+
+@click.command("inspect")
+@click.argument("file", type=click.Path(path_type=Path, readable=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_obj
+def inspect_cmd(settings: Settings, file: Path, as_json: bool) -> int:
+    """Show the identity of an ELF or .bin: stamp record, build-id, hashes, module info.
+
+    For a Particle module binary it shows the prefix, the suffix, and whether the stored
+    SHA-256 (the app hash) and CRC32 match the content; a mismatch exits with 2 after
+    showing everything.
+
+    \b
+    Examples:
+      stamp inspect build/app.elf
+      stamp inspect build/app.bin --json | jq .particle.app_hash
+    """
+    from stamp.artifact.image import load_file
+    from stamp.artifact.inspection import inspect_firmware
+    from stamp.errors import ArtifactError
+
+    result = inspect_firmware(load_file(file))
+    if as_json:
+        from stamp.cli.output import print_json
+
+        print_json(result.to_json())
+    else:
+        click.echo("\n".join(render(result)))
+    if result.problems:
+        raise ArtifactError(result.problems[0])
+    return 0
+
+
+def render(result: Inspection) -> list[str]:
+    """The human-readable report, one list item per line."""
+    facts = result.firmware.facts
+    lines = []
+    elf = result.firmware.elf
+    if elf is not None:
+        lines.append(
+            f"{facts.path}: ELF {elf.elf_class}-bit {_machine(elf.machine)}, {facts.size} bytes"
+        )
+    elif result.kind == "module":
+        lines.append(f"{facts.path}: Particle module binary, {facts.size} bytes")
+    else:
+        lines.append(f"{facts.path}: raw firmware image, {facts.size} bytes")
+    lines.append(_row("file sha256", facts.sha256))
+
+    if not result.records:
+        lines.append(_row("stamp record", "none"))
+    for found in dict.fromkeys(result.records):
+        r = found.record
+        dirty = "unknown" if r.dirty is None else "dirty" if r.dirty else "clean"
+        lines.append(_row("stamp record", f"edit {r.edit}, git {r.git} ({dirty}) at {found.where}"))
+    lines.append(_row("build-id", result.build_id or "none"))
+    where = f" at {result.load_address:#010x}" if result.load_address is not None else ""
+    lines.append(_row("image", f"{len(result.image)} bytes{where}"))
+    lines.append(_row("image sha256", result.image_sha256))
+    if elf is not None:
+        lines.append(_row("entry", f"{elf.entry:#010x}"))
+        for section in elf.sections:
+            placed = f"{section.lma:#010x}"
+            if section.vma != section.lma:
+                placed += f" (runs at {section.vma:#010x})"
+            lines.append(_row("section", f"{section.name:<20} {placed}  {section.size} bytes"))
+    if result.module is not None:
+        lines.extend(_module_lines(result.module, patched=result.module_patched))
+    for problem in result.problems:
+        lines.append(_row("PROBLEM", problem))
+    return lines
+
+
+def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
+    from stamp.artifact.particle.format import MODULE_FUNCTION_NAMES
+
+    title = "Particle module"
+    if patched:
+        title += " (the ELF's image, suffix placeholders patched as the build does)"
+    platform = f"{m.platform_id}" + (f" ({m.platform_name})" if m.platform_name else "")
+    function = f"{m.module_function}" + (
+        f" ({m.module_function_name})" if m.module_function_name else ""
+    )
+    lines = [
+        title,
+        _row("platform", platform),
+        _row("function", f"{function}, index {m.module_index}, version {m.module_version}"),
+        _row(
+            "addresses",
+            f"{m.start_address:#010x} - {m.end_address:#010x}, prefix at offset "
+            f"{m.prefix_offset:#x}, flags {m.flags:#04x}",
+        ),
+    ]
+    for dep in m.dependencies:
+        needed = MODULE_FUNCTION_NAMES.get(dep.function, f"function {dep.function}")
+        lines.append(_row("depends on", f"{needed} {dep.index} version {dep.version}"))
+    if m.suffix_size is None:
+        lines.append(_row("suffix", "none at the end of the file"))
+    else:
+        product = "-" if m.product_id is None else str(m.product_id)
+        version = "-" if m.product_version is None else str(m.product_version)
+        lines.append(
+            _row("suffix", f"{m.suffix_size} bytes, product id {product}, version {version}")
+        )
+        if patched:
+            lines.append(_row("app hash", f"{m.app_hash} (what the built .bin holds)"))
+            lines.append(_row("SHA-256", "placeholder in the ELF, patched into the .bin"))
+            lines.append(_row("CRC32", f"placeholder in the ELF, {m.stored_crc} in the .bin"))
+            return lines
+        lines.append(_row("app hash", m.app_hash or "none"))
+        sha = "ok" if m.sha_ok else f"MISMATCH (content hashes to {m.computed_sha256})"
+        lines.append(_row("SHA-256", sha))
+    if m.crc_ok:
+        lines.append(_row("CRC32", f"ok ({m.stored_crc})"))
+    else:
+        lines.append(_row("CRC32", f"MISMATCH (stored {m.stored_crc}, content {m.computed_crc})"))
+    for problem in m.problems:
+        lines.append(_row("note", problem))
+    return lines
+
+
+def _row(label: str, value: str) -> str:
+    return f"  {label:<14} {value}"
+
+
+def _machine(name: str) -> str:
+    return {"EM_ARM": "ARM", "EM_X86_64": "x86-64", "EM_386": "x86", "EM_RISCV": "RISC-V"}.get(
+        name, name.removeprefix("EM_")
+    )

@@ -1,0 +1,99 @@
+"""`stamp sim cloud`: a simulated Particle Cloud on a loopback port (SPEC section 8)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stamp.cli.app import Settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port."
+)
+@click.option("--token", help="The access token clients must send (default: a random one).")
+@click.option(
+    "--devices",
+    "device_count",
+    type=click.IntRange(0, 100_000),
+    default=1,
+    show_default=True,
+    help="How many simulated devices.",
+)
+@click.option(
+    "--fail-rate",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.0,
+    show_default=True,
+    help="Probability that an OTA update silently leaves the old firmware running.",
+)
+@click.option("--seed", type=int, help="Make device ids and OTA failures reproducible.")
+@click.option(
+    "--firmware",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A Particle module .bin every device runs at start (default: an unknown app).",
+)
+@click.option(
+    "--boot-delay",
+    type=click.FloatRange(0.0, 60.0),
+    help="Seconds a device takes to reboot after an OTA update (default 0.2).",
+)
+@click.option(
+    "--keepalive",
+    type=click.FloatRange(0.01, 600.0),
+    default=9.0,
+    show_default=True,
+    help="Seconds of silence before an event stream gets a keep-alive comment.",
+)
+@click.pass_obj
+def sim_cloud(
+    settings: Settings,
+    host: str,
+    port: int,
+    token: str | None,
+    device_count: int,
+    fail_rate: float,
+    seed: int | None,
+    firmware: Path | None,
+    boot_delay: float | None,
+    keepalive: float,
+) -> int:
+    """Serve a simulated Particle Cloud until interrupted (Ctrl-C or SIGTERM).
+
+    The first line on stdout is one JSON object for scripts: the API URL, the access
+    token and the devices. Point stamp at it with PARTICLE_API_URL and
+    PARTICLE_ACCESS_TOKEN, then flash and verify as with real devices.
+
+    \b
+    Examples:
+      stamp sim cloud --port 0 --devices 2
+      stamp sim cloud --fail-rate 0.5 --seed 1 --firmware build/app.bin
+    """
+    from stamp.errors import ArtifactError
+    from stamp.sim.cloud import CloudSim, SimTiming
+    from stamp.sim.cloud_firmware import SimRefused
+    from stamp.sim.cloud_http import serve_until_signalled
+
+    image: bytes | None = None
+    if firmware is not None:
+        try:
+            image = firmware.read_bytes()
+        except OSError as exc:
+            raise ArtifactError(f"cannot read {firmware}: {exc.strerror}") from None
+    timing = SimTiming() if boot_delay is None else SimTiming(boot=boot_delay)
+    try:
+        sim = CloudSim(
+            devices=device_count,
+            token=token,
+            fail_rate=fail_rate,
+            seed=seed,
+            firmware=image,
+            timing=timing,
+        )
+    except SimRefused as exc:
+        raise ArtifactError(f"{firmware} is not a Particle module binary: {exc}") from None
+    serve_until_signalled(sim, host, port, keepalive=keepalive)
+    return 0

@@ -1,0 +1,174 @@
+"""`stamp verify --device X`: wait for the device's report and give the verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import click
+
+from stamp.artifact.manifest import build_name
+from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
+    from stamp.cli.app import Settings
+    from stamp.cli.output import Progress
+    from stamp.config import Config
+    from stamp.device.verify import Verdict, VerdictStatus
+
+DEFAULT_TIMEOUT = 30.0
+
+
+UNSTAMPED = "the manifest's build"
+"""How a build without edit or hashes is named in messages."""
+
+
+def exit_code(status: VerdictStatus) -> int:
+    """The exit code of SPEC section 3 for a verdict (`stamp flash` uses it too)."""
+    from stamp.device.verify import VerdictStatus
+
+    return {
+        VerdictStatus.VERIFIED: EXIT_OK,
+        VerdictStatus.MISMATCH: EXIT_MISMATCH,
+        VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
+    }[status]
+
+
+@click.command("verify")
+@click.option(
+    "--device",
+    "device",
+    required=True,
+    metavar="X",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+)
+@click.option(
+    "--manifest",
+    "manifest_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    metavar="M",
+    help="The NAME.stamp.json to verify against. Default: the newest build in this "
+    "checkout's build history (the last `stamp manifest`), named on stderr.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_TIMEOUT,
+    show_default=True,
+    metavar="S",
+    help="Seconds to wait for a report that settles the question.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
+@click.pass_obj
+def verify(
+    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+) -> int:
+    """Wait for the device's identity report and say whether it runs the expected build.
+
+    Listens to the `@stamp {...}` line over serial (asking with `?stamp` meanwhile) or to
+    the `stamp` event, variable and app-hash event on the Particle Cloud, and stops as
+    soon as a report settles it: a matching build-id, app hash, or git and edit with
+    nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
+    the history the device runs instead).
+
+    Exit status: 0 verified, 1 mismatch, 3 no usable report before the timeout or the
+    device unreachable, 2 a bad device, config or manifest.
+
+    \b
+    Examples:
+      stamp verify --device bench
+      stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
+      stamp verify --device particle:my_photon --timeout 60 --json
+    """
+    import os
+    import sys
+
+    from stamp.cli.output import Progress, print_json
+    from stamp.config import load_config
+    from stamp.device.target import open_transport, parse_device
+    from stamp.device.verify import verify as run_verify
+
+    config = load_config(settings.config_path)
+    target = parse_device(device, config)
+    history = _load_history(config, required=manifest_path is None)
+    progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
+    expected = _expected(manifest_path, history, progress)
+    from stamp.cli.watch import Watch
+
+    watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
+    with open_transport(target, config, os.environ, Path.home()) as transport:
+        progress.line(
+            f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
+            f"(expecting {build_name(expected, UNSTAMPED)})"
+        )
+        watch.start()
+        try:
+            verdict = run_verify(
+                transport, expected, history, timeout=timeout, on_heard=watch.heard
+            )
+        finally:
+            watch.stop()
+    if as_json:
+        record = verdict.to_json()
+        record["manifest"] = str(manifest_path) if manifest_path else None
+        print_json(record)
+    else:
+        render(verdict, sys.stdout)
+    return exit_code(verdict.status)
+
+
+def render(verdict: Verdict, stream: TextIO) -> None:
+    """The verdict line (coloured on a terminal), then what differed, one key a line."""
+    from stamp.cli.output import paint
+    from stamp.cli.words import verdict_message
+    from stamp.device.verify import VerdictStatus
+
+    colour = {
+        VerdictStatus.VERIFIED: "green",
+        VerdictStatus.MISMATCH: "red",
+        VerdictStatus.NO_REPORT: "yellow",
+    }[verdict.status]
+    label, _, rest = verdict_message(verdict).partition(": ")
+    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    for c in verdict.differing:
+        stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
+    stream.flush()
+
+
+def _load_history(config: Config, *, required: bool) -> list[Manifest]:
+    import logging
+
+    from stamp.artifact.manifest import load_history
+    from stamp.errors import StateError
+    from stamp.state_dir import find_state_dir, history_path
+
+    try:
+        return load_history(history_path(find_state_dir(config)))
+    except StateError as exc:
+        if required:
+            raise
+        # Only used to name the build a device runs on a mismatch: go on without it.
+        logging.getLogger("stamp.device.verify").warning("%s; builds will not be named", exc)
+        return []
+
+
+def _expected(path: Path | None, history: list[Manifest], progress: Progress) -> Manifest:
+    from stamp.artifact.manifest import load_manifest
+    from stamp.errors import ArtifactError
+
+    if path is not None:
+        return load_manifest(path)
+    if not history:
+        raise ArtifactError(
+            "no --manifest given and this checkout's build history is empty: run "
+            "`stamp manifest FIRMWARE.elf` after the build, or pass --manifest FILE.stamp.json"
+        )
+    newest = history[-1]
+    source = newest.elf or newest.bin
+    made_from = f" from {source.path}" if source else ""
+    progress.line(
+        f"stamp: no --manifest given: using the newest build in the history, "
+        f"{build_name(newest, UNSTAMPED)}{made_from}, recorded {newest.recorded_at}"
+    )
+    return newest

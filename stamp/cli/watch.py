@@ -1,0 +1,71 @@
+"""Progress while `stamp verify` or `stamp flash` waits for a device to speak."""
+
+from __future__ import annotations
+
+import threading
+
+from stamp.cli.output import Progress
+from stamp.device.transport.base import Heard, HeardKind, monotonic
+
+TICK = 0.5
+"""Seconds between redraws of the waiting line on a terminal."""
+
+
+class Watch:
+    """Progress while waiting for a device: a redrawn status line on a terminal, or one
+    line per thing heard (pipes, the demo, or `lines=True`)."""
+
+    def __init__(self, progress: Progress, timeout: float, *, lines: bool, verbose: bool) -> None:
+        self.progress = progress
+        self.timeout = timeout
+        self.lines = lines or not progress.tty
+        self.verbose = verbose
+        self.started = monotonic()
+        self.counts = {"line": 0, "report": 0, "event": 0}
+        self.last = ""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.started = monotonic()
+        if not self.lines and not self.progress.quiet:
+            self._ticker = threading.Thread(target=self._tick, name="stamp-progress", daemon=True)
+            self._ticker.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join()
+            self._ticker = None
+        with self._lock:
+            self.progress.done()
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            self.progress.line(text)
+
+    def heard(self, heard: Heard) -> None:
+        kind = heard.kind.value
+        if kind in self.counts:
+            self.counts[kind] += 1
+        elapsed = monotonic() - self.started
+        with self._lock:
+            self.last = heard.text
+            if not self.lines:
+                self.progress.status(self._status(elapsed))
+            elif heard.kind is not HeardKind.LINE or self.verbose:
+                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {heard.text}")
+
+    def _status(self, elapsed: float) -> str:
+        c = self.counts
+        text = (
+            f"waiting {elapsed:.0f}/{self.timeout:g} s · {c['line']} lines, "
+            f"{c['report']} reports, {c['event']} events"
+        )
+        return f"{text} · {self.last[:60]}" if self.last else text
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK):
+            with self._lock:
+                self.progress.status(self._status(monotonic() - self.started))

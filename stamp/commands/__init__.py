@@ -1,1 +1,0 @@
-"""One module per subcommand; `stamp.cli` loads them lazily."""

@@ -1,0 +1,1 @@
+"""Step 3, after the flash: --device targets, transports, the report, the verdict, flashing."""

@@ -1,0 +1,191 @@
+"""The device report protocol of SPEC section 6: `@stamp {json}` lines in any byte stream.
+
+`LineScanner` splits a stream of arbitrary chunks into lines without ever holding more
+than MAX_LINE bytes of an unfinished line: a device spewing 10 MB without a newline costs
+no memory. `parse_report` turns one line (or a bare JSON object, as the cloud carries it)
+into a `Report`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("stamp.device.report")
+
+PREFIX = b"@stamp "
+MAX_LINE = 512
+QUERY = b"?stamp\n"
+
+_HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256")
+_HEX = re.compile(r"[0-9a-f]+")
+
+
+@dataclass(frozen=True)
+class Report:
+    """An identity as a device reported it (any subset of SPEC section 5's keys)."""
+
+    edit: int | None = None
+    """The editVersion the firmware carries."""
+    git: str | None = None
+    """Commit SHA (lowercased) or "unknown"."""
+    dirty: bool | None = None
+    """The firmware was built from a dirty tree."""
+    build_id: str | None = None
+    """GNU build-id, lowercase hex."""
+    app_hash: str | None = None
+    """Particle app hash, lowercase hex."""
+    image_sha256: str | None = None
+    """SHA-256 of the image, lowercase hex."""
+    source: str = ""
+    """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Keys stamp does not know: kept, ignored."""
+
+    def identity(self) -> dict[str, Any]:
+        """The known identity keys that the device reported."""
+        values = {
+            "edit": self.edit,
+            "git": self.git,
+            "dirty": self.dirty,
+            "build_id": self.build_id,
+            "app_hash": self.app_hash,
+            "image_sha256": self.image_sha256,
+        }
+        return {key: value for key, value in values.items() if value is not None}
+
+
+class ReportError(ValueError):
+    """A line that looked like a report but is not a valid one."""
+
+
+def report_from_object(obj: Any, source: str) -> Report:
+    """Validate a decoded JSON object into a Report; ReportError when it is not one."""
+    if not isinstance(obj, dict):
+        raise ReportError("report is not a JSON object")
+    edit = obj.get("edit")
+    if edit is not None and (isinstance(edit, bool) or not isinstance(edit, int) or edit < 0):
+        raise ReportError(f"report has a bad edit {edit!r}")
+    dirty = obj.get("dirty")
+    if dirty is not None and not isinstance(dirty, bool):
+        raise ReportError(f"report has a bad dirty flag {dirty!r}")
+    hexes: dict[str, str | None] = {}
+    for key in _HEX_KEYS:
+        value = obj.get(key)
+        if value is None or (isinstance(value, str) and value == ""):
+            hexes[key] = None
+            continue
+        if not isinstance(value, str):
+            raise ReportError(f"report has a bad {key} {value!r}")
+        lowered = value.lower()
+        if key == "git" and lowered == "unknown":
+            hexes[key] = lowered
+            continue
+        if _HEX.fullmatch(lowered) is None:
+            raise ReportError(f"report has a non-hex {key} {value!r}")
+        hexes[key] = lowered
+    known = {"edit", "dirty", *_HEX_KEYS}
+    return Report(
+        edit=edit,
+        dirty=dirty,
+        source=source,
+        extra={k: v for k, v in obj.items() if k not in known},
+        **hexes,
+    )
+
+
+def parse_json_report(text: str | bytes, source: str) -> Report:
+    """A bare JSON report (cloud event data, cloud variable value)."""
+    try:
+        obj = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ReportError(f"report is not valid JSON: {exc}") from None
+    return report_from_object(obj, source)
+
+
+def parse_report_line(line: bytes, source: str = "serial") -> Report | None:
+    """The Report in one line, None if the line holds no `@stamp ` marker.
+
+    The marker may follow other output on the same line (a log prefix); a trailing `\\r`
+    is ignored. ReportError when the marker is there but the JSON is not a valid report.
+    """
+    at = line.find(PREFIX)
+    if at < 0:
+        return None
+    payload = line[at + len(PREFIX) :].rstrip(b"\r")
+    return parse_json_report(payload, source)
+
+
+class LineScanner:
+    """Splits chunks of a byte stream into complete lines, bounding each to MAX_LINE bytes.
+
+    A line longer than MAX_LINE is dropped whole (it cannot be a report) and counted in
+    `overlong`; bytes are discarded as they arrive, so memory stays bounded.
+    """
+
+    def __init__(self, max_line: int = MAX_LINE) -> None:
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._discarding = False
+        self.lines = 0
+        """Complete lines seen (including overlong ones)."""
+        self.overlong = 0
+        """Lines dropped for exceeding max_line."""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        """Complete lines in `chunk` (plus what was buffered), without their `\\n`."""
+        out: list[bytes] = []
+        start = 0
+        while True:
+            nl = chunk.find(b"\n", start)
+            if nl < 0:
+                self._append(chunk[start:])
+                return out
+            self._append(chunk[start:nl])
+            self.lines += 1
+            if self._discarding:
+                self.overlong += 1
+            else:
+                out.append(bytes(self._buf))
+            self._buf.clear()
+            self._discarding = False
+            start = nl + 1
+
+    def _append(self, piece: bytes) -> None:
+        if self._discarding or not piece:
+            return
+        if len(self._buf) + len(piece) > self.max_line:
+            self._buf.clear()
+            self._discarding = True
+            return
+        self._buf += piece
+
+
+class ReportScanner:
+    """Finds reports in a byte stream; counts what else was heard, for the timeout message."""
+
+    def __init__(self, source: str = "serial") -> None:
+        self.source = source
+        self.scanner = LineScanner()
+        self.invalid = 0
+        """Lines with the `@stamp ` marker whose JSON was not a valid report."""
+
+    @property
+    def lines(self) -> int:
+        return self.scanner.lines
+
+    def feed(self, chunk: bytes) -> list[Report]:
+        reports: list[Report] = []
+        for line in self.scanner.feed(chunk):
+            try:
+                report = parse_report_line(line, self.source)
+            except ReportError as exc:
+                self.invalid += 1
+                log.debug("ignored invalid report line %r: %s", line[:80], exc)
+                continue
+            if report is not None:
+                reports.append(report)
+        return reports

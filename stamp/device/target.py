@@ -1,0 +1,171 @@
+"""`--device X`: a device name from the config, or a URL, resolved to a way of hearing it.
+
+Accepted forms (SPEC section 3):
+
+- `NAME`: a `[devices.NAME]` table of the config (looked up first, so any name works).
+- `serial:PORT[?baud=N]`: everything after `serial:` is the pyserial port, a device path
+  (`serial:/dev/ttyACM0`) or a pyserial URL (`serial:socket://127.0.0.1:4444`,
+  `serial:rfc2217://host:2217?ign_set_control`). The query rule: a `baud=N` option in the
+  query is stamp's and is taken out; every other option stays in the port for pyserial, in
+  its order (`serial:socket://h:1?logging=debug&baud=9600` opens `socket://h:1?logging=debug`
+  at 9600). No pyserial URL handler has a `baud` option, so nothing is lost. A plain
+  device path takes no query option but `baud`.
+- `particle:DEVICE_ID_OR_NAME`: a device on the Particle Cloud.
+
+Anything else is a one-line `DeviceError` (exit 2) that lists the configured names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from stamp.config import Config, DeviceConfig
+from stamp.device.transport.base import Clock, Transport, monotonic
+from stamp.errors import DeviceError
+
+DEFAULT_BAUD = 115200
+SERIAL_SCHEME = "serial:"
+PARTICLE_SCHEME = "particle:"
+BAUD_OPTION = "baud"
+
+# Particle device ids are 24 hex digits; names are letters, digits, `_` and `-`. Both end
+# up in an API path, so nothing else is let through.
+_PARTICLE_DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+_COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SerialTarget:
+    """A device heard on a serial port."""
+
+    port: str
+    """The pyserial port: a device path or a pyserial URL (with its own query options)."""
+    baud: int = DEFAULT_BAUD
+    """Baud rate."""
+    name: str | None = None
+    """The config name it came from, if any."""
+
+    def describe(self) -> str:
+        return f"serial {self.port} at {self.baud} baud"
+
+
+@dataclass(frozen=True)
+class ParticleTarget:
+    """A device heard through the Particle Cloud."""
+
+    device: str
+    """Particle device id or name."""
+    name: str | None = None
+    """The config name it came from, if any."""
+
+    def describe(self) -> str:
+        return f"Particle device {self.device}"
+
+
+DeviceTarget = SerialTarget | ParticleTarget
+
+
+def parse_device(text: str, config: Config) -> DeviceTarget:
+    """Resolve `--device TEXT` against `config`; DeviceError (exit 2) when it is neither."""
+    device = config.devices.get(text)
+    if device is not None:
+        return _from_config(device)
+    if text.startswith(SERIAL_SCHEME):
+        return parse_serial_url(text)
+    if text.startswith(PARTICLE_SCHEME):
+        return _parse_particle(text)
+    raise DeviceError(f"unknown device {text!r}: {_hint(text)}; {_known(config)}")
+
+
+def parse_serial_url(text: str) -> SerialTarget:
+    """`serial:PORT[?baud=N]` by the query rule of this module's docstring."""
+    rest = text[len(SERIAL_SCHEME) :]
+    port, _, query = rest.partition("?")
+    if not port:
+        raise DeviceError(f"{text!r} names no port: write e.g. serial:/dev/ttyACM0")
+    baud = DEFAULT_BAUD
+    kept: list[str] = []
+    for option in query.split("&") if query else []:
+        key, eq, value = option.partition("=")
+        if key != BAUD_OPTION:
+            kept.append(option)
+            continue
+        if not eq or not _DIGITS.fullmatch(value) or int(value) <= 0:
+            raise DeviceError(f"{text!r} has a bad baud rate {value!r}: write e.g. ?baud=115200")
+        baud = int(value)
+    if kept and "://" not in port:
+        raise DeviceError(
+            f"{text!r} has option {kept[0]!r}: a serial device path takes only ?baud=N"
+        )
+    if kept:
+        port = f"{port}?{'&'.join(kept)}"
+    return SerialTarget(port=port, baud=baud)
+
+
+def _parse_particle(text: str) -> ParticleTarget:
+    device = text[len(PARTICLE_SCHEME) :]
+    if not _PARTICLE_DEVICE.fullmatch(device):
+        raise DeviceError(
+            f"{text!r} is not a Particle device: write particle:ID or particle:NAME "
+            "(letters, digits, _ and -)"
+        )
+    return ParticleTarget(device=device)
+
+
+def _from_config(device: DeviceConfig) -> DeviceTarget:
+    if device.particle is not None:
+        return ParticleTarget(device=device.particle, name=device.name)
+    assert device.serial is not None  # config.py requires exactly one of the two
+    return SerialTarget(port=device.serial, baud=device.baud, name=device.name)
+
+
+def _hint(text: str) -> str:
+    if text.startswith("/dev/") or _COM_PORT.fullmatch(text):
+        return f"a port is written serial:{text}"
+    if "://" in text:
+        return f"a pyserial URL is written serial:{text}"
+    return "use a configured name, serial:PORT[?baud=N] or particle:DEVICE_ID_OR_NAME"
+
+
+def _known(config: Config) -> str:
+    if config.devices:
+        return "configured devices: " + ", ".join(sorted(config.devices))
+    where = f"in {config.path}" if config.path else "(no stamp.toml or [tool.stamp] found)"
+    return f"no devices are configured {where}"
+
+
+def open_transport(
+    target: DeviceTarget,
+    config: Config,
+    env: Mapping[str, str],
+    home: Path,
+    clock: Clock = monotonic,
+    since: float | None = None,
+) -> Transport:
+    """The transport that hears `target` (not yet listening; use it as a context manager).
+
+    `since` (a `time.time()` value: the cloud stamps events with wall-clock time) is for
+    `stamp flash`: only events published after the flash started count, and the cloud
+    variable, which may still hold the old firmware's identity, is not read. Serial
+    ignores it: its port is opened after the flash. `clock` is the transport's deadline
+    clock (monotonic), the one `stamp.device.verify.verify` must be given too.
+    Cloud credentials come from `stamp.device.credentials` (the token never leaves the client).
+    """
+    if isinstance(target, SerialTarget):
+        from stamp.device.transport.serial import SerialTransport
+
+        return SerialTransport(target.port, target.baud, clock=clock)
+    from stamp.device.credentials import find_api_url, find_token
+    from stamp.device.transport.cloud import CloudTransport
+    from stamp.device.transport.cloud_api import CloudClient
+
+    token = find_token(env, home)
+    api_url = find_api_url(env, home, config.api_url)
+    client = CloudClient(api_url, token)
+    return CloudTransport(
+        client, target.device, clock=clock, since=since, read_variable=since is None
+    )

@@ -1,0 +1,301 @@
+"""The `Transport` for `particle:DEVICE`: hearing a device through the Particle Cloud.
+
+`CloudTransport` resolves the device, reads its `stamp` variable once, then listens to
+its event stream and yields what each event means (`stamp.device.transport.cloud_events`),
+with status lines for the stream connecting, dropping and reconnecting. The HTTP calls
+are `stamp.device.transport.cloud_api.CloudClient`'s.
+
+The stream is read by a background thread that feeds a queue, so `listen()` returns at
+its deadline even while a read blocks (the cloud may be silent for ~10 s between
+keep-alives); closing the transport shuts the stream's socket to wake that thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import socket
+import threading
+import time
+from collections.abc import Generator, Iterator
+from contextlib import suppress
+from dataclasses import dataclass
+
+import httpx
+from httpx_sse import SSEError
+
+from stamp.closing import Closing
+from stamp.device.report import ReportError, parse_json_report
+from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
+from stamp.device.transport.cloud_api import IDLE_TIMEOUT, CloudClient, DeviceInfo, RateLimited
+from stamp.device.transport.cloud_events import (
+    SHOWN_DATA,
+    CloudEvent,
+    heard_from_event,
+    iter_cloud_events,
+)
+from stamp.errors import (
+    AuthError,
+    ConfigError,
+    DeviceError,
+    DeviceUnreachable,
+    StampError,
+)
+
+log = logging.getLogger("stamp.device.transport.cloud")
+
+STAMP_VARIABLE = "stamp"
+RECONNECT_DELAY = 0.5
+MAX_RECONNECT_DELAY = 15.0
+_POLL = 0.25
+_STOP_JOIN = 2.0
+
+
+@dataclass(frozen=True)
+class _Signal:
+    """What the reader thread tells listen()."""
+
+    kind: str
+    """"connected", "event", "dropped", "unreachable", "limited" or "fatal"."""
+    event: CloudEvent | None = None
+    """The event, for "event"."""
+    reason: str = ""
+    """Why, for "dropped", "unreachable" and "limited"."""
+    error: StampError | None = None
+    """The error to raise in listen(), for "fatal"."""
+
+
+class _StreamReader(threading.Thread):
+    """Reads one device's event stream into a queue, reconnecting with backoff."""
+
+    def __init__(
+        self,
+        client: CloudClient,
+        device_id: str,
+        *,
+        reconnect_delay: float,
+        idle_timeout: float,
+    ) -> None:
+        super().__init__(name=f"stamp-cloud-events-{device_id[:8]}", daemon=True)
+        self.signals: queue.Queue[_Signal] = queue.Queue()
+        self._client = client
+        self._device_id = device_id
+        self._reconnect_delay = reconnect_delay
+        self._idle_timeout = idle_timeout
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._response: httpx.Response | None = None
+
+    def run(self) -> None:
+        delay = self._reconnect_delay
+        while not self._stopping.is_set():
+            connected = False
+            wait = delay
+            kind = "unreachable"
+            try:
+                with self._client.open_events(
+                    self._device_id, idle_timeout=self._idle_timeout
+                ) as response:
+                    with self._lock:
+                        if self._stopping.is_set():
+                            return
+                        self._response = response
+                    connected = True
+                    self.signals.put(_Signal("connected"))
+                    for event in iter_cloud_events(response):
+                        self.signals.put(_Signal("event", event))
+                reason = "the cloud ended the stream"
+            except RateLimited as exc:
+                kind, reason, wait = "limited", exc.message, exc.retry_after
+            except (AuthError, DeviceError, ConfigError) as exc:
+                self.signals.put(_Signal("fatal", error=exc))
+                return
+            except StampError as exc:
+                reason = exc.message
+            except httpx.ReadTimeout:
+                reason = f"nothing heard for {self._idle_timeout:g} s"
+            except (httpx.HTTPError, httpx.StreamError, SSEError) as exc:
+                reason = self._client.scrub(str(exc)) or type(exc).__name__
+            finally:
+                with self._lock:
+                    self._response = None
+            if self._stopping.is_set():
+                return
+            if connected:
+                kind, delay = "dropped", self._reconnect_delay
+                wait = delay
+            elif kind == "unreachable":
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
+            self.signals.put(_Signal(kind, reason=reason))
+            self._stopping.wait(wait)
+
+    def stop(self) -> None:
+        """Stop reading: wake a blocked read by shutting the socket, then join."""
+        self._stopping.set()
+        with self._lock:
+            response = self._response
+        if response is not None:
+            stream = response.extensions.get("network_stream")
+            sock = stream.get_extra_info("socket") if stream is not None else None
+            if isinstance(sock, socket.socket):
+                with suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+        if self.is_alive():
+            self.join(_STOP_JOIN)
+            if self.is_alive():  # still connecting; it exits when the attempt ends
+                log.debug("event stream reader still connecting; left to finish")
+
+
+DATE_SLACK = 1.0
+"""Seconds of slack when comparing with the cloud's clock: HTTP dates have whole seconds."""
+
+
+class CloudTransport(Closing):
+    """The Transport for a device on the Particle Cloud (SPEC section 6)."""
+
+    def __init__(
+        self,
+        client: CloudClient,
+        device: str,
+        *,
+        clock: Clock = monotonic,
+        since: float | None = None,
+        read_variable: bool = True,
+        owns_client: bool = True,
+        reconnect_delay: float = RECONNECT_DELAY,
+        idle_timeout: float = IDLE_TIMEOUT,
+    ) -> None:
+        """`since` (a time.time() value) drops events published before it; with
+        `owns_client` (the default) close() closes the client too."""
+        self.client = client
+        self.device = device
+        self.since = since
+        self.read_variable = read_variable
+        self.info: DeviceInfo | None = None
+        """The device as resolved by the last listen()."""
+        self._clock = clock
+        self._owns_client = owns_client
+        self._reconnect_delay = reconnect_delay
+        self._idle_timeout = idle_timeout
+        self._reader: _StreamReader | None = None
+        self._closed = False
+
+    def describe(self) -> str:
+        return f"Particle device {self.device} via {self.client.host}"
+
+    def listen(self, deadline: float) -> Generator[Heard, None, None]:
+        """Status, events and reports until `deadline` (transport clock)."""
+        info = yield from self._resolve(deadline)
+        self.info = info
+        state = "online" if info.online else "offline"
+        yield Heard(HeardKind.STATUS, f"device {info.label} is {state}", self._clock())
+        reader = _StreamReader(
+            self.client,
+            info.id,
+            reconnect_delay=self._reconnect_delay,
+            idle_timeout=self._idle_timeout,
+        )
+        self._stop_reader()
+        self._reader = reader
+        reader.start()
+        connections = 0
+        unreachable = ""
+        try:
+            while True:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    break
+                try:
+                    signal = reader.signals.get(timeout=min(remaining, _POLL))
+                except queue.Empty:
+                    continue
+                now = self._clock()
+                if signal.kind == "event" and signal.event is not None:
+                    if self._too_old(signal.event):
+                        log.debug("ignored %s published before the start", signal.event.name)
+                        continue
+                    yield heard_from_event(signal.event, now)
+                elif signal.kind == "connected":
+                    connections += 1
+                    yield Heard(HeardKind.STATUS, STREAM_CONNECTED, now)
+                    # Events during a gap are lost (the cloud does not replay), so the
+                    # variable is read again after a reconnect.
+                    if self.read_variable and (info.online or connections > 1):
+                        yield from self._variable(info.id)
+                elif signal.kind == "dropped":
+                    yield Heard(
+                        HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
+                    )
+                elif signal.kind == "unreachable":
+                    unreachable = signal.reason
+                    yield Heard(HeardKind.STATUS, f"{signal.reason}; retrying", now)
+                elif signal.kind == "limited":
+                    yield Heard(HeardKind.STATUS, signal.reason, now)
+                elif signal.kind == "fatal" and signal.error is not None:
+                    raise signal.error
+        finally:
+            self._stop_reader()
+        if connections == 0 and unreachable:
+            raise DeviceUnreachable(f"{unreachable} (until the timeout)")
+
+    def _resolve(self, deadline: float) -> Generator[Heard, None, DeviceInfo]:
+        """Look the device up, retrying while the cloud is unreachable until `deadline`."""
+        delay = self._reconnect_delay
+        while True:
+            try:
+                return self.client.resolve(self.device)
+            except DeviceUnreachable as exc:  # RateLimited too; auth/device errors are final
+                wait = exc.retry_after if isinstance(exc, RateLimited) else delay
+                if self._clock() + wait >= deadline:
+                    raise DeviceUnreachable(f"{exc.message} (until the timeout)") from None
+                yield Heard(HeardKind.STATUS, f"{exc.message}; retrying", self._clock())
+                time.sleep(wait)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
+
+    def _too_old(self, event: CloudEvent) -> bool:
+        if self.since is None:
+            return False
+        published = event.published_epoch()
+        if published is None:
+            return False
+        # `since` is our clock, published_at the cloud's. A laptop or VM clock a few
+        # seconds ahead would otherwise drop the very reports a flash waits for, so the
+        # comparison is made in the cloud's time (its Date header, whole seconds: hence
+        # the slack).
+        return published < self.since + self.client.clock_offset - DATE_SLACK
+
+    def _variable(self, device_id: str) -> Iterator[Heard]:
+        try:
+            value = self.client.get_variable(device_id, STAMP_VARIABLE)
+        except DeviceUnreachable as exc:
+            yield Heard(
+                HeardKind.STATUS, f"could not read the stamp variable: {exc}", self._clock()
+            )
+            return
+        now = self._clock()
+        if value is None:
+            yield Heard(
+                HeardKind.STATUS, "no stamp variable (offline, or an app without stamp)", now
+            )
+            return
+        try:
+            report = parse_json_report(value, "cloud variable stamp")
+        except ReportError as exc:
+            yield Heard(HeardKind.EVENT, f"variable stamp: not a valid report ({exc})", now)
+            return
+        yield Heard(HeardKind.REPORT, f"variable stamp: {value[:SHOWN_DATA]}", now, report)
+
+    def _stop_reader(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.stop()
+
+    def close(self) -> None:
+        """Stop listening; close the client when this transport owns it. Idempotent."""
+        self._stop_reader()
+        if self._owns_client and not self._closed:
+            self.client.close()
+        self._closed = True
+
+    def __repr__(self) -> str:
+        return f"CloudTransport({self.device!r}, {self.client!r})"

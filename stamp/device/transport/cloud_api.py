@@ -1,0 +1,347 @@
+"""The Particle Cloud's HTTP API, as much of it as stamp uses: `CloudClient`.
+
+`CloudClient` lists and looks up devices, reads a variable, starts an OTA update and
+opens a device's event stream (read by `stamp.device.transport.cloud`). Every answer stamp
+cannot use becomes a StampError that says what to do: a rejected token, an unknown
+device, a cloud that is down or rate limiting (a short Retry-After is waited out), an
+address that is not the API.
+
+The token goes in the `Authorization: Bearer` header only: never a URL (httpx logs
+URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too:
+api.particle.io puts `?access_token=…` into its "I didn't recognize that device" answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from stamp import __version__
+from stamp.closing import Closing
+from stamp.errors import (
+    AuthError,
+    ConfigError,
+    DeviceError,
+    DeviceUnreachable,
+    FlashError,
+    StampError,
+)
+
+log = logging.getLogger("stamp.device.transport.cloud")
+
+IDLE_TIMEOUT = 30.0
+"""Seconds without a byte (the cloud sends a keep-alive every ~9 s) before reconnecting."""
+MAX_RETRY_WAIT = 30.0
+"""Longest Retry-After a plain request waits out before giving up."""
+RATE_LIMIT_RETRIES = 3
+
+REJECTED_TOKEN = (
+    "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
+    "or set PARTICLE_ACCESS_TOKEN"
+)
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']*")
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """A device as the cloud describes it."""
+
+    id: str
+    """24 hex digits."""
+    name: str | None
+    """Its name, None when unnamed."""
+    online: bool
+    """Connected to the cloud right now."""
+    platform_id: int | None = None
+    """Particle platform (6 Photon, 12 Argon, …)."""
+    last_heard: str | None = None
+    """ISO 8601 time the cloud last heard from it."""
+    variables: tuple[str, ...] = ()
+    """Names of the cloud variables its firmware registered (when the cloud says)."""
+
+    @property
+    def label(self) -> str:
+        """How to name it to a person: "name (id)" or the id."""
+        return f"{self.name} ({self.id})" if self.name else self.id
+
+
+class RateLimited(DeviceUnreachable):
+    """The cloud answered 429; `retry_after` seconds is what it asked for."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class CloudClient(Closing):
+    """The Particle Cloud API subset stamp uses; one HTTP connection pool; close() it."""
+
+    def __init__(
+        self,
+        api_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        max_retry_wait: float = MAX_RETRY_WAIT,
+    ) -> None:
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise AuthError(
+                "the Particle access token holds spaces or non-ASCII characters, which no "
+                "token has: check PARTICLE_ACCESS_TOKEN or log in again with `particle login`"
+            )
+        self.api_url = api_url.rstrip("/")
+        self.host = urlsplit(self.api_url).netloc or self.api_url
+        self.timeout = timeout
+        self.clock_offset = 0.0
+        """Seconds the cloud's clock is ahead of ours, from its last Date header."""
+        self._token = token
+        self._max_retry_wait = max_retry_wait
+        self._http = httpx.Client(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {token}", "User-Agent": f"stamp/{__version__}"},
+            timeout=timeout,
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"CloudClient({self.api_url!r})"
+
+    # -- the API -----------------------------------------------------------------------
+
+    def list_devices(self) -> list[DeviceInfo]:
+        """Every device of the account."""
+        response = self._request("GET", "/v1/devices")
+        if response.status_code != 200:
+            raise self._failure(response)
+        body = self._json(response)
+        if not isinstance(body, list):
+            raise self._not_the_api("GET /v1/devices did not return a list")
+        return [self._device_info(item) for item in body]
+
+    def resolve(self, device_id_or_name: str) -> DeviceInfo:
+        """The device with this id or name; DeviceError when the account has none."""
+        response = self._request("GET", f"/v1/devices/{_segment(device_id_or_name)}")
+        if response.status_code != 200:
+            raise self._failure(response, device=device_id_or_name)
+        return self._device_info(self._json(response))
+
+    def get_variable(self, device_id: str, name: str) -> str | None:
+        """A cloud variable's value; None when the device is offline or has no such variable."""
+        response = self._request("GET", f"/v1/devices/{_segment(device_id)}/{_segment(name)}")
+        if response.status_code in (404, 408):  # unknown variable / device did not answer
+            log.debug("variable %s of %s: %d", name, device_id, response.status_code)
+            return None
+        if response.status_code != 200:
+            raise self._failure(response, device=device_id)
+        body = self._json(response)
+        result = body.get("result") if isinstance(body, dict) else None
+        if result is None:
+            return None
+        return result if isinstance(result, str) else json.dumps(result)
+
+    def flash(self, device_id: str, filename: str, data: bytes) -> str:
+        """Start an OTA update with a module binary; returns the cloud's status words.
+
+        "Update started" only means the cloud accepted the file: whether the device runs
+        it is for the event stream to tell (SPEC section 1).
+        """
+        response = self._request(
+            "PUT",
+            f"/v1/devices/{_segment(device_id)}",
+            files={"file": (filename, data, "application/octet-stream")},
+        )
+        if response.status_code == 400:
+            raise FlashError(
+                f"the Particle Cloud refused to flash {filename} to {device_id}: "
+                f"{self._message(response)}"
+            )
+        if response.status_code != 200:
+            raise self._failure(response, device=device_id)
+        body = self._json(response)
+        status = body.get("status") if isinstance(body, dict) else None
+        return status if isinstance(status, str) else "Update started"
+
+    def _note_server_time(self, response: httpx.Response) -> None:
+        """Remember how far the cloud's clock (its Date header) is from ours."""
+        from email.utils import parsedate_to_datetime
+
+        try:
+            server = parsedate_to_datetime(response.headers["date"]).timestamp()
+        except (KeyError, TypeError, ValueError, IndexError):
+            return
+        self.clock_offset = server - time.time()
+
+    @contextmanager
+    def open_events(
+        self, device_id: str | None, prefix: str = "", *, idle_timeout: float = IDLE_TIMEOUT
+    ) -> Iterator[httpx.Response]:
+        """The open event stream of one device (or of all, for None).
+
+        Raises before yielding when the cloud refuses it (RateLimited for 429); errors
+        while reading the stream are httpx's own (the caller knows it was connected).
+        """
+        if device_id is None:
+            path = "/v1/devices/events"
+        else:
+            path = f"/v1/devices/{_segment(device_id)}/events"
+        if prefix:
+            path += "/" + quote(prefix, safe="/")
+        request = self._http.build_request(
+            "GET",
+            path,
+            headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
+            timeout=httpx.Timeout(self.timeout, read=idle_timeout),
+        )
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            log.debug("GET %s -> %d (stream)", path, response.status_code)
+            if response.status_code != 200:
+                try:
+                    response.read()
+                except httpx.TransportError as exc:
+                    raise self._unreachable(exc) from None
+                if response.status_code == 429:
+                    raise self._rate_limited(response)
+                raise self._failure(response, device=device_id)
+            self._note_server_time(response)
+            kind = response.headers.get("content-type", "").partition(";")[0].strip()
+            if kind != "text/event-stream":
+                raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
+            yield response
+        finally:
+            response.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        """`text` without the token in it (for text that came from the cloud)."""
+        return _QUERY_TOKEN.sub(r"\1…", text.replace(self._token, "…"))
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One request; waits out 429 Retry-After a few times; DeviceUnreachable when down."""
+        for attempt in range(RATE_LIMIT_RETRIES + 1):
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc) from None
+            log.debug("%s %s -> %d", method, path, response.status_code)
+            if response.status_code != 429:
+                return response
+            limited = self._rate_limited(response)
+            if attempt == RATE_LIMIT_RETRIES or limited.retry_after > self._max_retry_wait:
+                raise limited
+            log.debug("rate limited: retrying in %.1f s", limited.retry_after)
+            time.sleep(limited.retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _json(self, response: httpx.Response) -> Any:
+        try:
+            return response.json()
+        except ValueError:
+            raise self._not_the_api(f"HTTP {response.status_code} answer is not JSON") from None
+
+    def _message(self, response: httpx.Response) -> str:
+        """What the cloud said, in one line, without the token."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        parts: list[str] = []
+        if isinstance(body, dict):
+            for key in ("error_description", "error", "info"):
+                value = body.get(key)
+                if isinstance(value, str) and value and value not in parts:
+                    parts.append(value)
+            errors = body.get("errors")
+            if isinstance(errors, list):
+                parts.extend(str(e) for e in errors if str(e) not in parts)
+        text = "; ".join(parts) or f"HTTP {response.status_code}"
+        return self.scrub(text)[:300]
+
+    def _failure(self, response: httpx.Response, *, device: str | None = None) -> StampError:
+        """The StampError for an unexpected answer."""
+        status = response.status_code
+        message = self._message(response)
+        if status == 401 or (status == 400 and "token" in message.lower()):
+            return AuthError(REJECTED_TOKEN.format(status=status), detail=message)
+        if device is not None and (
+            status == 404 or (status == 403 and "recognize" in message.lower())
+        ):
+            # api.particle.io answers 403 "I didn't recognize that device name or ID".
+            return DeviceError(
+                f"no such device {device!r} in this Particle account "
+                f"(at {self.host}): check the id or name with `particle list`",
+                detail=message,
+            )
+        if status == 403:
+            return AuthError(REJECTED_TOKEN.format(status=status), detail=message)
+        if status == 429:
+            return self._rate_limited(response)
+        if status >= 500:
+            return DeviceUnreachable(
+                f"the Particle Cloud at {self.host} failed (HTTP {status}): {message}"
+            )
+        return StampError(f"the Particle Cloud at {self.host} answered HTTP {status}: {message}")
+
+    def _rate_limited(self, response: httpx.Response) -> RateLimited:
+        try:
+            wait = float(response.headers.get("retry-after", "1"))
+        except ValueError:
+            wait = 1.0
+        wait = max(0.0, wait)
+        return RateLimited(
+            f"the Particle Cloud at {self.host} is rate limiting requests (429): "
+            f"try again in {wait:g} s",
+            wait,
+        )
+
+    def _unreachable(self, exc: httpx.TransportError) -> DeviceUnreachable:
+        reason = self.scrub(str(exc)) or type(exc).__name__
+        return DeviceUnreachable(
+            f"cannot reach the Particle Cloud at {self.host}: {reason}",
+            detail=type(exc).__name__,
+        )
+
+    def _not_the_api(self, what: str) -> ConfigError:
+        return ConfigError(
+            f"{self.api_url} does not behave like the Particle Cloud API ({what}): "
+            "check PARTICLE_API_URL or `api_url` in the config"
+        )
+
+    def _device_info(self, item: Any) -> DeviceInfo:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise self._not_the_api("a device without an id")
+        name = item.get("name")
+        online = item.get("online", item.get("connected"))
+        platform = item.get("platform_id")
+        heard = item.get("last_heard")
+        variables = item.get("variables")
+        return DeviceInfo(
+            id=item["id"].lower(),
+            name=name if isinstance(name, str) and name else None,
+            online=online is True,
+            platform_id=platform if isinstance(platform, int) else None,
+            last_heard=heard if isinstance(heard, str) else None,
+            variables=tuple(variables) if isinstance(variables, dict) else (),
+        )
+
+
+def _segment(text: str) -> str:
+    """One URL path segment: an id, a name or a variable, quoted."""
+    return quote(text, safe="")

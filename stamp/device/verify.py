@@ -1,0 +1,344 @@
+"""The verdict: does the device run the build a manifest describes? (SPEC sections 3, 5, 6)
+
+`assess` compares one report with one expected identity; `verify` listens on a transport
+and decides as soon as the evidence is conclusive; `stamp.cli.words` puts a verdict
+into the one sentence the CLI prints. Nothing here prints, sleeps or reads a file.
+
+The rules:
+
+- Every identity key the device reported that the manifest also has is compared: hex in
+  full and case-insensitively, never as a prefix (ESP-IDF's monitor compares ~9 digits).
+- A *strong* match identifies a build: `build_id`, `app_hash` or `image_sha256` equal, or
+  `git` and `edit` both equal (with a known git). `edit` or `dirty` alone do not.
+- VERIFIED needs at least one strong match and no differing key.
+- Any differing key is conclusive: a build has one identity, so a report that contradicts
+  the manifest in any key describes another build (MISMATCH).
+- A report that differs in nothing but matches nothing strong (an app-hash event when
+  the manifest has no app hash, an `{"edit": 111}` line) proves nothing: keep listening.
+  If nothing better comes before the timeout, the verdict is NO_REPORT and says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from stamp.artifact.manifest import IDENTITY_KEYS, Manifest
+from stamp.device.report import Report
+from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, monotonic
+from stamp.errors import DeviceUnreachable
+from stamp.record import GIT_UNKNOWN
+
+HASH_KEYS = ("build_id", "app_hash", "image_sha256")
+"""Keys that identify a build on their own when equal."""
+HEX_KEYS = ("git", *HASH_KEYS)
+"""Hex digits shown in messages (the comparison always uses all of them)."""
+
+APP_HASH_SOURCE = "spark/device/app-hash"
+"""The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
+CAME_ONLINE = "spark/status: online"
+"""The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
+FLASH_DID_NOT_TAKE = (
+    "device online, no stamp event; app hash unchanged since last session, "
+    "which usually means the flash did not take"
+)
+
+
+class VerdictStatus(Enum):
+    """The outcome of a verification."""
+
+    VERIFIED = "verified"
+    """The device reported this build's identity."""
+    MISMATCH = "mismatch"
+    """The device reported another build's identity."""
+    NO_REPORT = "no_report"
+    """Nothing identified the running build before the timeout (or it was unreachable)."""
+
+
+@dataclass(frozen=True)
+class KeyComparison:
+    """One identity key, as expected and as reported."""
+
+    key: str
+    """The identity key (SPEC section 5)."""
+    expected: Any
+    """The manifest's value."""
+    reported: Any
+    """The device's value."""
+    match: bool
+    """Equal (hex: in full, case-insensitively)."""
+
+
+@dataclass(frozen=True)
+class HeardSummary:
+    """What the transport heard while waiting, for the verdict's explanation."""
+
+    lines: int = 0
+    """Serial lines that were not reports."""
+    reports: int = 0
+    """Valid reports (serial lines, cloud stamp events and variables, app-hash events)."""
+    events: int = 0
+    """Other cloud events (flash status, last reset, …)."""
+    notes: tuple[str, ...] = ()
+    """Status changes in order, e.g. "port /dev/pts/3 opened", "spark/status: online"."""
+    explanation: str | None = None
+    """What the silence most likely means, when stamp can tell (e.g. a flash that failed)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The answer to "does the device run this build?"."""
+
+    status: VerdictStatus
+    """VERIFIED, MISMATCH or NO_REPORT."""
+    expected: Manifest
+    """The identity the device should report."""
+    reported: Report | None
+    """The report the verdict rests on (for NO_REPORT: the last inconclusive one, if any)."""
+    compared: tuple[KeyComparison, ...]
+    """The keys both `expected` and `reported` carry, compared."""
+    matched_build: Manifest | None
+    """For a mismatch: the build in the history whose identity the device reported."""
+    heard: HeardSummary
+    """What was heard while waiting."""
+    elapsed: float
+    """Seconds from the start of listening to the verdict."""
+    device: str = ""
+    """Where it listened (the transport's description; never a secret)."""
+    timeout: float = 0.0
+    """How long it was willing to wait, in seconds."""
+    unreachable: str | None = None
+    """Why the device could not be reached, when that ended the wait."""
+
+    @property
+    def differing(self) -> tuple[KeyComparison, ...]:
+        return tuple(c for c in self.compared if not c.match)
+
+    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
+        """The verdict record of `stamp verify --json` (also used by `stamp flash`)."""
+        from stamp.cli.words import verdict_message  # it imports this module
+
+        return {
+            "status": self.status.value,
+            "message": verdict_message(self, now=now),
+            "device": self.device,
+            "expected": _manifest_json(self.expected),
+            "reported": _report_json(self.reported),
+            "compared": [
+                {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
+                for c in self.compared
+            ],
+            "matched_build": _manifest_json(self.matched_build) if self.matched_build else None,
+            "heard": {
+                "lines": self.heard.lines,
+                "reports": self.heard.reports,
+                "events": self.heard.events,
+                "notes": list(self.heard.notes),
+                "explanation": self.heard.explanation,
+            },
+            "elapsed": round(self.elapsed, 3),
+            "timeout": self.timeout,
+            "unreachable": self.unreachable,
+        }
+
+
+# --- comparing ------------------------------------------------------------------------
+
+
+def compare(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> tuple[KeyComparison, ...]:
+    """Compare the keys present (not None) in both identities, in SPEC section 5's order."""
+    out: list[KeyComparison] = []
+    for key in IDENTITY_KEYS:
+        want, got = expected.get(key), reported.get(key)
+        if want is None or got is None:
+            continue
+        out.append(KeyComparison(key, want, got, _equal(key, want, got)))
+    return tuple(out)
+
+
+def _equal(key: str, want: Any, got: Any) -> bool:
+    if key in HEX_KEYS:
+        return isinstance(want, str) and isinstance(got, str) and want.lower() == got.lower()
+    if key == "edit":
+        # bool is an int in Python; a `true` edit is not edit 1.
+        return type(want) is int and type(got) is int and want == got
+    return bool(want == got)
+
+
+def strong_match(compared: Iterable[KeyComparison]) -> bool:
+    """At least one key that identifies a build matched (git counts only with edit)."""
+    by_key = {c.key: c for c in compared}
+    if any(by_key[k].match for k in HASH_KEYS if k in by_key):
+        return True
+    git, edit = by_key.get("git"), by_key.get("edit")
+    return bool(
+        git is not None
+        and edit is not None
+        and git.match
+        and edit.match
+        and str(git.expected).lower() != GIT_UNKNOWN
+    )
+
+
+def identifies(compared: Sequence[KeyComparison]) -> bool:
+    """The compared identities are the same build: a strong match and nothing differing."""
+    return strong_match(compared) and all(c.match for c in compared)
+
+
+def assess(
+    expected: Manifest, report: Report
+) -> tuple[VerdictStatus | None, tuple[KeyComparison, ...]]:
+    """One report against the manifest: VERIFIED, MISMATCH, or None when it proves nothing."""
+    compared = compare(expected.identity(), report.identity())
+    if any(not c.match for c in compared):
+        return VerdictStatus.MISMATCH, compared
+    if strong_match(compared):
+        return VerdictStatus.VERIFIED, compared
+    return None, compared
+
+
+def find_build(history: Sequence[Manifest], report: Report) -> Manifest | None:
+    """The newest history entry that `report` identifies (by the strong keys), if any."""
+    reported = report.identity()
+    for entry in reversed(history):
+        if identifies(compare(entry.identity(), reported)):
+            return entry
+    return None
+
+
+# --- listening ------------------------------------------------------------------------
+
+
+class _Tally:
+    """Counts what was heard and keeps the status notes, in order, without repeats."""
+
+    def __init__(self) -> None:
+        self.lines = 0
+        self.reports = 0
+        self.events = 0
+        self.notes: list[str] = []
+        self.online = False
+        self.app_hash_heard = False
+
+    def add(self, heard: Heard) -> None:
+        if heard.kind is HeardKind.LINE:
+            self.lines += 1
+        elif heard.kind is HeardKind.REPORT:
+            self.reports += 1
+            if heard.report is not None and heard.report.source == APP_HASH_SOURCE:
+                self.app_hash_heard = True
+        elif heard.kind is HeardKind.EVENT:
+            self.events += 1
+        if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
+            self.notes.append(heard.text)
+        # Only the event counts: "device … is online" at the start says nothing of a restart.
+        if heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+            self.online = True
+
+    def summary(self, explanation: str | None = None) -> HeardSummary:
+        return HeardSummary(
+            lines=self.lines,
+            reports=self.reports,
+            events=self.events,
+            notes=tuple(self.notes),
+            explanation=explanation,
+        )
+
+
+def verify(
+    transport: Transport,
+    expected: Manifest,
+    history: Sequence[Manifest],
+    *,
+    timeout: float,
+    clock: Clock = monotonic,
+    on_heard: Callable[[Heard], None] | None = None,
+) -> Verdict:
+    """Listen on `transport` until the evidence is conclusive or `timeout` seconds pass.
+
+    The transport is opened by the caller and left open (it owns it). `on_heard` sees every
+    item as it arrives, for progress. A `DeviceUnreachable` from the transport ends the
+    wait with a NO_REPORT verdict that says why; other errors (a rejected token) propagate.
+    """
+    start = clock()
+    deadline = start + timeout
+    tally = _Tally()
+    last: tuple[Report, tuple[KeyComparison, ...]] | None = None
+    unreachable: str | None = None
+    heard_items = transport.listen(deadline)
+    try:
+        for heard in heard_items:
+            tally.add(heard)
+            if on_heard is not None:
+                on_heard(heard)
+            if heard.kind is HeardKind.REPORT and heard.report is not None:
+                status, compared = assess(expected, heard.report)
+                if status is not None:
+                    matched = (
+                        find_build(history, heard.report)
+                        if status is VerdictStatus.MISMATCH
+                        else None
+                    )
+                    return Verdict(
+                        status=status,
+                        expected=expected,
+                        reported=heard.report,
+                        compared=compared,
+                        matched_build=matched,
+                        heard=tally.summary(),
+                        elapsed=clock() - start,
+                        device=transport.describe(),
+                        timeout=timeout,
+                    )
+                last = (heard.report, compared)
+            if clock() >= deadline:
+                break
+    except DeviceUnreachable as exc:
+        unreachable = exc.message
+    finally:
+        close = getattr(heard_items, "close", None)
+        if close is not None:
+            close()
+    return Verdict(
+        status=VerdictStatus.NO_REPORT,
+        expected=expected,
+        reported=last[0] if last else None,
+        compared=last[1] if last else (),
+        matched_build=None,
+        heard=tally.summary(_explain_silence(tally)),
+        elapsed=clock() - start,
+        device=transport.describe(),
+        timeout=timeout,
+        unreachable=unreachable,
+    )
+
+
+def _explain_silence(tally: _Tally) -> str | None:
+    # SPEC section 1: spark/device/app-hash is published only when the hash differs from
+    # the previous session, so a device seen coming online without one is running the
+    # app it ran before.
+    if tally.online and not tally.app_hash_heard and tally.reports == 0:
+        return FLASH_DID_NOT_TAKE
+    return None
+
+
+# --- words ----------------------------------------------------------------------------
+
+
+def _manifest_json(manifest: Manifest) -> dict[str, Any]:
+    record: dict[str, Any] = {key: getattr(manifest, key) for key in IDENTITY_KEYS}
+    record["recorded_at"] = manifest.recorded_at
+    return record
+
+
+def _report_json(report: Report | None) -> dict[str, Any] | None:
+    if report is None:
+        return None
+    record: dict[str, Any] = dict(report.identity())
+    record["source"] = report.source
+    if report.extra:
+        record["extra"] = report.extra
+    return record

@@ -1,0 +1,1 @@
+"""Step 1, before the compiler: git state, the edit counter, rendering, the git hook."""

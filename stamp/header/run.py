@@ -1,0 +1,236 @@
+"""`stamp header`: compute the edit and git state, render the generated files.
+
+The no-op path (nothing changed since the last run) reads git's status, the state file and
+the generated files' hashes, and returns without importing Jinja2 or touching any file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import NamedTuple
+
+from stamp import __version__
+from stamp.config import Config
+from stamp.errors import GitError
+from stamp.fileio import remove_stale_temps
+from stamp.header.edit import (
+    EditState,
+    fingerprint_git,
+    fingerprint_tree,
+    load_state,
+    locked,
+    next_edit,
+    save_state,
+)
+from stamp.header.git import GitState, read_state
+from stamp.header.render import (
+    file_sha256,
+    load_template_set,
+    render_all,
+    source_date_epoch,
+    write_if_changed,
+)
+from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE
+from stamp.state_dir import find_state_dir, history_path
+
+
+# Records on `stamp header`'s no-op path are NamedTuples, not dataclasses: importing
+# dataclasses (and inspect, ast, dis with it) is a fifth of that path's time on a 2-core
+# machine (bench/README.md). They are just as immutable; use `._replace()` to copy.
+class HeaderResult(NamedTuple):
+    """What `stamp header` did."""
+
+    edit: int
+    """The editVersion now in force."""
+    git: str
+    """HEAD's SHA, or "unknown"."""
+    dirty: bool | None
+    """Tracked files differ from HEAD; None outside git."""
+    branch: str | None
+    """Current branch, None when detached or unknown."""
+    describe: str | None
+    """`git describe --tags`, None without tags."""
+    changed: tuple[Path, ...]
+    """Generated files that were (re)written; empty on a no-op."""
+    outputs: tuple[Path, ...]
+    """Every generated file."""
+    bumped: bool
+    """The edit went up in this run."""
+    warnings: tuple[str, ...]
+    """Things the user should know (no git, shallow clone)."""
+
+    def to_json(self) -> dict[str, object]:
+        """The `--json` record of SPEC section 3."""
+        return {
+            "edit": self.edit,
+            "git": self.git,
+            "dirty": self.dirty,
+            "branch": self.branch,
+            "describe": self.describe,
+            "changed": [str(p) for p in self.changed],
+        }
+
+
+def header_main(
+    *,
+    config_path: Path | None,
+    output_dir: Path | None,
+    as_json: bool,
+    strict: bool,
+    quiet: bool,
+) -> int:
+    """Run `stamp header` and print its result; StampError propagates to the caller."""
+    import sys
+
+    from stamp.config import load_config
+
+    result = run_header(load_config(config_path), output_dir=output_dir, strict=strict)
+    for warning in result.warnings:
+        sys.stderr.write(f"stamp: warning: {warning}\n")
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    elif not quiet:
+        sys.stdout.write(describe_result(result) + "\n")
+    return 0
+
+
+def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
+    """The one human line: `stamp: edit 112 (1a2b3c4d, dirty) -> build/stamp/stamp.c`."""
+    if not result.changed:
+        return f"stamp: unchanged (edit {result.edit})"
+    facts = result.git[:8]
+    if result.dirty:
+        facts += ", dirty"
+    from stamp.cli.output import shown_path
+
+    targets = ", ".join(shown_path(p, None if cwd is None else str(cwd)) for p in result.changed)
+    return f"stamp: edit {result.edit} ({facts}) -> {targets}"
+
+
+def report_json(edit: int, git: str, dirty: bool | None) -> str:
+    """The JSON the device reports (SPEC section 6), as stamp_json() in stamp.c formats it."""
+    record: dict[str, object] = {"edit": edit, "git": git}
+    if dirty is not None:
+        record["dirty"] = dirty
+    return json.dumps(record, separators=(",", ":"))
+
+
+def run_header(
+    config: Config,
+    *,
+    output_dir: Path | None = None,
+    strict: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> HeaderResult:
+    """Bump the edit if the source state changed and bring the generated files up to date."""
+    env = os.environ if env is None else env
+    out_dir = (output_dir or config.output_path).absolute()
+    state = read_state(
+        config.root,
+        include_untracked=config.include_untracked,
+        exclude=config.exclude,
+        exclude_paths=[out_dir],
+    )
+    warnings: list[str] = []
+    if state.available:
+        fingerprint = fingerprint_git(state.sha, state.changes, state.toplevel or config.root)
+    else:
+        if strict:
+            raise GitError(f"no git state: {state.reason} (drop --strict to stamp without git)")
+        warnings.append(f'{state.reason}: git fields are "unknown"')
+        excludes = [*config.exclude]
+        with contextlib.suppress(ValueError):
+            excludes.append(out_dir.relative_to(config.root.absolute()).as_posix())
+        fingerprint = fingerprint_tree(config.root, excludes)
+
+    templates = load_template_set(config.template, config.root)
+    state_dir = find_state_dir(config, state.git_dir)
+    with locked(state_dir):
+        previous = load_state(state_dir)
+        existing = [out_dir / name for name, _ in templates.sources]
+        edit, bumped = next_edit(previous, fingerprint, existing, history_path(state_dir))
+        if state.shallow and not (previous and previous.shallow_warned):
+            warnings.append("this is a shallow clone: `describe` may miss tags")
+        context = _context(config, state, edit, env)
+        render_key = _render_key(context, templates.digest(), out_dir)
+        if (
+            previous is not None
+            and not bumped
+            and previous.render_key == render_key
+            and _outputs_intact(previous)
+        ):
+            changed: list[Path] = []
+            hashes = previous.outputs
+        else:
+            rendered = render_all(templates, context)
+            changed = []
+            entries = []
+            for name, data in rendered.items():
+                path = out_dir / name
+                remove_stale_temps(path)  # from a run killed mid-write; we hold the lock
+                if write_if_changed(path, data):
+                    changed.append(path)
+                entries.append((str(path), hashlib.sha256(data).hexdigest()))
+            hashes = tuple(entries)
+        new_state = EditState(
+            edit=edit,
+            fingerprint=fingerprint,
+            render_key=render_key,
+            outputs=hashes,
+            shallow_warned=state.shallow or bool(previous and previous.shallow_warned),
+        )
+        if new_state != previous:
+            save_state(state_dir, new_state)
+    return HeaderResult(
+        edit=edit,
+        git=state.sha,
+        dirty=state.dirty,
+        branch=state.branch,
+        describe=state.describe,
+        changed=tuple(changed),
+        outputs=tuple(existing),
+        bumped=bumped,
+        warnings=tuple(warnings),
+    )
+
+
+def _context(
+    config: Config, state: GitState, edit: int, env: Mapping[str, str]
+) -> dict[str, object]:
+    build_time: int | None = None
+    if config.build_time:
+        build_time = source_date_epoch(env) or int(time.time())
+    git_known = state.sha != GIT_UNKNOWN
+    return {
+        "edit": edit,
+        "git": state.sha,
+        "git_known": git_known,
+        "git_short": state.sha[:8] if git_known else GIT_UNKNOWN,
+        "dirty": state.dirty,
+        "branch": state.branch,
+        "describe": state.describe,
+        "commit_time": state.commit_time,
+        "build_time": build_time,
+        "report_json": report_json(edit, state.sha, state.dirty),
+        "record_layout": RECORD_LAYOUT,
+        "record_size": RECORD_SIZE,
+        "stamp_version": __version__,
+    }
+
+
+def _render_key(context: Mapping[str, object], templates_digest: str, out_dir: Path) -> str:
+    blob = json.dumps(context, sort_keys=True) + templates_digest + str(out_dir)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _outputs_intact(previous: EditState) -> bool:
+    """Every generated file still holds what was written (not deleted by `make clean`)."""
+    return bool(previous.outputs) and all(
+        file_sha256(Path(path)) == digest for path, digest in previous.outputs
+    )
