@@ -30,6 +30,8 @@ class DeviceConfig(NamedTuple):
     """Serial baud rate."""
     particle: str | None = None
     """Particle device id or name."""
+    smp: str | None = None
+    """An MCUboot/Zephyr device over SMP: "serial:/dev/ttyACM0[?baud=N]" or "udp:HOST[:PORT]"."""
     flash_command: str | None = None
     """Command for `stamp flash` on serial devices; {bin}, {elf}, {device} are replaced."""
 
@@ -77,6 +79,7 @@ _DEVICE_KEYS: dict[str, type | tuple[type, ...]] = {
     "serial": str,
     "baud": int,
     "particle": str,
+    "smp": str,
     "flash_command": str,
 }
 
@@ -173,10 +176,8 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
             known = ", ".join(sorted(_DEVICE_KEYS))
             raise ConfigError(f"{path}: unknown key `{where}.{key}` (known keys: {known})")
         _check(value, _DEVICE_KEYS[key], f"{where}.{key}", path)
-    has_serial = "serial" in body
-    has_particle = "particle" in body
-    if has_serial == has_particle:
-        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial` or `particle`")
+    if sum(key in body for key in ("serial", "particle", "smp")) != 1:
+        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial`, `particle` or `smp`")
     baud = body.get("baud", 115200)
     if baud <= 0:
         raise ConfigError(f"{path}: `{where}.baud` must be a positive integer")
@@ -185,5 +186,6 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
         serial=body.get("serial"),
         baud=baud,
         particle=body.get("particle"),
+        smp=body.get("smp"),
         flash_command=body.get("flash_command"),
     )

@@ -7,10 +7,12 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "schema": 1,
       "edit": 111, "git": "<40 hex>", "dirty": false,
       "build_id": "<hex>" | null, "app_hash": "<64 hex>" | null, "image_sha256": "<64 hex>",
+      "mcuboot_hash": "<64 hex>" | null, "image_version": "1.2.3+4" | null,
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
       "particle": {...} | null       # the module info of `stamp inspect --json`, for a .bin
+      "mcuboot": {...} | null        # the MCUboot image info of `stamp inspect --json`
     }
 
 The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
@@ -33,7 +35,7 @@ from stamp.fileio import atomic_write
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 1000
-IDENTITY_KEYS = ("edit", "git", "dirty", "build_id", "app_hash", "image_sha256")
+IDENTITY_KEYS = ("edit", "git", "dirty", "build_id", "app_hash", "image_sha256", "mcuboot_hash")
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,12 @@ class Manifest:
     """The .bin it was read from."""
     particle: dict[str, Any] | None = None
     """Particle module info (the `particle` object of `stamp inspect --json`)."""
+    mcuboot_hash: str | None = None
+    """MCUboot: the image's SHA-256 TLV (what a Zephyr device reports per slot), lowercase hex."""
+    image_version: str | None = None
+    """MCUboot: the image header's version ("1.2.3+4"); informational, never decides."""
+    mcuboot: dict[str, Any] | None = None
+    """MCUboot image info (the `mcuboot` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
 
@@ -96,6 +104,9 @@ class Manifest:
                 "bin": asdict(self.bin) if self.bin else None,
             },
             particle=self.particle,
+            mcuboot_hash=self.mcuboot_hash,
+            image_version=self.image_version,
+            mcuboot=self.mcuboot,
         )
         return record
 
@@ -110,6 +121,7 @@ class Manifest:
                 raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
             artifacts = record.get("artifacts") or {}
             known = {*IDENTITY_KEYS, "schema", "recorded_at", "artifacts", "particle"}
+            known |= {"image_version", "mcuboot"}
             return cls(
                 edit=_opt(record.get("edit"), int),
                 git=_opt(record.get("git"), str),
@@ -121,6 +133,9 @@ class Manifest:
                 elf=_artifact(artifacts.get("elf")),
                 bin=_artifact(artifacts.get("bin")),
                 particle=record.get("particle"),
+                mcuboot_hash=_hex(record.get("mcuboot_hash")),
+                image_version=_opt(record.get("image_version"), str),
+                mcuboot=_opt(record.get("mcuboot"), dict),
                 extra={k: v for k, v in record.items() if k not in known},
             )
         except (TypeError, ValueError, AttributeError) as exc:
@@ -247,7 +262,7 @@ def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str
     """How a build is called in one line: its edit, else its first identifying hash."""
     if manifest.edit is not None:
         return f"edit {manifest.edit}"
-    for key in ("build_id", "app_hash", "image_sha256"):
+    for key in ("build_id", "app_hash", "mcuboot_hash", "image_sha256"):
         value = getattr(manifest, key)
         if value:
             return f"{key} {value[:8]}…"

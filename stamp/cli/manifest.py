@@ -95,6 +95,8 @@ def manifest(
             facts.append(f"build-id {result.build_id[:4]}…")
         if result.app_hash:
             facts.append(f"app hash {result.app_hash[:8]}…")
+        if result.mcuboot_hash:
+            facts.append(f"MCUboot {result.image_version}, hash {result.mcuboot_hash[:8]}…")
         click.echo(f"stamp: manifest {_shown(target)} ({', '.join(facts)})")
         if settings.verbosity > 0 and not added:
             click.echo("stamp: this build is already in the history", err=True)
