@@ -36,10 +36,10 @@ from smp import os_management as smpos
 from smp import packet as smppacket
 from smp.exceptions import SMPException
 
+from stamp.artifact.mcuboot import endian_of
 from stamp.closing import Closing
 from stamp.device.report import LineScanner
 from stamp.device.transport.base import Clock, monotonic
-from stamp.artifact.mcuboot import endian_of
 from stamp.sim.smp_slots import INVALID_IMAGE_HEADER_MAGIC, INVALID_OFFSET, SlotError, Slots
 
 log = logging.getLogger("stamp.sim.smp")
@@ -286,12 +286,12 @@ class SmpBoard(Closing):
         self._booted = True
         image = self.slots.active
         log.debug("reset %d: %s; running %s", self.slots.resets, what, image.version_text)
-        self._send(
-            b"*** Booting MCUboot ***\r\n"
-            + f"I: Swap type: {what}\r\n".encode()
-            + f"*** Booting Zephyr OS (stamp simulated device), image {image.version_text} ***".encode()
-            + b"\r\n"
+        banner = (
+            "*** Booting MCUboot ***\r\n"
+            f"I: Swap type: {what}\r\n"
+            f"*** Booting Zephyr OS (stamp simulated device), image {image.version_text} ***\r\n"
         )
+        self._send(banner.encode())
 
     # --- the pty ------------------------------------------------------------------------
 
