@@ -159,6 +159,7 @@ class _Demo:
             VerdictStatus.VERIFIED: "green",
             VerdictStatus.MISMATCH: "red",
             VerdictStatus.NO_REPORT: "yellow",
+            VerdictStatus.UNCONFIRMED: "yellow",
         }[verdict.status]
         label, _, rest = verdict_message(verdict).partition(": ")
         self.say(f"{paint(label + ':', colour, self.out, bold=True)} {rest}")

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "or particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud.",
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
+    "smp:serial:PORT / smp:udp:HOST[:PORT] for an MCUboot/Zephyr device.",
 )
 @click.option(
     "--retries",
@@ -58,6 +59,11 @@ if TYPE_CHECKING:
     metavar="M",
     help="The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.",
 )
+@click.option(
+    "--no-confirm",
+    is_flag=True,
+    help="SMP: leave the new image running unconfirmed (as a test; the next reset reverts it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every attempt's verdict as JSON.")
 @click.pass_obj
 def flash(
@@ -68,6 +74,7 @@ def flash(
     timeout: float,
     settle: float,
     manifest_path: Path | None,
+    no_confirm: bool,
     as_json: bool,
 ) -> int:
     """Flash FIRMWARE, prove the device runs it, and flash again when it does not.
@@ -76,7 +83,10 @@ def flash(
     Particle device gets an OTA update through the cloud, and only what the device itself
     publishes after the update counts (the cloud's "success" does not). A serial device
     is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
-    replaced; it runs without a shell), then heard on its port.
+    replaced; it runs without a shell), then heard on its port. An SMP device
+    (MCUboot/Zephyr) gets the signed image uploaded, marked for test and reset; stamp
+    waits for it to come back, reads the slots again, confirms the image only when it is
+    the active one (not with --no-confirm), then verifies.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -87,6 +97,7 @@ def flash(
       stamp flash --device garage build/firmware.bin
       stamp flash --device particle:my_photon --retries 3 build/firmware.bin
       stamp flash --device bench --timeout 20 --json build/firmware.elf
+      stamp flash --device smp:serial:/dev/ttyACM0 build/zephyr/zephyr.signed.bin
     """
     import os
     import sys
@@ -104,7 +115,7 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+    with make_flasher(target, config, os.environ, Path.home(), confirm=not no_confirm) as flasher:
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,
@@ -115,6 +126,7 @@ def flash(
             settle=settle,
             progress=progress,
             verbose=settings.verbosity > 0,
+            allow_unconfirmed=no_confirm,
         )
     verdict = result.verdict
     if as_json:

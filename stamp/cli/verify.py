@@ -32,6 +32,8 @@ def exit_code(status: VerdictStatus) -> int:
         VerdictStatus.VERIFIED: EXIT_OK,
         VerdictStatus.MISMATCH: EXIT_MISMATCH,
         VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
+        # The device runs it but will revert at the next reset: not the state asked for.
+        VerdictStatus.UNCONFIRMED: EXIT_MISMATCH,
     }[status]
 
 
@@ -41,7 +43,8 @@ def exit_code(status: VerdictStatus) -> int:
     "device",
     required=True,
     metavar="X",
-    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+    "smp:serial:PORT[?baud=N] or smp:udp:HOST[:PORT].",
 )
 @click.option(
     "--manifest",
@@ -59,10 +62,21 @@ def exit_code(status: VerdictStatus) -> int:
     metavar="S",
     help="Seconds to wait for a report that settles the question.",
 )
+@click.option(
+    "--allow-unconfirmed",
+    is_flag=True,
+    help="SMP: accept the build running as an unconfirmed test image (it reverts at the "
+    "next reset unless confirmed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
-    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+    settings: Settings,
+    device: str,
+    manifest_path: Path | None,
+    timeout: float,
+    allow_unconfirmed: bool,
+    as_json: bool,
 ) -> int:
     """Wait for the device's identity report and say whether it runs the expected build.
 
@@ -72,14 +86,19 @@ def verify(
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
 
-    Exit status: 0 verified, 1 mismatch, 3 no usable report before the timeout or the
-    device unreachable, 2 a bad device, config or manifest.
+    Over SMP (MCUboot/Zephyr) it reads the image slots and compares the active slot's
+    hash with the manifest's mcuboot_hash; an active image that is not confirmed will
+    revert at the next reset and does not verify unless --allow-unconfirmed.
+
+    Exit status: 0 verified, 1 mismatch (or an unconfirmed SMP image), 3 no usable report
+    before the timeout or the device unreachable, 2 a bad device, config or manifest.
 
     \b
     Examples:
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device smp:serial:/dev/ttyACM0 --manifest build/zephyr/zephyr.stamp.json
     """
     import os
     import sys
@@ -105,7 +124,12 @@ def verify(
         watch.start()
         try:
             verdict = run_verify(
-                transport, expected, history, timeout=timeout, on_heard=watch.heard
+                transport,
+                expected,
+                history,
+                timeout=timeout,
+                on_heard=watch.heard,
+                allow_unconfirmed=allow_unconfirmed,
             )
         finally:
             watch.stop()
@@ -128,6 +152,7 @@ def render(verdict: Verdict, stream: TextIO) -> None:
         VerdictStatus.VERIFIED: "green",
         VerdictStatus.MISMATCH: "red",
         VerdictStatus.NO_REPORT: "yellow",
+        VerdictStatus.UNCONFIRMED: "yellow",
     }[verdict.status]
     label, _, rest = verdict_message(verdict).partition(": ")
     stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")

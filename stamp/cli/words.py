@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from stamp.artifact.manifest import Manifest
+from stamp.device.image_state import RunState
 from stamp.device.verify import HASH_KEYS, Verdict, VerdictStatus
 from stamp.record import GIT_UNKNOWN
 
@@ -22,11 +24,52 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
     """The one sentence for the verdict, e.g. `MISMATCH: device runs edit 109 (…)`."""
     now = now or datetime.now(UTC)
     if verdict.status is VerdictStatus.VERIFIED:
-        return f"VERIFIED: device runs {_verified_build(verdict)}"
+        text = f"VERIFIED: device runs {_verified_build(verdict)}"
+        if _run_state(verdict) is RunState.UNCONFIRMED:
+            text += f" ({RUN_STATE_WORDS[RunState.UNCONFIRMED]}; allowed by --allow-unconfirmed)"
+        return text
+    if verdict.status is VerdictStatus.UNCONFIRMED:
+        return (
+            f"UNCONFIRMED: device runs {_verified_build(verdict)} as a test image: "
+            f"{RUN_STATE_WORDS[RunState.UNCONFIRMED]} (--allow-unconfirmed accepts that)"
+        )
     if verdict.status is VerdictStatus.MISMATCH:
         device_runs = _reported_build(verdict, now)
-        return f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
+        text = f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
+        return text + _where_expected(verdict)
     return f"NO REPORT: {_silence(verdict)}"
+
+
+RUN_STATE_WORDS = {
+    RunState.CONFIRMED: "running, confirmed",
+    RunState.UNCONFIRMED: "running, will revert at next reset unless confirmed",
+    RunState.PENDING: "not yet running (marked for test: it runs after the next reset)",
+    RunState.PENDING_PERMANENT: "not yet running (it is swapped in for good at the next reset)",
+    RunState.STORED: "not running (uploaded to a slot but not marked to run)",
+    RunState.ABSENT: "on no slot of the device",
+}
+"""What an MCUboot image's place on the device means, in words (`stamp.device.image_state`)."""
+
+
+def _run_state(verdict: Verdict) -> RunState | None:
+    """Where the expected MCUboot image stands on the device, when it reported slots."""
+    report = verdict.reported
+    wanted = verdict.expected.mcuboot_hash
+    if report is None or report.image_states is None or wanted is None:
+        return None
+    return report.image_states.run_state(wanted)
+
+
+def _where_expected(verdict: Verdict) -> str:
+    """For an SMP device: where the expected image is, if it is on the device at all."""
+    state = _run_state(verdict)
+    if state is None or state is RunState.ABSENT:
+        return ""
+    report = verdict.reported
+    assert report is not None and report.image_states is not None
+    slot = report.image_states.find(verdict.expected.mcuboot_hash or "")
+    where = f" in slot {slot.slot}" if slot is not None else ""
+    return f"; the expected image is{where}: {RUN_STATE_WORDS[state]}"
 
 
 def _short(value: str) -> str:
@@ -42,7 +85,12 @@ def _git_part(git: str | None, dirty: bool | None) -> str | None:
     return text
 
 
-_LABELS = {"build_id": "build-id", "app_hash": "app hash", "image_sha256": "image sha256"}
+_LABELS = {
+    "build_id": "build-id",
+    "app_hash": "app hash",
+    "image_sha256": "image sha256",
+    "mcuboot_hash": "MCUboot hash",
+}
 
 
 def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
@@ -60,8 +108,13 @@ def _verified_build(verdict: Verdict) -> str:
         )
         if p
     ]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the expected build"
+    name = f"edit {identity['edit']}" if "edit" in identity else _unstamped(verdict.expected)
     return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _unstamped(manifest: Manifest, fallback: str = "the expected build") -> str:
+    """A build without a stamp record: by its MCUboot version when it has one."""
+    return f"image {manifest.image_version}" if manifest.image_version else fallback
 
 
 def _reported_build(verdict: Verdict, now: datetime) -> str:
@@ -74,7 +127,9 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
             _git_part(identity.get("git"), identity.get("dirty")),
             _age(build.recorded_at, now),
         ]
-        name = f"edit {build.edit}" if build.edit is not None else "an older build"
+        name = (
+            f"edit {build.edit}" if build.edit is not None else _unstamped(build, "an older build")
+        )
         details = [p for p in parts if p]
         if not details:
             details = _hash_parts(identity, HASH_KEYS)[:1]
@@ -85,6 +140,8 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
         _git_part(identity.get("git"), identity.get("dirty")),
         *_hash_parts(identity, HASH_KEYS),
     ]
+    if report.image_version:
+        parts.insert(0, f"version {report.image_version}")
     shown = ", ".join(p for p in parts if p)
     has_strong = any(k in identity for k in HASH_KEYS) or ("git" in identity and "edit" in identity)
     what = (
@@ -98,7 +155,11 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
 def _expected_build(verdict: Verdict) -> str:
     identity = verdict.expected.identity()
     differing = [c.key for c in verdict.differing]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the manifest's build"
+    name = (
+        f"edit {identity['edit']}"
+        if "edit" in identity
+        else _unstamped(verdict.expected, "the manifest's build")
+    )
     # When the edits agree the name alone cannot show the difference: name what differs.
     if "edit" in differing:
         return name

@@ -135,6 +135,7 @@ def flash_and_verify(
     verbose: bool = False,
     clock: Clock = monotonic,
     wall_clock: Callable[[], float] = time.time,
+    allow_unconfirmed: bool = False,
 ) -> FlashResult:
     """Flash `image` and verify, up to `retries` more times until the device runs it.
 
@@ -163,6 +164,7 @@ def flash_and_verify(
             waiting=Watch(progress, timeout, lines=show_events, verbose=verbose),
             clock=clock,
             wall_clock=wall_clock,
+            allow_unconfirmed=allow_unconfirmed,
         )
         attempts.append(attempt)
         if attempt.status is VerdictStatus.VERIFIED or number == total:
@@ -182,6 +184,7 @@ def _attempt(
     waiting: Watch,
     clock: Clock,
     wall_clock: Callable[[], float],
+    allow_unconfirmed: bool = False,
 ) -> Attempt:
     started = clock()
     since = wall_clock()
@@ -218,6 +221,7 @@ def _attempt(
                     timeout=timeout,
                     clock=attempt_clock,
                     on_heard=on_heard,
+                    allow_unconfirmed=allow_unconfirmed,
                 )
             finally:
                 waiting.stop()

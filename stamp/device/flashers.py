@@ -25,7 +25,13 @@ from typing import TYPE_CHECKING, Protocol
 from stamp.closing import Closing
 from stamp.config import Config
 from stamp.device.flash_image import FlashImage
-from stamp.device.target import DeviceTarget, ParticleTarget, SerialTarget, open_transport
+from stamp.device.target import (
+    DeviceTarget,
+    ParticleTarget,
+    SerialTarget,
+    SmpTarget,
+    open_transport,
+)
 from stamp.device.transport.base import Clock, Transport
 from stamp.errors import (
     ArtifactError,
@@ -36,6 +42,7 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
+    from stamp.device.flash_smp import SmpFlasher
     from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
 
 FLASH_COMMAND_TIMEOUT = 600.0
@@ -237,9 +244,16 @@ def command_args(command: str, image: FlashImage, device: str, device_name: str)
 
 
 def make_flasher(
-    target: DeviceTarget, config: Config, env: Mapping[str, str], home: Path
-) -> CloudFlasher | CommandFlasher:
-    """The flasher for `--device`: its configured flash_command, else a cloud OTA update.
+    target: DeviceTarget,
+    config: Config,
+    env: Mapping[str, str],
+    home: Path,
+    *,
+    confirm: bool = True,
+) -> CloudFlasher | CommandFlasher | SmpFlasher:
+    """The flasher for `--device`: its configured flash_command, else a cloud OTA update,
+    or for an SMP device an upload over SMP (`stamp.device.flash_smp`; `confirm` False
+    leaves the new image unconfirmed).
 
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
     device with one (e.g. `particle flash --usb {bin}`) is flashed by it and heard through
@@ -256,9 +270,9 @@ def make_flasher(
         return CommandFlasher(
             command,
             device_name=target.name,
-            device=target.port if isinstance(target, SerialTarget) else target.device,
+            device=_device_word(target),
             listen=listen,
-            serial=isinstance(target, SerialTarget),
+            serial=isinstance(target, SerialTarget | SmpTarget),
             cwd=config.root,
         )
     if isinstance(target, SerialTarget):
@@ -273,7 +287,20 @@ def make_flasher(
             f"device {target.name!r}{where} has no flash_command: add one to "
             f'[devices.{target.name}], e.g. flash_command = "particle flash --usb {{bin}}"'
         )
+    if isinstance(target, SmpTarget):
+        from stamp.device.flash_smp import SmpFlasher
+
+        return SmpFlasher(target, confirm=confirm)
     return _cloud_flasher(target, config, env, home)
+
+
+def _device_word(target: DeviceTarget) -> str:
+    """What `{device}` in a flash_command becomes."""
+    if isinstance(target, SerialTarget):
+        return target.port
+    if isinstance(target, SmpTarget):
+        return target.where
+    return target.device
 
 
 def _cloud_flasher(

@@ -12,7 +12,10 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stamp.device.image_state import ImageStates
 
 log = logging.getLogger("stamp.device.report")
 
@@ -20,7 +23,9 @@ PREFIX = b"@stamp "
 MAX_LINE = 512
 QUERY = b"?stamp\n"
 
-_HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256")
+_HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256", "mcuboot_hash")
+SMP_SOURCE = "smp image state"
+"""The Report.source of an SMP device's image state."""
 _HEX = re.compile(r"[0-9a-f]+")
 
 
@@ -40,6 +45,12 @@ class Report:
     """Particle app hash, lowercase hex."""
     image_sha256: str | None = None
     """SHA-256 of the image, lowercase hex."""
+    mcuboot_hash: str | None = None
+    """MCUboot: the running slot's hash TLV, lowercase hex."""
+    image_version: str | None = None
+    """MCUboot: the running slot's version as the device prints it; informational."""
+    image_states: ImageStates | None = None
+    """MCUboot: every slot the device reported (whether the running image is confirmed)."""
     source: str = ""
     """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -54,8 +65,20 @@ class Report:
             "build_id": self.build_id,
             "app_hash": self.app_hash,
             "image_sha256": self.image_sha256,
+            "mcuboot_hash": self.mcuboot_hash,
         }
         return {key: value for key, value in values.items() if value is not None}
+
+
+def smp_report(states: ImageStates) -> Report:
+    """The report of an SMP device: the active slot's hash is the running build's identity."""
+    active = states.active
+    return Report(
+        mcuboot_hash=active.hash if active else None,
+        image_version=active.version if active else None,
+        image_states=states,
+        source=SMP_SOURCE,
+    )
 
 
 class ReportError(ValueError):
@@ -93,7 +116,11 @@ def report_from_object(obj: Any, source: str) -> Report:
         dirty=dirty,
         source=source,
         extra={k: v for k, v in obj.items() if k not in known},
-        **hexes,
+        git=hexes["git"],
+        build_id=hexes["build_id"],
+        app_hash=hexes["app_hash"],
+        image_sha256=hexes["image_sha256"],
+        mcuboot_hash=hexes["mcuboot_hash"],
     )
 
 

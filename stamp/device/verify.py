@@ -32,7 +32,7 @@ from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, mono
 from stamp.errors import DeviceUnreachable
 from stamp.record import GIT_UNKNOWN
 
-HASH_KEYS = ("build_id", "app_hash", "image_sha256")
+HASH_KEYS = ("build_id", "app_hash", "image_sha256", "mcuboot_hash")
 """Keys that identify a build on their own when equal."""
 HEX_KEYS = ("git", *HASH_KEYS)
 """Hex digits shown in messages (the comparison always uses all of them)."""
@@ -56,6 +56,9 @@ class VerdictStatus(Enum):
     """The device reported another build's identity."""
     NO_REPORT = "no_report"
     """Nothing identified the running build before the timeout (or it was unreachable)."""
+    UNCONFIRMED = "unconfirmed"
+    """MCUboot: the device runs this build as a test image that is not confirmed, so it
+    will revert at the next reset (verified only with allow_unconfirmed)."""
 
 
 @dataclass(frozen=True)
@@ -189,13 +192,18 @@ def identifies(compared: Sequence[KeyComparison]) -> bool:
 
 
 def assess(
-    expected: Manifest, report: Report
+    expected: Manifest, report: Report, *, allow_unconfirmed: bool = False
 ) -> tuple[VerdictStatus | None, tuple[KeyComparison, ...]]:
-    """One report against the manifest: VERIFIED, MISMATCH, or None when it proves nothing."""
+    """One report against the manifest: VERIFIED, MISMATCH, UNCONFIRMED, or None when it
+    proves nothing. An MCUboot image running unconfirmed verifies only when allowed."""
     compared = compare(expected.identity(), report.identity())
     if any(not c.match for c in compared):
         return VerdictStatus.MISMATCH, compared
     if strong_match(compared):
+        states = report.image_states
+        active = states.active if states is not None else None
+        if active is not None and not active.confirmed and not allow_unconfirmed:
+            return VerdictStatus.UNCONFIRMED, compared
         return VerdictStatus.VERIFIED, compared
     return None, compared
 
@@ -256,6 +264,7 @@ def verify(
     timeout: float,
     clock: Clock = monotonic,
     on_heard: Callable[[Heard], None] | None = None,
+    allow_unconfirmed: bool = False,
 ) -> Verdict:
     """Listen on `transport` until the evidence is conclusive or `timeout` seconds pass.
 
@@ -275,7 +284,9 @@ def verify(
             if on_heard is not None:
                 on_heard(heard)
             if heard.kind is HeardKind.REPORT and heard.report is not None:
-                status, compared = assess(expected, heard.report)
+                status, compared = assess(
+                    expected, heard.report, allow_unconfirmed=allow_unconfirmed
+                )
                 if status is not None:
                     matched = (
                         find_build(history, heard.report)
@@ -330,6 +341,7 @@ def _explain_silence(tally: _Tally) -> str | None:
 
 def _manifest_json(manifest: Manifest) -> dict[str, Any]:
     record: dict[str, Any] = {key: getattr(manifest, key) for key in IDENTITY_KEYS}
+    record["image_version"] = manifest.image_version
     record["recorded_at"] = manifest.recorded_at
     return record
 
@@ -339,6 +351,10 @@ def _report_json(report: Report | None) -> dict[str, Any] | None:
         return None
     record: dict[str, Any] = dict(report.identity())
     record["source"] = report.source
+    if report.image_version is not None:
+        record["image_version"] = report.image_version
+    if report.image_states is not None:
+        record["image_states"] = report.image_states.to_json()
     if report.extra:
         record["extra"] = report.extra
     return record
