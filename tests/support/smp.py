@@ -34,8 +34,8 @@ def make_build(stamp: Stamp, directory: Path, edit: int, version: str) -> Build:
     """Sign a body carrying stamp record `edit` with an ECDSA key; `stamp manifest` it."""
     key = keygen(directory, "ecdsa-p256")
     path = sign(directory, app_body(edit=edit), f"app{edit}.signed.bin", key=key, version=version)
-    manifest = directory / f"app{edit}.stamp.json"
-    code, _out, err = stamp("manifest", path, "-o", manifest)
+    manifest = path.with_name(f"{path.stem}.stamp.json")  # where `stamp flash` looks
+    code, _out, err = stamp("manifest", path)
     assert code == 0, err
     image = load_file(path).mcuboot
     assert image is not None
