@@ -154,9 +154,9 @@ def parse_smp_url(text: str, *, baud: int | None = None) -> SmpTarget:
 
 def _host_port(text: str, whole: str) -> tuple[str, int]:
     if text.startswith("["):  # [IPv6]:port
-        host, _, after = text[1:].partition("]")
+        host, bracket, after = text[1:].partition("]")
         port_text = after[1:] if after.startswith(":") else ""
-        if after and not after.startswith(":"):
+        if not bracket or (after and not after.startswith(":")):
             host = ""
     else:
         host, _, port_text = text.partition(":")
