@@ -84,8 +84,14 @@ def sim_smp(
     import sys
     from types import FrameType
 
-    from stamp.errors import ArtifactError
-    from stamp.sim.smp import SmpBoard
+    from stamp.errors import ArtifactError, StampError
+
+    try:
+        from stamp.sim.smp import SmpBoard
+    except ImportError:
+        from stamp.device.transport.smp import INSTALL_HINT
+
+        raise StampError(INSTALL_HINT) from None
     from stamp.sim.smp_slots import Slots
 
     if (unconfirmed or pending) and secondary_path is None:

@@ -48,6 +48,10 @@ class SmpSession:
     """One smpclient connection, driven synchronously; `close()` it (or use `with`)."""
 
     def __init__(self, address: SmpTarget) -> None:
+        try:
+            import smpclient  # noqa: F401  (the optional `smp` extra)
+        except ImportError:
+            raise DeviceError(INSTALL_HINT) from None
         self.address = address
         self._runner = asyncio.Runner()
         self._client: Any = None
@@ -69,10 +73,8 @@ class SmpSession:
 
     def connect(self, timeout: float) -> None:
         """Open the port or socket and read the server's MCUmgr parameters."""
-        try:
-            from smpclient import SMPClient
-        except ImportError:
-            raise DeviceError(INSTALL_HINT) from None
+        from smpclient import SMPClient
+
         a = self.address
         if a.kind == "serial" and "://" not in a.where and not os.path.exists(a.where):
             raise DeviceUnreachable(f"{a.where} does not exist: is the device plugged in?")
