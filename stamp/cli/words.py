@@ -13,7 +13,8 @@ from typing import Any
 
 from stamp.artifact.manifest import Manifest
 from stamp.device.image_state import RunState
-from stamp.device.verify import HASH_KEYS, Verdict, VerdictStatus
+from stamp.device.verify import Verdict, VerdictStatus
+from stamp.identity import HASH_KEYS
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -54,7 +55,7 @@ RUN_STATE_WORDS = {
 def _run_state(verdict: Verdict) -> RunState | None:
     """Where the expected MCUboot image stands on the device, when it reported slots."""
     report = verdict.reported
-    wanted = verdict.expected.mcuboot_hash
+    wanted = verdict.expected.identity.mcuboot_hash
     if report is None or report.image_states is None or wanted is None:
         return None
     return report.image_states.run_state(wanted)
@@ -67,9 +68,14 @@ def _where_expected(verdict: Verdict) -> str:
         return ""
     report = verdict.reported
     assert report is not None and report.image_states is not None
-    slot = report.image_states.find(verdict.expected.mcuboot_hash or "")
+    slot = report.image_states.find(verdict.expected.identity.mcuboot_hash or "")
     where = f" in slot {slot.slot}" if slot is not None else ""
     return f"; the expected image is{where}: {RUN_STATE_WORDS[state]}"
+
+
+def _unstamped(manifest: Manifest, fallback: str) -> str:
+    """A build without a stamp record: by its MCUboot version when it has one."""
+    return f"image {manifest.image_version}" if manifest.image_version else fallback
 
 
 def _short(value: str) -> str:
@@ -91,14 +97,19 @@ _LABELS = {
     "image_sha256": "image sha256",
     "mcuboot_hash": "MCUboot hash",
 }
+"""How a hash key is called in a sentence; any other key by its name with spaces."""
+
+
+def label(key: str) -> str:
+    return _LABELS.get(key, key.replace("_", " "))
 
 
 def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    return [f"{_LABELS[k]} {_short(identity[k])}" for k in keys if identity.get(k)]
+    return [f"{label(k)} {_short(identity[k])}" for k in keys if identity.get(k)]
 
 
 def _verified_build(verdict: Verdict) -> str:
-    identity = verdict.expected.identity()
+    identity = verdict.expected.identity.known()
     matched = [c.key for c in verdict.compared if c.match and c.key in HASH_KEYS]
     parts = [
         p
@@ -108,13 +119,12 @@ def _verified_build(verdict: Verdict) -> str:
         )
         if p
     ]
-    name = f"edit {identity['edit']}" if "edit" in identity else _unstamped(verdict.expected)
+    name = (
+        f"edit {identity['edit']}"
+        if "edit" in identity
+        else _unstamped(verdict.expected, "the expected build")
+    )
     return f"{name} ({', '.join(parts)})" if parts else name
-
-
-def _unstamped(manifest: Manifest, fallback: str = "the expected build") -> str:
-    """A build without a stamp record: by its MCUboot version when it has one."""
-    return f"image {manifest.image_version}" if manifest.image_version else fallback
 
 
 def _reported_build(verdict: Verdict, now: datetime) -> str:
@@ -122,19 +132,21 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     assert report is not None
     build = verdict.matched_build
     if build is not None:
-        identity = build.identity()
+        identity = build.identity.known()
         parts = [
             _git_part(identity.get("git"), identity.get("dirty")),
             _age(build.recorded_at, now),
         ]
         name = (
-            f"edit {build.edit}" if build.edit is not None else _unstamped(build, "an older build")
+            f"edit {build.identity.edit}"
+            if build.identity.edit is not None
+            else _unstamped(build, "an older build")
         )
         details = [p for p in parts if p]
         if not details:
             details = _hash_parts(identity, HASH_KEYS)[:1]
         return f"{name} ({', '.join(details)})" if details else name
-    identity = report.identity()
+    identity = report.identity.known()
     parts = [
         f"edit {identity['edit']}" if "edit" in identity else None,
         _git_part(identity.get("git"), identity.get("dirty")),
@@ -153,7 +165,7 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
 
 
 def _expected_build(verdict: Verdict) -> str:
-    identity = verdict.expected.identity()
+    identity = verdict.expected.identity.known()
     differing = [c.key for c in verdict.differing]
     name = (
         f"edit {identity['edit']}"
@@ -227,10 +239,10 @@ def _why_inconclusive(verdict: Verdict) -> str:
     report = verdict.reported
     assert report is not None
     count = _plural(verdict.heard.reports, "report")
-    keys = ", ".join(report.identity()) or "no identity keys"
+    keys = ", ".join(report.identity.known()) or "no identity keys"
     if not verdict.compared:
         hint = ""
-        if report.app_hash is not None and verdict.expected.app_hash is None:
+        if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:
             hint = " (make it with `stamp manifest ELF --bin BIN` to compare the app hash)"
         return f"{count} heard, but the last ({keys}) shares no key with the manifest{hint}"
     return (

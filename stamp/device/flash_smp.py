@@ -69,7 +69,7 @@ class SmpFlasher(Closing):
                 f"not flashing {image.path} over SMP: it is not a signed MCUboot image "
                 "(give the output of `imgtool sign`, e.g. zephyr.signed.bin)"
             )
-        if image.manifest.mcuboot_hash != mcuboot.mcuboot_hash:
+        if image.manifest.identity.mcuboot_hash != mcuboot.mcuboot_hash:
             raise ArtifactError(
                 f"not flashing {image.path}: its manifest {image.manifest_path} has no or "
                 "another mcuboot_hash; run `stamp manifest` on the signed image"

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from stamp.identity import KEY_NAMES, Identity, IdentityError, parse_identity
 
 if TYPE_CHECKING:
     from stamp.device.image_state import ImageStates
@@ -22,59 +23,31 @@ log = logging.getLogger("stamp.device.report")
 PREFIX = b"@stamp "
 MAX_LINE = 512
 QUERY = b"?stamp\n"
-
-_HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256", "mcuboot_hash")
 SMP_SOURCE = "smp image state"
 """The Report.source of an SMP device's image state."""
-_HEX = re.compile(r"[0-9a-f]+")
 
 
 @dataclass(frozen=True)
 class Report:
     """An identity as a device reported it (any subset of SPEC section 5's keys)."""
 
-    edit: int | None = None
-    """The editVersion the firmware carries."""
-    git: str | None = None
-    """Commit SHA (lowercased) or "unknown"."""
-    dirty: bool | None = None
-    """The firmware was built from a dirty tree."""
-    build_id: str | None = None
-    """GNU build-id, lowercase hex."""
-    app_hash: str | None = None
-    """Particle app hash, lowercase hex."""
-    image_sha256: str | None = None
-    """SHA-256 of the image, lowercase hex."""
-    mcuboot_hash: str | None = None
-    """MCUboot: the running slot's hash TLV, lowercase hex."""
-    image_version: str | None = None
-    """MCUboot: the running slot's version as the device prints it; informational."""
-    image_states: ImageStates | None = None
-    """MCUboot: every slot the device reported (whether the running image is confirmed)."""
+    identity: Identity = field(default_factory=Identity)
+    """The identity keys the device reported (SPEC section 5); unknown ones are None."""
     source: str = ""
     """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys stamp does not know: kept, ignored."""
-
-    def identity(self) -> dict[str, Any]:
-        """The known identity keys that the device reported."""
-        values = {
-            "edit": self.edit,
-            "git": self.git,
-            "dirty": self.dirty,
-            "build_id": self.build_id,
-            "app_hash": self.app_hash,
-            "image_sha256": self.image_sha256,
-            "mcuboot_hash": self.mcuboot_hash,
-        }
-        return {key: value for key, value in values.items() if value is not None}
+    image_version: str | None = None
+    """MCUboot: the running slot's version as the device prints it; informational."""
+    image_states: ImageStates | None = None
+    """MCUboot: every slot the device reported (is the running image confirmed?)."""
 
 
 def smp_report(states: ImageStates) -> Report:
     """The report of an SMP device: the active slot's hash is the running build's identity."""
     active = states.active
     return Report(
-        mcuboot_hash=active.hash if active else None,
+        identity=Identity(mcuboot_hash=active.hash if active else None),
         image_version=active.version if active else None,
         image_states=states,
         source=SMP_SOURCE,
@@ -89,38 +62,14 @@ def report_from_object(obj: Any, source: str) -> Report:
     """Validate a decoded JSON object into a Report; ReportError when it is not one."""
     if not isinstance(obj, dict):
         raise ReportError("report is not a JSON object")
-    edit = obj.get("edit")
-    if edit is not None and (isinstance(edit, bool) or not isinstance(edit, int) or edit < 0):
-        raise ReportError(f"report has a bad edit {edit!r}")
-    dirty = obj.get("dirty")
-    if dirty is not None and not isinstance(dirty, bool):
-        raise ReportError(f"report has a bad dirty flag {dirty!r}")
-    hexes: dict[str, str | None] = {}
-    for key in _HEX_KEYS:
-        value = obj.get(key)
-        if value is None or (isinstance(value, str) and value == ""):
-            hexes[key] = None
-            continue
-        if not isinstance(value, str):
-            raise ReportError(f"report has a bad {key} {value!r}")
-        lowered = value.lower()
-        if key == "git" and lowered == "unknown":
-            hexes[key] = lowered
-            continue
-        if _HEX.fullmatch(lowered) is None:
-            raise ReportError(f"report has a non-hex {key} {value!r}")
-        hexes[key] = lowered
-    known = {"edit", "dirty", *_HEX_KEYS}
+    try:
+        identity = parse_identity(obj, empty_is_unknown=True)
+    except IdentityError as exc:
+        raise ReportError(f"report has a {exc}") from None
     return Report(
-        edit=edit,
-        dirty=dirty,
+        identity=identity,
         source=source,
-        extra={k: v for k, v in obj.items() if k not in known},
-        git=hexes["git"],
-        build_id=hexes["build_id"],
-        app_hash=hexes["app_hash"],
-        image_sha256=hexes["image_sha256"],
-        mcuboot_hash=hexes["mcuboot_hash"],
+        extra={k: v for k, v in obj.items() if k not in KEY_NAMES},
     )
 
 
