@@ -244,6 +244,12 @@ def _why_inconclusive(verdict: Verdict) -> str:
         hint = ""
         if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:
             hint = " (make it with `stamp manifest ELF --bin BIN` to compare the app hash)"
+        expected = verdict.expected.identity
+        if report.identity.mcuboot_hash is not None and expected.mcuboot_hash is None:
+            hint = (
+                " (make it from the signed image, `stamp manifest ELF --bin zephyr.signed.bin`, "
+                "to compare the MCUboot hash)"
+            )
         return f"{count} heard, but the last ({keys}) shares no key with the manifest{hint}"
     return (
         f"{count} heard, but the last ({keys}) cannot confirm a build: that needs a matching "

@@ -186,6 +186,9 @@ def _attempt(
     wall_clock: Callable[[], float],
     allow_unconfirmed: bool = False,
 ) -> Attempt:
+    """One flash and its verdict. One function, because the flash happens either before
+    the transport opens (a command, SMP) or from inside its listening (the cloud, once the
+    event stream is connected), and the settle clock spans both."""
     started = clock()
     since = wall_clock()
     say = waiting.line

@@ -70,3 +70,18 @@ def test_a_port_without_a_device_is_no_report(stamp: Stamp, two: tuple[Build, Bu
     assert code == 3
     assert "/dev/does-not-exist does not exist" in out
     assert "Traceback" not in err
+
+
+def test_a_manifest_without_mcuboot_hash_says_how_to_make_one(
+    stamp: Stamp, two: tuple[Build, Build], repo: GitRepo
+) -> None:
+    old, _new = two
+    unsigned = repo.path / "build" / "plain.stamp.json"
+    unsigned.write_text('{"schema": 1, "edit": 1, "git": "' + "1a2b3c4d5e6f" + "0" * 28 + '"}')
+    with smp_board(Slots(old.image)) as board:
+        code, out, _err = stamp(
+            "verify", "--device", board.device, "--manifest", unsigned, "--timeout", "20"
+        )
+    assert code == 3
+    assert "shares no key with the manifest" in out
+    assert "stamp manifest ELF --bin zephyr.signed.bin" in out
