@@ -56,6 +56,13 @@ _IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
     metavar="S",
     help="Seconds the device is away after a reset.",
 )
+@click.option(
+    "--udp",
+    "udp_port",
+    type=click.IntRange(0, 65535),
+    metavar="PORT",
+    help="Speak SMP over UDP on 127.0.0.1:PORT (0: any free port) instead of a pseudo-terminal.",
+)
 @click.pass_obj
 def sim_smp(
     settings: Settings,
@@ -65,12 +72,14 @@ def sim_smp(
     pending: bool,
     boot_fails: int,
     reset_delay: float,
+    udp_port: int | None,
 ) -> int:  # fmt: skip
     """Run a simulated MCUboot device on a pseudo-terminal until interrupted.
 
     The first line on stdout is one JSON object for scripts, naming the port as a
-    `--device` URL: {"device": "smp:serial:/dev/pts/N"}. It answers SMP (serial framing)
-    as a Zephyr application with mcumgr does: image state read/test/confirm, upload,
+    `--device` URL: {"device": "smp:serial:/dev/pts/N"} (with --udp:
+    {"device": "smp:udp:127.0.0.1:PORT"}). It answers SMP (serial framing, or one frame
+    per datagram) as a Zephyr application with mcumgr does: image state read/test/confirm, upload,
     erase, reset, echo, MCUmgr parameters. A reset swaps in a pending image (running
     unconfirmed) or reverts an unconfirmed one, as MCUboot's swap does.
 
@@ -88,6 +97,8 @@ def sim_smp(
 
     try:
         from stamp.sim.smp import SmpBoard
+        from stamp.sim.smp_server import SmpServer
+        from stamp.sim.smp_udp import SmpUdpBoard
     except ImportError:
         from stamp.device.transport.smp import INSTALL_HINT
 
@@ -106,7 +117,9 @@ def sim_smp(
         pending=pending,
         boot_fails=boot_fails,
     )
-    board = SmpBoard(slots, reset_delay=reset_delay)
+    server = SmpServer(slots, reset_delay=reset_delay)
+    board = SmpBoard(server) if udp_port is None else SmpUdpBoard(server, port=udp_port)
+    where = board.device.removeprefix("smp:")
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         board.stop()
@@ -117,7 +130,7 @@ def sim_smp(
         sys.stdout.flush()
         if settings.verbosity >= 0:
             click.echo(
-                f"stamp: simulated MCUboot device on {board.path} running {running.version_text} "
+                f"stamp: simulated MCUboot device on {where} running {running.version_text} "
                 f"(hash {running.stored_hash}); Ctrl-C stops",
                 err=True,
             )

@@ -8,7 +8,7 @@ import pytest
 
 from stamp.sim.smp_slots import Slots
 from tests.support import GitRepo, Stamp
-from tests.support.smp import Build, make_build, smp_board, verdict
+from tests.support.smp import Build, make_build, smp_board, smp_udp_board, verdict
 
 
 @pytest.fixture
@@ -85,3 +85,18 @@ def test_a_manifest_without_mcuboot_hash_says_how_to_make_one(
     assert code == 3
     assert "shares no key with the manifest" in out
     assert "stamp manifest ELF --bin zephyr.signed.bin" in out
+
+
+def test_over_udp(stamp: Stamp, two: tuple[Build, Build]) -> None:
+    """smp:udp:HOST:PORT through smpclient's UDP transport, against the sim on loopback."""
+    old, new = two
+    with smp_udp_board(Slots(new.image, confirmed=False, secondary=old.image)) as board:
+        assert board.device.startswith("smp:udp:127.0.0.1:")
+        code, record = verdict(stamp, board, new)
+        assert (code, record["status"]) == (1, "unconfirmed")
+        assert record["device"] == f"SMP over UDP 127.0.0.1:{board.port}"
+        code, _out, err = stamp("flash", "--device", board.device, "--timeout", "30", new.path)
+        assert code == 0, err  # already running: not uploaded again, only confirmed
+        assert "runs this image already" in err and "confirmed it" in err
+        code, record = verdict(stamp, board, new)
+    assert (code, record["status"]) == (0, "verified")

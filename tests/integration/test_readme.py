@@ -89,6 +89,7 @@ def test_zephyr_mcuboot_howto(repo: GitRepo, tmp_path: Path) -> None:
     """The how-to's transcripts, run on an image the real imgtool signed."""
     from stamp.artifact.image import load_file
     from stamp.sim.smp import SmpBoard
+    from stamp.sim.smp_server import SmpServer
     from stamp.sim.smp_slots import Slots
     from tests.support.mcuboot import app_body, keygen, sign
 
@@ -104,7 +105,7 @@ def test_zephyr_mcuboot_howto(repo: GitRepo, tmp_path: Path) -> None:
 
     old = load_file(repo.path / "old.signed.bin").mcuboot
     assert old is not None
-    with SmpBoard(Slots(old), reset_delay=0.2) as board:
+    with SmpBoard(SmpServer(Slots(old), reset_delay=0.2)) as board:
         board.start()
         for command, expected in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", flash_block, re.M):
             command = command.replace("/dev/ttyACM0", board.path)

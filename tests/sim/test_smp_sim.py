@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from smpclient import SMPClient
 from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
@@ -128,13 +129,18 @@ def test_refusals_are_smp_errors(stamp: Stamp, tmp_path: Path) -> None:
     assert success(echo) and echo.r == "hello"
 
 
-def test_sim_smp_command_prints_its_device(stamp: Stamp, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("extra", "prefix"), [((), "smp:serial:/dev/pts/"), (("--udp", "0"), "smp:udp:127.0.0.1:")]
+)
+def test_sim_smp_command_prints_its_device(
+    stamp: Stamp, tmp_path: Path, extra: tuple[str, ...], prefix: str
+) -> None:
     old, _new = builds(stamp, tmp_path)
-    proc = spawn_stamp("sim", "smp", "--image", str(old.path), cwd=tmp_path)
+    proc = spawn_stamp("sim", "smp", "--image", str(old.path), *extra, cwd=tmp_path)
     try:
         assert proc.stdout is not None
         first = json.loads(proc.stdout.readline())
-        assert first["device"].startswith("smp:serial:/dev/pts/")
+        assert first["device"].startswith(prefix)
         code, out, err = stamp(
             "verify", "--device", first["device"], "--manifest", old.manifest, "--json"
         )

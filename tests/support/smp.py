@@ -11,7 +11,9 @@ from pathlib import Path
 from stamp.artifact.image import load_file
 from stamp.artifact.mcuboot import McubootImage
 from stamp.sim.smp import SmpBoard
+from stamp.sim.smp_server import SmpServer
 from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_udp import SmpUdpBoard
 from tests.support import Stamp
 from tests.support.mcuboot import app_body, keygen, sign
 
@@ -44,8 +46,19 @@ def make_build(stamp: Stamp, directory: Path, edit: int, version: str) -> Build:
 
 @contextmanager
 def smp_board(slots: Slots, reset_delay: float = 0.2) -> Iterator[SmpBoard]:
-    """The simulated device in a thread of this process, stopped and closed afterwards."""
-    board = SmpBoard(slots, reset_delay=reset_delay)
+    """The simulated device on a pty, in a thread of this process, closed afterwards."""
+    board = SmpBoard(SmpServer(slots, reset_delay=reset_delay))
+    board.start()
+    try:
+        yield board
+    finally:
+        board.close()
+
+
+@contextmanager
+def smp_udp_board(slots: Slots, reset_delay: float = 0.2) -> Iterator[SmpUdpBoard]:
+    """The simulated device on a loopback UDP port, in a thread, closed afterwards."""
+    board = SmpUdpBoard(SmpServer(slots, reset_delay=reset_delay))
     board.start()
     try:
         yield board
@@ -54,7 +67,7 @@ def smp_board(slots: Slots, reset_delay: float = 0.2) -> Iterator[SmpBoard]:
 
 
 def verdict(
-    stamp: Stamp, board: SmpBoard, build: Build, *args: str
+    stamp: Stamp, board: SmpBoard | SmpUdpBoard, build: Build, *args: str
 ) -> tuple[int, dict[str, object]]:
     """`stamp verify --device BOARD --manifest BUILD --json ARGS`: (exit code, record)."""
     code, out, _err = stamp(
