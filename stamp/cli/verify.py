@@ -83,6 +83,7 @@ def verify(
     history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     expected = _expected(manifest_path, history, progress)
+    from stamp.cli.records import verdict_record
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
@@ -99,7 +100,7 @@ def verify(
         finally:
             watch.stop()
     if as_json:
-        record = verdict.to_json()
+        record = verdict_record(verdict)
         record["manifest"] = str(manifest_path) if manifest_path else None
         print_json(record)
     else:
