@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import attempt_summary, verdict_message
+from stamp.cli.words import attempt_summary, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
@@ -155,13 +155,7 @@ class _Demo:
         self.say(paint(f"$ {text}", "blue", self.out))
 
     def verdict(self, verdict: Verdict) -> None:
-        colour = {
-            VerdictStatus.VERIFIED: "green",
-            VerdictStatus.MISMATCH: "red",
-            VerdictStatus.NO_REPORT: "yellow",
-        }[verdict.status]
-        label, _, rest = verdict_message(verdict).partition(": ")
-        self.say(f"{paint(label + ':', colour, self.out, bold=True)} {rest}")
+        self.say(painted_verdict(verdict, self.out))
 
     # -- the story -------------------------------------------------------------------
 

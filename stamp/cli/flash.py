@@ -91,7 +91,7 @@ def flash(
     import sys
 
     from stamp.cli import exits
-    from stamp.cli.output import Progress, paint, print_json
+    from stamp.cli.output import Progress, paint_label, print_json
     from stamp.cli.records import flash_record
     from stamp.cli.verify import render
     from stamp.cli.watch import FlashProgress
@@ -133,8 +133,7 @@ def flash(
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = attempt_summary(result.final).partition(": ")
-        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
+        sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 

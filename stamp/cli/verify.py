@@ -110,17 +110,9 @@ def verify(
 
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
-    from stamp.cli.output import paint
-    from stamp.cli.words import verdict_message
-    from stamp.device.verify import VerdictStatus
+    from stamp.cli.words import painted_verdict
 
-    colour = {
-        VerdictStatus.VERIFIED: "green",
-        VerdictStatus.MISMATCH: "red",
-        VerdictStatus.NO_REPORT: "yellow",
-    }[verdict.status]
-    label, _, rest = verdict_message(verdict).partition(": ")
-    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:
         stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
     stream.flush()
