@@ -175,5 +175,5 @@ def test_manifest_memory_round_trips() -> None:
     ],
 )
 def test_a_bad_memory_object_is_a_bad_manifest(memory: object) -> None:
-    with pytest.raises(ArtifactError, match="m.json is not a valid stamp manifest"):
+    with pytest.raises(ArtifactError, match=r"m\.json is not a valid stamp manifest"):
         Manifest.from_json(manifest_record(memory=memory), "m.json")

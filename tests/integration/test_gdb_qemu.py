@@ -20,8 +20,8 @@ import pytest
 import serial
 
 from stamp.artifact.manifest import load_manifest
-from tests.support import require_tool, run_stamp
 from tests.support import qemu as qemu_support
+from tests.support import require_tool, run_stamp
 from tests.support.qemu import Builds, Firmware, Qemu
 
 pytestmark = [pytest.mark.qemu, pytest.mark.toolchain]
