@@ -285,3 +285,49 @@ def test_the_manifest_records_where_readelf_puts_the_record(builds: Builds) -> N
     assert memory.build_id_note.address == addresses[".note.gnu.build-id"]
     data = builds.new.bin.read_bytes()
     assert hashlib.sha256(data).hexdigest() == builds.new_manifest.image_sha256
+
+
+def test_make_flash_verify_with_a_configured_probe(builds: Builds) -> None:
+    """`make flash-verify DEVICE=probe` with `[devices.probe] gdb = …`: nothing else runs."""
+    config = builds.project / "stamp.toml"
+    with qemu_support.boot_qemu(builds.old.elf, gdb=True) as qemu:
+        config.write_text(f'[devices.probe]\ngdb = "127.0.0.1:{qemu.gdb_port}"\n')
+        try:
+            done = qemu_support.run_make(
+                builds.project, "flash-verify", build=builds.new.elf.parent, extra=["DEVICE=probe"]
+            )
+        finally:
+            config.unlink()
+        running = json.loads(ask_report(qemu)[len("@stamp ") :])
+    assert f"VERIFIED: device runs edit {builds.new_manifest.edit} " in done.stdout
+    assert running["edit"] == builds.new_manifest.edit
+
+
+def test_a_flash_command_loads_with_gdb_itself(builds: Builds) -> None:
+    """A probe device's flash_command runs instead of stamp's loader: here GDB's own `load`."""
+    gdb = require_tool("gdb-multiarch")
+    config = builds.project / "stamp.toml"
+    with qemu_support.boot_qemu(builds.old.elf, gdb=True) as qemu:
+        remote = f"target remote 127.0.0.1:{qemu.gdb_port}"
+        command = (
+            f"{gdb} -nx -batch -ex 'set confirm off' -ex '{remote}' -ex load "
+            "-ex 'monitor system_reset' -ex detach {elf}"
+        )
+        config.write_text(
+            f'[devices.probe]\ngdb = "127.0.0.1:{qemu.gdb_port}"\nflash_command = "{command}"\n'
+        )
+        try:
+            done = run_stamp(
+                "flash",
+                "--device",
+                "probe",
+                "--manifest",
+                str(builds.new.manifest),
+                str(builds.new.elf),
+                cwd=builds.project,
+            )
+        finally:
+            config.unlink()
+    assert done.returncode == 0, done.stderr
+    assert "with `" in done.stderr and "gdb-multiarch" in done.stderr
+    assert done.stdout.startswith(f"VERIFIED: device runs edit {builds.new_manifest.edit} ")
