@@ -28,7 +28,8 @@ from stamp.device.flashers import CommandFlasher
 from stamp.device.target import GdbTarget
 from stamp.device.transport.base import Clock, Transport
 from stamp.device.transport.gdb import NO_LAYOUT, GdbTransport, address
-from stamp.device.transport.rsp import FlashBlock, RspClient, TargetMemoryError
+from stamp.device.transport.rsp import RspClient, TargetMemoryError
+from stamp.device.transport.rsp_packets import FlashBlock, escape, is_error
 from stamp.errors import ArtifactError, DeviceError, DeviceUnreachable, FlashError
 
 LOAD_TIMEOUT = 600.0
@@ -69,6 +70,47 @@ def image_pieces(image: FlashImage) -> list[Piece]:
     ]
 
 
+class RspLoader(RspClient):
+    """The RSP client with memory and flash writes: only `stamp flash` uses one."""
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        """`M` packets: RAM, or a simulator's flash (QEMU writes ROM for the debugger)."""
+        chunk = self.read_chunk
+        for offset in range(0, len(data), chunk):
+            piece = data[offset : offset + chunk]
+            at = address + offset
+            self._expect_ok(f"M{at:x},{len(piece):x}:".encode() + piece.hex().encode(), at, piece)
+
+    def flash_erase(self, address: int, size: int) -> None:
+        self._expect_ok(f"vFlashErase:{address:x},{size:x}".encode(), address, b"\0" * size)
+
+    def flash_write(self, address: int, data: bytes) -> None:
+        # Escaping can double a chunk's size: half the packet size keeps it within.
+        chunk = max(16, self.read_chunk)
+        for offset in range(0, len(data), chunk):
+            piece = data[offset : offset + chunk]
+            at = address + offset
+            self._expect_ok(f"vFlashWrite:{at:x}:".encode() + escape(piece), at, piece)
+
+    def flash_done(self) -> None:
+        self._expect_ok(b"vFlashDone", 0, b"")
+
+    def _expect_ok(self, packet: bytes, address: int, data: bytes) -> None:
+        reply = self.request(packet)
+        if reply == b"OK":
+            return
+        code = reply.decode("ascii", "replace")
+        if is_error(reply):
+            raise TargetMemoryError(
+                f"the target refused to write {len(data)} bytes at {address:#x} "
+                f"(the GDB server answered {code})",
+                address=address,
+                size=len(data),
+                code=code,
+            )
+        raise self._garbage(reply or b"an empty reply (the server does not support it)")
+
+
 class GdbFlasher(Closing):
     """Loads an image through a GDB server (or runs the device's flash command)."""
 
@@ -98,7 +140,7 @@ class GdbFlasher(Closing):
         if self.command is not None:
             self.command.flash(image, say)
             return
-        client = RspClient(
+        client = RspLoader(
             self.target.host, self.target.port, deadline=time.monotonic() + LOAD_TIMEOUT
         )
         try:
@@ -116,7 +158,7 @@ class GdbFlasher(Closing):
         finally:
             client.close()
 
-    def _load(self, client: RspClient) -> int:
+    def _load(self, client: RspLoader) -> int:
         blocks = client.memory_map() or []
         in_flash = [p for p in self.pieces if _block_of(p, blocks) is not None]
         erased: set[tuple[int, int]] = set()

@@ -12,7 +12,7 @@ from stamp.artifact.memory import MemoryLayout, Region
 from stamp.config import Config, DeviceConfig, parse_config
 from stamp.device.target import GdbTarget, parse_device
 from stamp.device.transport.gdb import address
-from stamp.device.transport.rsp import (
+from stamp.device.transport.rsp_packets import (
     FlashBlock,
     checksum,
     decode,

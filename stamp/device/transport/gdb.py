@@ -30,13 +30,9 @@ from stamp.artifact.memory import MemoryLayout, Region
 from stamp.closing import Closing
 from stamp.device.report import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
-from stamp.device.transport.rsp import (
-    GdbUnreachable,
-    RspClient,
-    TargetMemoryError,
-    is_stop_reply,
-)
-from stamp.errors import ArtifactError, DeviceError
+from stamp.device.transport.rsp import RspClient, TargetMemoryError
+from stamp.device.transport.rsp_packets import is_stop_reply
+from stamp.errors import ArtifactError, DeviceError, DeviceUnreachable
 from stamp.record import find_records, unpack_record
 
 PROGRESS_STEP = 16 * 1024
@@ -120,7 +116,7 @@ class GdbTransport(Closing):
     def _resume(self, client: RspClient) -> bool:
         try:
             client.resume()
-        except GdbUnreachable:
+        except DeviceUnreachable:
             return False
         return True
 

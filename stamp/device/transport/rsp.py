@@ -3,8 +3,8 @@
 OpenOCD, pyOCD's gdbserver, SEGGER's J-Link GDB server and QEMU's gdbstub all speak it
 (https://sourceware.org/gdb/current/onlinedocs/gdb.html/Remote-Protocol.html). stamp needs
 a dozen packets of it: `qSupported`, `?`, `m` (read memory), `qXfer:memory-map:read`, and
-for `stamp flash` `M` and `vFlashErase/Write/Done` (write memory and flash), `qRcmd`
-(the server's monitor commands, e.g. `reset halt`), `c` (continue).
+`qRcmd` (the server's monitor commands, e.g. `reset halt`), `c` (continue), and for
+`stamp flash` `M` and `vFlashErase/Write/Done` (in `stamp.device.flash_gdb`).
 
 Why a protocol client and not gdb-multiarch driven through its machine interface
 (pygdbmi): the packets above are a few lines each, while GDB adds a process to start
@@ -12,7 +12,8 @@ Why a protocol client and not gdb-multiarch driven through its machine interface
 errors that arrive as text to match ("Remote connection closed", "Cannot access memory
 at address 0x…"). A direct client bounds every step with one socket deadline, maps each
 failure to one error, and makes "verify never writes to the target" true by
-construction: `stamp.device.transport.gdb` uses only the read methods here. pygdbmi was
+construction: this client has no method that writes memory (`stamp.device.flash_gdb`
+adds them in a subclass of its own, for `stamp flash`). pygdbmi was
 considered; no maintained Python RSP client library exists on PyPI.
 
 Every read is bounded in time (`step` seconds per reply, never past the caller's
@@ -26,9 +27,17 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from stamp.closing import Closing
+from stamp.device.transport.rsp_packets import (
+    FlashBlock,
+    checksum,
+    decode,
+    frame,
+    is_error,
+    is_stop_reply,
+    parse_memory_map,
+)
 from stamp.errors import DeviceError, DeviceUnreachable
 
 log = logging.getLogger("stamp.device.gdb")
@@ -45,7 +54,6 @@ SERVER_HINT = (
     "is the GDB server running? e.g. `openocd -f interface/stlink.cfg -f target/stm32f4x.cfg` "
     "(port 3333), `pyocd gdbserver` (3333) or `JLinkGDBServer -device NAME -if SWD` (2331)"
 )
-_ESCAPED = frozenset(b"#$}*")
 _INTERRUPT = b"\x03"
 
 
@@ -65,69 +73,6 @@ class TargetMemoryError(DeviceError):
         self.address = address
         self.size = size
         self.code = code
-
-
-@dataclass(frozen=True)
-class FlashBlock:
-    """One flash region of the server's memory map."""
-
-    start: int
-    """First address."""
-    length: int
-    """Bytes."""
-    blocksize: int
-    """Erase granularity."""
-
-
-def checksum(payload: bytes) -> int:
-    """The packet checksum: the sum of the payload bytes, modulo 256."""
-    return sum(payload) & 0xFF
-
-
-def escape(data: bytes) -> bytes:
-    """Binary data for `X` and `vFlashWrite`: `#$}*` become `}` and the byte XOR 0x20."""
-    out = bytearray()
-    for byte in data:
-        if byte in _ESCAPED:
-            out += bytes((0x7D, byte ^ 0x20))
-        else:
-            out.append(byte)
-    return bytes(out)
-
-
-def decode(payload: bytes) -> bytes:
-    """A received payload with escapes and run-length encoding (`X*N`) undone."""
-    out = bytearray()
-    i = 0
-    while i < len(payload):
-        byte = payload[i]
-        if byte == 0x7D and i + 1 < len(payload):
-            out.append(payload[i + 1] ^ 0x20)
-            i += 2
-        elif byte == 0x2A and out and i + 1 < len(payload):
-            count = payload[i + 1] - 29  # the repeat count is printable: N + 29
-            if count < 0:
-                raise ValueError("a bad run-length count")
-            out += bytes((out[-1],)) * count
-            i += 2
-        else:
-            out.append(byte)
-            i += 1
-    return bytes(out)
-
-
-def frame(payload: bytes) -> bytes:
-    """`$payload#cc`."""
-    return b"$" + payload + b"#" + f"{checksum(payload):02x}".encode()
-
-
-def is_stop_reply(payload: bytes) -> bool:
-    """`S05`, `T05thread:…;`, `W00`, `X09`: what a server says when the target stopped."""
-    return (
-        len(payload) >= 3
-        and payload[:1] in (b"S", b"T", b"W", b"X")
-        and all(c in b"0123456789abcdefABCDEF" for c in payload[1:3])
-    )
 
 
 class RspClient(Closing):
@@ -153,6 +98,7 @@ class RspClient(Closing):
         """The server's qSupported answer: `PacketSize` → "1000", `qXfer:memory-map:read` → "+"."""
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
+        self._bad_checksums = 0
 
     @property
     def where(self) -> str:
@@ -304,8 +250,12 @@ class RspClient(Closing):
         sent = bytes(self._buffer[end + 1 : end + 3])
         del self._buffer[: end + 3]
         if f"{checksum(raw):02x}".encode() != sent.lower():
+            self._bad_checksums += 1
+            if self._bad_checksums > 3:
+                raise self._garbage(raw)
             self._write(b"-")
             return self._receive()
+        self._bad_checksums = 0
         self._write(b"+")
         log.debug("gdb: <- %r", raw[:80])
         try:
@@ -350,7 +300,7 @@ class RspClient(Closing):
             at = address + len(out)
             want = min(self.read_chunk, size - len(out))
             reply = self.request(f"m{at:x},{want:x}".encode())
-            if _is_error(reply):
+            if is_error(reply):
                 raise TargetMemoryError(
                     f"the target cannot read {want} bytes at {at:#x} "
                     f"(the GDB server answered {reply.decode('ascii', 'replace')})",
@@ -374,7 +324,7 @@ class RspClient(Closing):
         document = bytearray()
         while len(document) < MAX_MEMORY_MAP:
             reply = self.request(f"qXfer:memory-map:read::{len(document):x},fff".encode())
-            if not reply or _is_error(reply) or reply[:1] not in (b"m", b"l"):
+            if not reply or is_error(reply) or reply[:1] not in (b"m", b"l"):
                 return None
             document += reply[1:]
             if reply[:1] == b"l":
@@ -397,7 +347,7 @@ class RspClient(Closing):
             if reply.startswith(b"O"):
                 output.append(self._text(reply[1:]))
                 continue
-            if reply and not _is_error(reply):
+            if reply and not is_error(reply):
                 return "".join(output) + self._text(reply)  # the output as the reply
             refused = reply.decode("ascii", "replace") or "an empty reply: no monitor commands"
             raise DeviceError(
@@ -410,74 +360,11 @@ class RspClient(Closing):
         except (UnicodeDecodeError, ValueError):
             raise self._garbage(hexed) from None
 
-    def write_memory(self, address: int, data: bytes) -> None:
-        """`M` packets: RAM, or a simulator's flash (QEMU writes ROM for the debugger)."""
-        chunk = self.read_chunk
-        for offset in range(0, len(data), chunk):
-            piece = data[offset : offset + chunk]
-            at = address + offset
-            self._expect_ok(f"M{at:x},{len(piece):x}:".encode() + piece.hex().encode(), at, piece)
-
-    def flash_erase(self, address: int, size: int) -> None:
-        self._expect_ok(f"vFlashErase:{address:x},{size:x}".encode(), address, b"\0" * size)
-
-    def flash_write(self, address: int, data: bytes) -> None:
-        # Escaping can double a chunk's size: half the packet size keeps it within.
-        chunk = max(16, self.read_chunk)
-        for offset in range(0, len(data), chunk):
-            piece = data[offset : offset + chunk]
-            at = address + offset
-            self._expect_ok(f"vFlashWrite:{at:x}:".encode() + escape(piece), at, piece)
-
-    def flash_done(self) -> None:
-        self._expect_ok(b"vFlashDone", 0, b"")
-
-    def _expect_ok(self, packet: bytes, address: int, data: bytes) -> None:
-        reply = self.request(packet)
-        if reply == b"OK":
-            return
-        code = reply.decode("ascii", "replace")
-        if _is_error(reply):
-            raise TargetMemoryError(
-                f"the target refused to write {len(data)} bytes at {address:#x} "
-                f"(the GDB server answered {code})",
-                address=address,
-                size=len(data),
-                code=code,
-            )
-        raise self._garbage(reply or b"an empty reply (the server does not support it)")
-
     def resume(self) -> None:
-        """`c`: let the target run. The reply comes only when it stops again: not awaited."""
+        """`c`: let the target run. The reply comes only when it stops again: not awaited.
+
+        It gets a step of its own past the deadline: a core left halted because the
+        reads used up the time would be worse than a late answer.
+        """
+        self.deadline = max(self.deadline, self.clock() + self.step)
         self.send(b"c")
-
-
-def _is_error(reply: bytes) -> bool:
-    return (len(reply) == 3 and reply[:1] == b"E") or reply.startswith(b"E.")
-
-
-def parse_memory_map(document: bytes) -> list[FlashBlock]:
-    """The `<memory type="flash">` regions of a GDB memory map (gdb's memory-map.dtd)."""
-    import xml.etree.ElementTree as ET
-
-    try:
-        root = ET.fromstring(document)
-    except ET.ParseError:
-        return []
-    blocks: list[FlashBlock] = []
-    for memory in root.iter("memory"):
-        if memory.get("type") != "flash":
-            continue
-        try:
-            start = int(memory.get("start", ""), 0)
-            length = int(memory.get("length", ""), 0)
-            blocksize = next(
-                int(p.text or "", 0)
-                for p in memory.iter("property")
-                if p.get("name") == "blocksize"
-            )
-        except (ValueError, StopIteration):
-            continue
-        if length > 0 and blocksize > 0:
-            blocks.append(FlashBlock(start, length, blocksize))
-    return blocks
