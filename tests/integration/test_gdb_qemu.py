@@ -73,12 +73,12 @@ def test_verified_and_the_firmware_keeps_running(builds: Builds) -> None:
         # Resumed after the read: the firmware still answers on its UART.
         report = json.loads(ask_report(qemu)[len("@stamp ") :])
     new = builds.new_manifest
-    assert new.build_id is not None
+    assert new.identity.build_id is not None
     assert done.stdout == (
-        f"VERIFIED: device runs edit {new.edit} "
-        f"(git {builds.new.git[:8]}, build-id {new.build_id[:8]}…)\n"
+        f"VERIFIED: device runs edit {new.identity.edit} "
+        f"(git {builds.new.git[:8]}, build-id {new.identity.build_id[:8]}…)\n"
     )
-    assert report["edit"] == new.edit
+    assert report["edit"] == new.identity.edit
     assert "while stamp read it, then resumed" in done.stderr
     assert new.memory is not None
     assert f"memory at 0x{new.memory.record.address:08x}"[:-4] in done.stderr.replace("_", "")
@@ -90,9 +90,9 @@ def test_a_newer_manifest_is_a_mismatch_naming_the_running_edit(builds: Builds) 
     assert done.returncode == 1, done.stderr
     record = json.loads(done.stdout)
     old, new = builds.old_manifest, builds.new_manifest
-    assert record["message"].startswith(f"MISMATCH: device runs edit {old.edit} ")
-    assert record["message"].endswith(f"; expected edit {new.edit}")
-    assert record["reported"]["build_id"] == old.build_id
+    assert record["message"].startswith(f"MISMATCH: device runs edit {old.identity.edit} ")
+    assert record["message"].endswith(f"; expected edit {new.identity.edit}")
+    assert record["reported"]["build_id"] == old.identity.build_id
     assert {c["key"] for c in record["compared"] if not c["match"]} == {"edit", "git", "build_id"}
 
 
@@ -126,11 +126,12 @@ def test_a_moved_record_names_the_build_in_flash(builds: Builds, moved: Firmware
     # Another checkout built it, so it is named by what the flash holds.
     assert done.stdout.startswith(
         f"MISMATCH: device runs a build not in this checkout's history "
-        f"(edit {old.edit}, git {builds.old.git[:8]}); "
+        f"(edit {old.identity.edit}, git {builds.old.git[:8]}); "
     )
     at = f"{old.memory.record.address:08x}"
-    assert f"the flash holds edit {old.edit} at 0x{at[:4]}_{at[4:]}: the layout changed" in (
-        done.stderr
+    assert (
+        f"the flash holds edit {old.identity.edit} at 0x{at[:4]}_{at[4:]}: the layout changed"
+        in (done.stderr)
     )
 
 
@@ -153,8 +154,8 @@ def test_flash_loads_a_new_elf_and_verify_reports_it(builds: Builds) -> None:
     new = builds.new_manifest
     assert "stamp: loaded " in flashed.stderr
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith(f"VERIFIED: device runs edit {new.edit} ")
-    assert running["edit"] == new.edit  # the new build booted and prints it
+    assert done.stdout.startswith(f"VERIFIED: device runs edit {new.identity.edit} ")
+    assert running["edit"] == new.identity.edit  # the new build booted and prints it
 
 
 def test_a_server_that_is_gone_is_exit_3_within_the_timeout(builds: Builds) -> None:
@@ -284,7 +285,7 @@ def test_the_manifest_records_where_readelf_puts_the_record(builds: Builds) -> N
     assert memory.record.address == addresses[".stamp"]
     assert memory.build_id_note.address == addresses[".note.gnu.build-id"]
     data = builds.new.bin.read_bytes()
-    assert hashlib.sha256(data).hexdigest() == builds.new_manifest.image_sha256
+    assert hashlib.sha256(data).hexdigest() == builds.new_manifest.identity.image_sha256
 
 
 def test_make_flash_verify_with_a_configured_probe(builds: Builds) -> None:
@@ -299,8 +300,8 @@ def test_make_flash_verify_with_a_configured_probe(builds: Builds) -> None:
         finally:
             config.unlink()
         running = json.loads(ask_report(qemu)[len("@stamp ") :])
-    assert f"VERIFIED: device runs edit {builds.new_manifest.edit} " in done.stdout
-    assert running["edit"] == builds.new_manifest.edit
+    assert f"VERIFIED: device runs edit {builds.new_manifest.identity.edit} " in done.stdout
+    assert running["edit"] == builds.new_manifest.identity.edit
 
 
 def test_a_flash_command_loads_with_gdb_itself(builds: Builds) -> None:
@@ -330,4 +331,6 @@ def test_a_flash_command_loads_with_gdb_itself(builds: Builds) -> None:
             config.unlink()
     assert done.returncode == 0, done.stderr
     assert "with `" in done.stderr and "gdb-multiarch" in done.stderr
-    assert done.stdout.startswith(f"VERIFIED: device runs edit {builds.new_manifest.edit} ")
+    assert done.stdout.startswith(
+        f"VERIFIED: device runs edit {builds.new_manifest.identity.edit} "
+    )

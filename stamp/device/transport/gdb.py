@@ -33,6 +33,7 @@ from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
 from stamp.device.transport.rsp import RspClient, TargetMemoryError
 from stamp.device.transport.rsp_packets import is_stop_reply
 from stamp.errors import ArtifactError, DeviceError, DeviceUnreachable
+from stamp.identity import Identity
 from stamp.record import find_records, unpack_record
 
 PROGRESS_STEP = 16 * 1024
@@ -143,16 +144,16 @@ class GdbTransport(Closing):
         except ArtifactError as exc:
             report = yield from self._search(client, exc.message, notes)
         else:
-            report = Report(
+            identity = Identity(
                 edit=record.edit,
                 git=record.git,
                 dirty=record.dirty,
                 build_id=self._build_id(client, notes),
-                source=f"memory at {address(layout.record.address)}",
             )
+            report = Report(identity=identity, source=f"memory at {address(layout.record.address)}")
         if self.read_image and report is not None:
             image_sha256 = yield from self._image_sha256(client, notes)
-            report = replace(report, image_sha256=image_sha256)
+            report = replace(report, identity=replace(report.identity, image_sha256=image_sha256))
         return Found(report, tuple(notes))
 
     def _build_id(self, client: RspClient, notes: list[str]) -> str | None:
@@ -223,9 +224,8 @@ class GdbTransport(Closing):
                     f"no valid stamp record at {wanted} ({why}); the flash holds edit "
                     f"{record.edit} at {at}: the layout changed"
                 )
-                return Report(
-                    edit=record.edit, git=record.git, dirty=record.dirty, source=f"flash at {at}"
-                )
+                identity = Identity(edit=record.edit, git=record.git, dirty=record.dirty)
+                return Report(identity=identity, source=f"flash at {at}")
         notes.append(
             f"no valid stamp record at {wanted} ({why}), and none in the {searched} bytes "
             "of flash searched: the target runs a build without a stamp record, or none"
@@ -262,9 +262,10 @@ class OutsideMemory(DeviceError):
 
 
 def _summary(report: Report) -> str:
-    parts = [f"edit {report.edit}"] if report.edit is not None else []
-    if report.git:
-        parts.append(f"git {report.git[:8]}")
-    if report.build_id:
-        parts.append(f"build-id {report.build_id[:8]}…")
+    identity = report.identity
+    parts = [f"edit {identity.edit}"] if identity.edit is not None else []
+    if identity.git:
+        parts.append(f"git {identity.git[:8]}")
+    if identity.build_id:
+        parts.append(f"build-id {identity.build_id[:8]}…")
     return f"{report.source}: " + ", ".join(parts)
