@@ -30,7 +30,7 @@ from stamp.cli.output import Progress, paint
 from stamp.cli.words import verdict_message
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
+from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
 from stamp.header.run import HeaderResult, describe_result, run_header
 from stamp.record import StampRecord
 
@@ -98,12 +98,12 @@ _GIT_ENV = {
 class DemoFailed(StampError):
     """A step of the demo did not behave as designed (a bug in stamp: please report it)."""
 
-    exit_code = EXIT_MISMATCH
+    exit_code = EXIT_INTERNAL
 
 
 def run_demo(out: TextIO, *, keep: bool = False, parent: Path | None = None) -> int:
     """Run the demo, narrated on `out`; returns 0 when every step behaved as designed,
-    and raises DemoFailed (exit 1) naming the step that did not.
+    and raises DemoFailed (exit 70, an internal error) naming the step that did not.
 
     `parent` is where the throw-away directory is made (default: the system's temp
     directory); `keep` leaves it there and says where.

@@ -28,8 +28,8 @@ from stamp.artifact.manifest import Manifest
 from stamp.cli.output import Progress
 from stamp.cli.watch import Watch
 from stamp.cli.words import verdict_message
-from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
-from stamp.device.verify import CAME_ONLINE, Verdict, VerdictStatus, verify
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
+from stamp.device.verify import Verdict, VerdictStatus, verify
 from stamp.errors import FlashError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ DEFAULT_TIMEOUT = 60.0
 flash command) to a verdict."""
 DEFAULT_SETTLE = 15.0
 """Seconds to wait for a report after the device came back online from an OTA."""
-"""The status `stamp.device.transport.cloud.CloudTransport` yields when its event stream opens."""
 FLASH_FAILED = "flash_failed"
 """The `status` of `stamp flash --json` when the last attempt could not flash at all."""
 
@@ -198,10 +197,10 @@ def _attempt(
     def on_heard(heard: Heard) -> None:
         nonlocal flashed
         waiting.heard(heard)
-        if not flashed and heard.kind is HeardKind.STATUS and heard.text == STREAM_CONNECTED:
+        if not flashed and heard.signal is Signal.STREAM_CONNECTED:
             flashed = True
             flasher.flash(image, say)
-        elif flashed and heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        elif flashed and heard.signal is Signal.CAME_ONLINE:
             attempt_clock.settle_after(settle)
         elif heard.kind is HeardKind.REPORT:
             attempt_clock.cancel()

@@ -28,14 +28,12 @@ from typing import Any
 
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
-from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
 from stamp.identity import KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
-CAME_ONLINE = "spark/status: online"
-"""The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
 FLASH_DID_NOT_TAKE = (
     "device online, no stamp event; app hash unchanged since last session, "
     "which usually means the flash did not take"
@@ -175,7 +173,7 @@ class _Tally:
         if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
             self.notes.append(heard.text)
         # Only the event counts: "device … is online" at the start says nothing of a restart.
-        if heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        if heard.signal is Signal.CAME_ONLINE:
             self.online = True
 
     def summary(self, explanation: str | None = None) -> HeardSummary:

@@ -15,6 +15,7 @@ from stamp.cli.words import verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report
 from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.cloud_events import CloudEvent, heard_from_event
 from stamp.device.verify import (
     APP_HASH_SOURCE,
     HeardSummary,
@@ -267,7 +268,7 @@ def test_cloud_device_online_without_an_app_hash_event() -> None:
     items: list[Heard | Exception] = [
         heard(HeardKind.STATUS, "event stream connected"),
         heard(HeardKind.EVENT, "spark/flash/status: success"),
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
     ]
     verdict, _ = run(items)
     assert verdict.status is VerdictStatus.NO_REPORT
@@ -297,7 +298,7 @@ def test_an_app_hash_event_means_the_flash_took() -> None:
     expected_no_app = manifest(edit=111, git=GIT_A, dirty=False, build_id=BID_A)
     clock = FakeClock()
     items: list[Heard | Exception] = [
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
         said(report(app_hash=APP_B, source=APP_HASH_SOURCE)),
     ]
     transport = ScriptedTransport(items, clock)
