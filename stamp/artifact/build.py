@@ -13,6 +13,7 @@ from pathlib import Path
 from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
 from stamp.artifact.image import BinImage, Firmware, elf_module
 from stamp.artifact.manifest import Manifest
+from stamp.artifact.memory import memory_layout
 from stamp.artifact.particle.format import (
     CRC_SIZE,
     SHA_FROM_END,
@@ -229,6 +230,7 @@ def build_manifest(
         particle=particle,
         image_version=mcuboot.version_text if mcuboot else None,
         mcuboot=mcuboot.to_json() if mcuboot else None,
+        memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
 
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
-    "smp:serial:PORT / smp:udp:HOST[:PORT] for an MCUboot/Zephyr device.",
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, "
+    "smp:serial:PORT / smp:udp:HOST[:PORT] for an MCUboot/Zephyr device, or "
+    "gdb:HOST:PORT to load it through a debug probe's GDB server.",
 )
 @click.option(
     "--retries",
@@ -85,7 +86,9 @@ def flash(
     replaced; it runs without a shell), then heard on its port. An SMP device
     (MCUboot/Zephyr) gets the signed image uploaded, marked for test and reset; stamp
     waits for it to come back, reads the slots again, confirms the image only when it is
-    the active one (not with --no-confirm), then verifies.
+    the active one (not with --no-confirm), then verifies. A gdb: device without a
+    flash_command gets the ELF loaded through its GDB server, is reset and let run, then
+    read.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -102,8 +105,11 @@ def flash(
     import sys
 
     from stamp.cli import exits
-    from stamp.cli.output import Progress, paint, print_json
+    from stamp.cli.output import Progress, paint_label, print_json
+    from stamp.cli.records import flash_record
     from stamp.cli.verify import render
+    from stamp.cli.watch import FlashProgress
+    from stamp.cli.words import attempt_summary
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image
@@ -124,20 +130,25 @@ def flash(
             retries=retries,
             timeout=timeout,
             settle=settle,
-            progress=progress,
-            verbose=settings.verbosity > 0,
+            watcher=FlashProgress(
+                progress,
+                timeout,
+                image,
+                flasher,
+                lines=False,
+                verbose=settings.verbosity > 0,
+            ),
             allow_unconfirmed=no_confirm,
         )
     verdict = result.verdict
     if as_json:
-        record = result.to_json()
+        record = flash_record(result)
         record.update(firmware=str(firmware), manifest=str(image.manifest_path), device=device)
         print_json(record)
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = result.final.summary().partition(": ")
-        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
+        sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 

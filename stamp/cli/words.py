@@ -1,4 +1,4 @@
-"""The words for a verdict: the one sentence `stamp verify` and `stamp flash` print.
+"""The words for a verdict and a flash attempt: what `stamp verify` and `stamp flash` print.
 
 `VERIFIED: device runs edit 111 (git 1a2b3c4d, build-id 5f3a…)`,
 `MISMATCH: device runs edit 109 (git 1a2b3c4, built 25 min ago); expected edit 111`, or
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.output import paint_label
+from stamp.device.flash import Attempt
 from stamp.device.image_state import RunState
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS
@@ -76,6 +78,49 @@ def _where_expected(verdict: Verdict) -> str:
 def _unstamped(manifest: Manifest, fallback: str) -> str:
     """A build without a stamp record: by its MCUboot version when it has one."""
     return f"image {manifest.image_version}" if manifest.image_version else fallback
+
+
+VERDICT_COLOURS = {
+    VerdictStatus.VERIFIED: "green",
+    VerdictStatus.MISMATCH: "red",
+    VerdictStatus.NO_REPORT: "yellow",
+    VerdictStatus.UNCONFIRMED: "yellow",
+}
+
+
+def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
+    """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
+    return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    else:
+        facts.append("unstamped")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    if identity.mcuboot_hash:
+        facts.append(f"MCUboot {manifest.image_version}, hash {identity.mcuboot_hash[:8]}…")
+    return ", ".join(facts)
+
+
+def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
+    """One line for a flash attempt: its verdict, or why the flash failed."""
+    if attempt.verdict is None:
+        return f"FLASH FAILED: {attempt.flash_error}"
+    verdict = attempt.verdict
+    if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
+        text = f"NO REPORT: {verdict.heard.explanation}"
+    else:
+        text = verdict_message(verdict, now=now)
+    return f"{text} ({attempt.flash_error})" if attempt.flash_error else text
 
 
 def _short(value: str) -> str:

@@ -5,6 +5,8 @@ Two ways to flash, behind the `Flasher` protocol:
 - `CloudFlasher`: an OTA update through the Particle Cloud API. It uploads once the
   device's event stream is connected, so nothing the device says after its restart can
   be missed, and only events published after the attempt began count (`since`).
+- `GdbFlasher` (`stamp.device.flash_gdb`): loads the ELF through a debug probe's GDB
+  server, as GDB's `load` does, when the device has no `flash_command`.
 - `CommandFlasher`: the device's `flash_command` from the config (`{bin}`, `{elf}` and
   `{device}` replaced in each word), run without a shell, its output shown as it comes.
   For a serial device it runs before the port is opened: the flashing tool usually needs
@@ -27,6 +29,7 @@ from stamp.config import Config
 from stamp.device.flash_image import FlashImage
 from stamp.device.target import (
     DeviceTarget,
+    GdbTarget,
     ParticleTarget,
     SerialTarget,
     SmpTarget,
@@ -42,6 +45,7 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
+    from stamp.device.flash_gdb import GdbFlasher
     from stamp.device.flash_smp import SmpFlasher
     from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
 
@@ -250,7 +254,7 @@ def make_flasher(
     home: Path,
     *,
     confirm: bool = True,
-) -> CloudFlasher | CommandFlasher | SmpFlasher:
+) -> CloudFlasher | CommandFlasher | GdbFlasher | SmpFlasher:
     """The flasher for `--device`: its configured flash_command, else a cloud OTA update,
     or for an SMP device an upload over SMP (`stamp.device.flash_smp`; `confirm` False
     leaves the new image unconfirmed).
@@ -261,6 +265,21 @@ def make_flasher(
     """
     device_config = config.devices.get(target.name) if target.name else None
     command = device_config.flash_command if device_config else None
+    if isinstance(target, GdbTarget):
+        from stamp.device.flash_gdb import GdbFlasher
+
+        runs = None
+        if command is not None:
+            assert target.name is not None
+            runs = CommandFlasher(
+                command,
+                device_name=target.name,
+                device=f"{target.host}:{target.port}",
+                listen=lambda since, clock: open_transport(target, config, env, home),
+                serial=True,  # flashed before the target is read, like a serial port
+                cwd=config.root,
+            )
+        return GdbFlasher(target, runs)
     if command is not None:
         assert target.name is not None
 
@@ -300,6 +319,8 @@ def _device_word(target: DeviceTarget) -> str:
         return target.port
     if isinstance(target, SmpTarget):
         return target.where
+    if isinstance(target, GdbTarget):
+        return f"{target.host}:{target.port}"
     return target.device
 
 

@@ -14,6 +14,9 @@ Accepted forms (SPEC section 3):
 - `smp:serial:PORT[?baud=N]` (the serial rule above) or `smp:udp:HOST[:PORT]` (port 1337
   by default, an IPv6 host in brackets): an MCUboot/Zephyr device's SMP server. In the
   config: `smp = "serial:/dev/ttyACM0"` (a `baud` key applies unless the URL has one).
+- `gdb:HOST:PORT`: a debug probe's GDB server (OpenOCD and pyOCD listen on 3333, J-Link
+  on 2331, QEMU where `-gdb tcp::PORT` says); `gdb:PORT` means localhost. An IPv6 host
+  is written in brackets, `gdb:[::1]:3333`.
 
 Anything else is a one-line `DeviceError` (exit 2) that lists the configured names.
 """
@@ -24,10 +27,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stamp.config import Config, DeviceConfig
 from stamp.device.transport.base import Clock, Transport, monotonic
 from stamp.errors import DeviceError
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
 
 DEFAULT_BAUD = 115200
 SERIAL_SCHEME = "serial:"
@@ -36,6 +43,7 @@ SMP_SCHEME = "smp:"
 SMP_UDP = "udp:"
 DEFAULT_SMP_UDP_PORT = 1337
 """Zephyr's CONFIG_MCUMGR_TRANSPORT_UDP_PORT default."""
+GDB_SCHEME = "gdb:"
 BAUD_OPTION = "baud"
 
 # Particle device ids are 24 hex digits; names are letters, digits, `_` and `-`. Both end
@@ -43,6 +51,7 @@ BAUD_OPTION = "baud"
 _PARTICLE_DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
+_GDB_ADDRESS = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):)?([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -94,7 +103,22 @@ class SmpTarget:
         return f"SMP over UDP {self.where}:{self.port}"
 
 
-DeviceTarget = SerialTarget | ParticleTarget | SmpTarget
+@dataclass(frozen=True)
+class GdbTarget:
+    """A target read through a debug probe's GDB server."""
+
+    host: str
+    """Host name or address (without brackets)."""
+    port: int
+    """TCP port."""
+    name: str | None = None
+    """The config name it came from, if any."""
+
+    def describe(self) -> str:
+        return f"GDB server {self.host}:{self.port}"
+
+
+DeviceTarget = SerialTarget | ParticleTarget | SmpTarget | GdbTarget
 
 
 def parse_device(text: str, config: Config) -> DeviceTarget:
@@ -108,6 +132,8 @@ def parse_device(text: str, config: Config) -> DeviceTarget:
         return _parse_particle(text)
     if text.startswith(SMP_SCHEME):
         return parse_smp_url(text)
+    if text.startswith(GDB_SCHEME):
+        return parse_gdb_address(text[len(GDB_SCHEME) :], text)
     raise DeviceError(f"unknown device {text!r}: {_hint(text)}; {_known(config)}")
 
 
@@ -169,6 +195,19 @@ def _host_port(text: str, whole: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
+def parse_gdb_address(value: str, shown: str, name: str | None = None) -> GdbTarget:
+    """`HOST:PORT` or `PORT` (localhost) of a GDB server; DeviceError when it is neither."""
+    match = _GDB_ADDRESS.fullmatch(value)
+    port = int(match.group(2)) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise DeviceError(
+            f"{shown!r} is not a GDB server address: write gdb:HOST:PORT, "
+            "e.g. gdb:localhost:3333 (OpenOCD, pyOCD) or gdb:localhost:2331 (J-Link)"
+        )
+    host = (match.group(1) or "localhost").strip("[]")
+    return GdbTarget(host=host, port=port, name=name)
+
+
 def _parse_particle(text: str) -> ParticleTarget:
     device = text[len(PARTICLE_SCHEME) :]
     if not _PARTICLE_DEVICE.fullmatch(device):
@@ -185,7 +224,10 @@ def _from_config(device: DeviceConfig) -> DeviceTarget:
     if device.smp is not None:
         target = parse_smp_url(SMP_SCHEME + device.smp, baud=device.baud)
         return SmpTarget(target.kind, target.where, target.baud, target.port, name=device.name)
-    assert device.serial is not None  # config.py requires exactly one of the two
+    if device.gdb is not None:
+        where = f"[devices.{device.name}] gdb = {device.gdb!r}"
+        return parse_gdb_address(device.gdb, where, device.name)
+    assert device.serial is not None  # config.py requires exactly one of the four
     return SerialTarget(port=device.serial, baud=device.baud, name=device.name)
 
 
@@ -196,7 +238,7 @@ def _hint(text: str) -> str:
         return f"a pyserial URL is written serial:{text}"
     return (
         "use a configured name, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
-        "smp:serial:PORT or smp:udp:HOST[:PORT]"
+        "smp:serial:PORT, smp:udp:HOST[:PORT] or gdb:HOST:PORT"
     )
 
 
@@ -214,6 +256,8 @@ def open_transport(
     home: Path,
     clock: Clock = monotonic,
     since: float | None = None,
+    expected: Manifest | None = None,
+    read_image: bool = False,
 ) -> Transport:
     """The transport that hears `target` (not yet listening; use it as a context manager).
 
@@ -223,7 +267,14 @@ def open_transport(
     ignores it: its port is opened after the flash. `clock` is the transport's deadline
     clock (monotonic), the one `stamp.device.verify.verify` must be given too.
     Cloud credentials come from `stamp.device.credentials` (the token never leaves the client).
+    A GDB target reads the memory `expected` (the manifest) records, and with `read_image`
+    reads back the whole image too; ArtifactError when the manifest has no addresses.
     """
+    if isinstance(target, GdbTarget):
+        from stamp.device.transport.gdb import GdbTransport
+
+        layout = expected.memory if expected is not None else None
+        return GdbTransport(target.host, target.port, layout, read_image=read_image, clock=clock)
     if isinstance(target, SerialTarget):
         from stamp.device.transport.serial import SerialTransport
 

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
@@ -98,33 +96,6 @@ class Verdict:
     @property
     def differing(self) -> tuple[KeyComparison, ...]:
         return tuple(c for c in self.compared if not c.match)
-
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """The verdict record of `stamp verify --json` (also used by `stamp flash`)."""
-        from stamp.cli.words import verdict_message  # it imports this module
-
-        return {
-            "status": self.status.value,
-            "message": verdict_message(self, now=now),
-            "device": self.device,
-            "expected": _manifest_json(self.expected),
-            "reported": _report_json(self.reported),
-            "compared": [
-                {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-                for c in self.compared
-            ],
-            "matched_build": _manifest_json(self.matched_build) if self.matched_build else None,
-            "heard": {
-                "lines": self.heard.lines,
-                "reports": self.heard.reports,
-                "events": self.heard.events,
-                "notes": list(self.heard.notes),
-                "explanation": self.heard.explanation,
-            },
-            "elapsed": round(self.elapsed, 3),
-            "timeout": self.timeout,
-            "unreachable": self.unreachable,
-        }
 
 
 # --- comparing ------------------------------------------------------------------------
@@ -272,27 +243,3 @@ def _explain_silence(tally: _Tally) -> str | None:
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
         return FLASH_DID_NOT_TAKE
     return None
-
-
-# --- words ----------------------------------------------------------------------------
-
-
-def _manifest_json(manifest: Manifest) -> dict[str, Any]:
-    record: dict[str, Any] = manifest.identity.as_json()
-    record["image_version"] = manifest.image_version
-    record["recorded_at"] = manifest.recorded_at
-    return record
-
-
-def _report_json(report: Report | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    record: dict[str, Any] = report.identity.known()
-    record["source"] = report.source
-    if report.image_version is not None:
-        record["image_version"] = report.image_version
-    if report.image_states is not None:
-        record["image_states"] = report.image_states.to_json()
-    if report.extra:
-        record["extra"] = report.extra
-    return record

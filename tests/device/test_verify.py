@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.records import verdict_record
 from stamp.cli.words import verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report
@@ -411,7 +412,7 @@ def test_mismatch_with_the_same_edit_shows_what_differs() -> None:
 def test_verdict_record() -> None:
     old = manifest(edit=109, git=GIT_B, dirty=False, build_id=BID_B)
     rep = report(edit=109, git=GIT_B, dirty=False, build_id=BID_B, source="serial", extra={"x": 1})
-    record = _verdict(M, rep, matched_build=old).to_json(now=NOW)
+    record = verdict_record(_verdict(M, rep, matched_build=old), now=NOW)
     assert record["status"] == "mismatch"
     assert record["message"].startswith("MISMATCH: device runs edit 109")
     assert record["expected"]["edit"] == 111 and record["expected"]["app_hash"] == APP_A
