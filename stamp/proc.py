@@ -32,6 +32,8 @@ class Completed(NamedTuple):
     """Its standard output, decoded as UTF-8 with replacement."""
     stderr: str
     """Its standard error, decoded as UTF-8 with replacement."""
+    raw: bytes = b""
+    """Its standard output as it came (for binary protocols such as `git cat-file --batch`)."""
 
 
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -54,14 +56,19 @@ def run(
     cwd: Path | None = None,
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    input: bytes | None = None,
 ) -> Completed:
-    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
+    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
+
+    `input` is written to the child's standard input (otherwise it reads /dev/null).
+    """
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
     proc = subprocess.run(
         list(args),
         cwd=cwd,
         env=clean_env(env),
-        stdin=subprocess.DEVNULL,
+        input=input,
+        stdin=subprocess.DEVNULL if input is None else None,
         capture_output=True,
         timeout=timeout,
         check=False,
@@ -71,6 +78,7 @@ def run(
         returncode=proc.returncode,
         stdout=proc.stdout.decode("utf-8", errors="replace"),
         stderr=proc.stderr.decode("utf-8", errors="replace"),
+        raw=proc.stdout,
     )
 
 
