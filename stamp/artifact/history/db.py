@@ -1,7 +1,7 @@
 """The build history: every build this checkout recorded or pulled, in SQLite (SPEC section 10).
 
 `history.sqlite` in the state directory holds one row per build: the manifest JSON, the
-line it travels as in git notes (stamp.artifact.history_git), where it was built, and one
+note line it arrived as (pulled builds), where it was built, and one
 indexed column per identity key plus the recorded time. The columns are derived from
 `stamp.identity.KEYS`: a new key becomes a new column (and index) the next time a history
 is opened, filled from the stored manifests; no SQL is written per key.
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS builds (
     build_key TEXT NOT NULL UNIQUE,
     recorded_at TEXT NOT NULL,
     manifest TEXT NOT NULL,
-    note TEXT NOT NULL,
+    note TEXT,
     origin TEXT,
     pulled_from TEXT,
     pulled_at TEXT
@@ -170,7 +170,7 @@ class History:
         if found is not None:
             manifests, skipped = found
             for manifest in manifests:
-                imported += _insert(self._db, manifest, note_line(manifest, None), None, None, None)
+                imported += _insert(self._db, manifest, None, None, None, None)
             remove_legacy_temps(legacy)
             self.legacy_import = LegacyImport(legacy, imported, skipped)
         record = {"path": str(legacy), "imported": imported, "skipped": skipped}
@@ -201,7 +201,7 @@ class History:
         """Record builds made here, oldest first, in one transaction; how many were new."""
         remove_legacy_temps(self.path.parent / LEGACY_NAME)
         with self._write() as db:
-            return sum(_insert(db, m, note_line(m, origin), origin, None, None) for m in manifests)
+            return sum(_insert(db, m, None, origin, None, None) for m in manifests)
 
     def add_pulled(self, lines: Iterable[str], remote: str, pulled_at: str) -> tuple[int, int]:
         """Record the builds of note lines from `remote`: (new builds, unreadable lines)."""
@@ -294,12 +294,25 @@ class History:
         return self._select(f"WHERE {where} ORDER BY number DESC LIMIT {_CANDIDATES}", params)
 
     def note_lines(self, *, include_dirty: bool) -> list[tuple[str, str]]:
-        """(commit, note line) of every build with a known commit, for `stamp history push`."""
-        query = "SELECT git, note FROM builds WHERE git IS NOT NULL AND git != 'unknown'"
+        """(commit, note line) of every build with a known commit, for `stamp history push`.
+
+        A pulled build goes back as the very line it came as, so the union stays free of
+        near-duplicates; a build made here gets its line from its manifest and origin.
+        """
+        query = (
+            "SELECT git, note, manifest, origin FROM builds "
+            "WHERE git IS NOT NULL AND git != 'unknown'"
+        )
         if not include_dirty:
             query += " AND (dirty IS NULL OR dirty = 0)"
         with _translated(self.path):
-            return [(str(git), str(note)) for git, note in self._db.execute(query)]
+            rows = self._db.execute(query).fetchall()
+        out: list[tuple[str, str]] = []
+        for git, note, manifest, origin in rows:
+            if note is None:
+                note = note_line(json.loads(manifest), json.loads(origin) if origin else None)
+            out.append((str(git), str(note)))
+        return out
 
     def _select(self, tail: str, params: Iterable[Any] = ()) -> list[Build]:
         query = "SELECT number, manifest, origin, pulled_from, pulled_at FROM builds " + tail
@@ -327,7 +340,7 @@ def _build(row: tuple[Any, ...], path: Path) -> Build:
 def _insert(
     db: sqlite3.Connection,
     manifest: Manifest,
-    note: str,
+    note: str | None,
     origin: Origin | None,
     pulled_from: str | None,
     pulled_at: str | None,

@@ -63,5 +63,3 @@ def remove_legacy_temps(legacy: Path) -> None:
     with contextlib.suppress(OSError), open(legacy.with_suffix(".lock"), "a+b") as lock:
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         remove_stale_temps(legacy)
-
-

@@ -75,8 +75,8 @@ def find_builds(history: History, text: str, *, edit_numbers: bool) -> Lookup:
     if len({value for _, value in values}) > 1:
         return Lookup(LookupStatus.AMBIGUOUS, query, candidates=tuple(values))
     found: dict[int, Build] = {}
-    for key, value in values:
-        for build in history.with_value(key, value):
+    for name, value in values:
+        for build in history.with_value(name, value):
             found.setdefault(build.number, build)
     return Lookup(LookupStatus.FOUND, query, _newest_first(found.values()))
 

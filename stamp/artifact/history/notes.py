@@ -261,6 +261,8 @@ def _add_to_notes(git: _Git, by_commit: dict[str, set[str]]) -> int:
             if lines <= have:
                 continue
             text_file.write_text("".join(f"{line}\n" for line in sorted(have | lines)))
-            git.writing("notes", f"--ref={NOTES_REF}", "add", "--force", "-F", str(text_file), commit)
+            git.writing(
+                "notes", f"--ref={NOTES_REF}", "add", "--force", "-F", str(text_file), commit
+            )
             changed += 1
     return changed

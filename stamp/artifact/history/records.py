@@ -76,9 +76,10 @@ def build_key(manifest: Manifest) -> str:
     return hashlib.sha256(canonical(same).encode()).hexdigest()
 
 
-def note_line(manifest: Manifest, origin: Origin | None) -> str:
-    """The one line a build travels as in git notes (canonical JSON, so lines compare)."""
-    return canonical({"manifest": manifest.to_json(), "origin": origin_json(origin)})
+def note_line(manifest: Mapping[str, Any], origin: Mapping[str, Any] | None) -> str:
+    """The one line a build travels as in git notes: its manifest's JSON and its origin's,
+    canonical (sorted keys, no spaces, ASCII), so that equal builds give equal lines."""
+    return canonical({"manifest": manifest, "origin": origin})
 
 
 def canonical(obj: Any) -> str:
@@ -99,5 +100,3 @@ def origin_from_json(obj: Any) -> Origin | None:
         user=user if isinstance(user, str) else None,
         ci=obj.get("ci") is True,
     )
-
-
