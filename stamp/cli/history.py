@@ -11,7 +11,6 @@ from stamp.cli.app import Settings
 
 if TYPE_CHECKING:
     from stamp.artifact.history import Build, History
-    from stamp.artifact.history.lookup import Lookup
     from stamp.config import Config
 
 DEFAULT_LIMIT = 20
@@ -274,7 +273,6 @@ def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build]
     for key, value in found.candidates:
         click.echo(f"  {key} {value}", err=True)
     return 1 if found.status is LookupStatus.NOT_FOUND else 2
-
 
 
 def _builds(n: int) -> str:
