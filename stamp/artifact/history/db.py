@@ -270,8 +270,9 @@ class History:
     def candidates(self, identity: Identity) -> list[Build]:
         """Builds sharing a hash (or git and edit) with `identity`, newest first.
 
-        Hex columns are matched by prefix through their index, so a key a device reports
-        shortened still finds its candidates; the caller decides which one it identifies.
+        Hashes are matched by prefix through their index, so a hash a device reports cut
+        short (ESP-IDF's boot log) still finds its candidates; the caller decides which one
+        the report identifies (stamp.identity's rules, in full).
         """
         known = identity.known()
         clauses: list[str] = []
@@ -280,14 +281,14 @@ class History:
             value = known.get(key.name)
             if not key.is_hex or not isinstance(value, str):
                 continue
-            clause = f'("{key.name}" >= ? AND "{key.name}" < ?'
-            params += [value.lower(), value.lower() + "g"]
+            column = f'"{key.name}"'
             if key.kind is Kind.COMMIT:
-                if not isinstance(known.get("edit"), int):
-                    continue
-                clause += " AND edit = ?"
-                params.append(known["edit"])
-            clauses.append(clause + ")")
+                if isinstance(known.get("edit"), int):  # a commit names a build only with an edit
+                    clauses.append(f"({column} = ? AND edit = ?)")
+                    params += [value.lower(), known["edit"]]
+                continue
+            clauses.append(f"({column} >= ? AND {column} < ?)")
+            params += [value.lower(), value.lower() + "g"]
         if not clauses:
             return []
         where = " OR ".join(clauses)
