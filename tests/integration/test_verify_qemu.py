@@ -151,5 +151,5 @@ def test_a_port_that_appears_seconds_after_verify_starts(
         os.symlink(qemu.port, link)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert out.startswith(f"VERIFIED: device runs edit {builds.new_manifest.edit} ")
+    assert out.startswith(f"VERIFIED: device runs edit {builds.new_manifest.identity.edit} ")
     assert f"port {link} opened" in err
