@@ -11,7 +11,7 @@ from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 from stamp.errors import EXIT_NO_REPORT
 
 if TYPE_CHECKING:
-    from stamp.artifact.manifest import Manifest
+    from stamp.artifact.history import History
     from stamp.cli.app import Settings
     from stamp.config import Config
 
@@ -88,6 +88,7 @@ def flash(
       stamp flash --device particle:my_photon --retries 3 build/firmware.bin
       stamp flash --device bench --timeout 20 --json build/firmware.elf
     """
+    import contextlib
     import os
     import sys
 
@@ -104,12 +105,15 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+    with (
+        history or contextlib.nullcontext(),
+        make_flasher(target, config, os.environ, Path.home()) as flasher,
+    ):
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,
             image,
-            history,
+            history or [],
             retries=retries,
             timeout=timeout,
             settle=settle,
@@ -129,16 +133,15 @@ def flash(
     return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
 
 
-def _history(config: Config) -> list[Manifest]:
-    """The build history, to name the build a device runs instead; empty if unreadable."""
+def _history(config: Config) -> History | None:
+    """The build history, to name the build a device runs instead; None if unreadable."""
     import logging
 
-    from stamp.artifact.manifest import load_history
+    from stamp.cli.history import open_history
     from stamp.errors import StateError
-    from stamp.state_dir import find_state_dir, history_path
 
     try:
-        return load_history(history_path(find_state_dir(config)))
+        return open_history(config)
     except StateError as exc:
         logging.getLogger("stamp.device.flash").warning("%s; builds will not be named", exc)
-        return []
+        return None

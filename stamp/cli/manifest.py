@@ -53,11 +53,12 @@ def manifest(
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.build import build_manifest, default_manifest_path
+    from stamp.artifact.history import local_origin
     from stamp.artifact.image import load_file
-    from stamp.artifact.manifest import append_history, write_manifest
+    from stamp.artifact.manifest import write_manifest
+    from stamp.cli.history import open_history
     from stamp.config import load_config
-    from stamp.errors import ArtifactError
-    from stamp.state_dir import find_state_dir, history_path
+    from stamp.errors import ArtifactError, StateError
 
     first = load_file(firmware)
     elf, raw = (first, None) if first.elf is not None else (None, first)
@@ -77,7 +78,13 @@ def manifest(
     )
     config = load_config(settings.config_path)
     write_manifest(result, target)
-    added = append_history(history_path(find_state_dir(config)), result)
+    try:
+        with open_history(config) as history:
+            added = history.append(result, local_origin(os.environ))
+    except StateError as exc:
+        # The build is not lost: its manifest is on disk, and recording it again adds it.
+        exc.message += f" (the manifest {_shown(target)} was written; run this again to record it)"
+        raise
 
     if as_json:
         from stamp.cli.output import print_json

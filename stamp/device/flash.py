@@ -19,17 +19,16 @@ report and then ends, instead of waiting out the whole timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from stamp.artifact.manifest import Manifest
 from stamp.cli.output import Progress
 from stamp.cli.watch import Watch
 from stamp.cli.words import verdict_message
 from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
-from stamp.device.verify import CAME_ONLINE, Verdict, VerdictStatus, verify
+from stamp.device.verify import CAME_ONLINE, History, Verdict, VerdictStatus, verify
 from stamp.errors import FlashError
 
 if TYPE_CHECKING:
@@ -125,7 +124,7 @@ class FlashResult:
 def flash_and_verify(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     *,
     retries: int = DEFAULT_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
@@ -174,7 +173,7 @@ def flash_and_verify(
 def _attempt(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     number: int,
     *,
     timeout: float,

@@ -118,7 +118,9 @@ def test_concurrent_pushes_from_two_clones_both_survive(bare: Path, tmp_path: Pa
         record(c, manifest(base + 2, git=head), manifest(base + 3, git=other_commit))
         results: dict[str, PushResult | BaseException] = {}
 
-        def run(name: str, repo: GitRepo) -> None:
+        def run(
+            name: str, repo: GitRepo, results: dict[str, PushResult | BaseException] = results
+        ) -> None:
             try:
                 results[name] = do_push(repo)
             except BaseException as exc:  # reported below
