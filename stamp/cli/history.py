@@ -235,9 +235,9 @@ def pull(settings: Settings, remote: str, as_json: bool) -> int:
     if not result.remote_has_notes:
         click.echo(f"stamp: {remote} has no builds yet (no refs/notes/stamp)")
         return 0
+    new = "new build" if result.new_builds == 1 else "new builds"
     click.echo(
-        f"stamp: pulled {_builds(result.new_builds)} new from {remote} "
-        f"({_builds(result.seen)} in its notes)"
+        f"stamp: pulled {result.new_builds} {new} from {remote} ({result.seen} in its notes)"
     )
     if result.unreadable:
         click.echo(
