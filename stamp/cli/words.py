@@ -46,10 +46,15 @@ def _git_part(git: str | None, dirty: bool | None) -> str | None:
 
 
 _LABELS = {"build_id": "build-id", "app_hash": "app hash", "image_sha256": "image sha256"}
+"""How a hash key is called in a sentence; any other key by its name with spaces."""
+
+
+def label(key: str) -> str:
+    return _LABELS.get(key, key.replace("_", " "))
 
 
 def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    return [f"{_LABELS[k]} {_short(identity[k])}" for k in keys if identity.get(k)]
+    return [f"{label(k)} {_short(identity[k])}" for k in keys if identity.get(k)]
 
 
 def _verified_build(verdict: Verdict) -> str:
