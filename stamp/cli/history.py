@@ -17,12 +17,16 @@ DEFAULT_LIMIT = 20
 DEFAULT_REMOTE = "origin"
 
 
-def open_history(config: Config) -> History:
-    """The checkout's history; says once (on stderr) what importing the old file skipped."""
+def open_history(config: Config, *, create: bool = False) -> History:
+    """The checkout's history; says once (on stderr) what importing the old file skipped.
+
+    Only commands that record builds `create` the database; the others see an empty
+    history where there is none yet.
+    """
     from stamp.artifact.history import History
     from stamp.state_dir import find_state_dir
 
-    history = History.open(find_state_dir(config))
+    history = History.open(find_state_dir(config), create=create)
     done = history.legacy_import
     if done is not None and done.skipped:
         lines = "line" if done.skipped == 1 else "lines"
@@ -227,7 +231,7 @@ def pull(settings: Settings, remote: str, as_json: bool) -> int:
 
     config = load_config(settings.config_path)
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with open_history(config) as db:
+    with open_history(config, create=True) as db:
         result = pull_notes(db, config.root, remote, now)
     if as_json:
         print_json({"remote": remote, **asdict(result)})

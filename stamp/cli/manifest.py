@@ -79,7 +79,7 @@ def manifest(
     config = load_config(settings.config_path)
     write_manifest(result, target)
     try:
-        with open_history(config) as history:
+        with open_history(config, create=True) as history:
             added = history.append(result, local_origin(os.environ))
     except StateError as exc:
         # The build is not lost: its manifest is on disk, and recording it again adds it.

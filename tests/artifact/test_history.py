@@ -228,3 +228,30 @@ def test_kill_9_mid_write_leaves_a_consistent_history(tmp_path: Path, mode: str)
         else:
             assert count == 1  # the unfinished transaction left nothing
         assert history.append(manifest(999_999_999), None)  # and it is writable
+
+
+def test_append_removes_temp_files_killed_writers_of_the_old_history_left(tmp_path: Path) -> None:
+    with History.open(tmp_path) as history:
+        history.append(manifest(1), None)
+        leftover = tmp_path / ".history.jsonl.a1b2c3.tmp"  # issue 10, item 16
+        leftover.write_bytes(b"{" * 4096)
+        history.append(manifest(2), None)
+    assert not leftover.exists()
+
+
+def test_looking_up_creates_no_file(tmp_path: Path) -> None:
+    with History.open(tmp_path / "state", create=False) as history:
+        assert history.count() == 0 and history.newest_local() is None
+    assert not (tmp_path / "state").exists()
+
+
+def test_an_unreadable_row_is_skipped_not_fatal(tmp_path: Path) -> None:
+    with History.open(tmp_path) as history:
+        history.append(manifest(1), None)
+        history.append(manifest(2), None)
+    db = sqlite3.connect(tmp_path / history_db.DB_NAME)
+    db.execute("UPDATE builds SET manifest = '{\"schema\": 99}' WHERE edit = 1")
+    db.commit()
+    db.close()
+    with History.open(tmp_path) as history:
+        assert [b.manifest.identity.edit for b in history.newest()] == [2]

@@ -176,3 +176,11 @@ def test_a_push_that_loses_the_race_merges_and_retries(
     assert [r.changed_remote for r in interleaved] == [True]
     assert result.attempts == 2 and result.changed_remote
     assert len(server_note_lines(bare, a.head)) == 2
+
+
+def test_outside_git_is_a_usage_error(tmp_path: Path) -> None:
+    from stamp.errors import StampError
+
+    with History.open(tmp_path / "state") as history, pytest.raises(StampError) as caught:
+        push(history, tmp_path, "origin", include_dirty=False)
+    assert caught.value.exit_code == 2 and "not in a git repository" in str(caught.value)

@@ -30,6 +30,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from stamp import logs
 from stamp.artifact.history.legacy import (
     BAD_RECORD,
     LEGACY_NAME,
@@ -108,17 +109,25 @@ class History:
         """Set when this open imported the JSON-lines history (to be reported once)."""
 
     @classmethod
-    def open(cls, state_dir: Path) -> History:
-        """Open (creating and migrating as needed) the history in `state_dir`."""
+    def open(cls, state_dir: Path, *, create: bool = True) -> History:
+        """Open (creating and migrating as needed) the history in `state_dir`.
+
+        Without `create`, a checkout that has no history yet gets an empty one in memory:
+        looking something up (`stamp verify`, `stamp history list`) writes no file.
+        """
         path = state_dir / DB_NAME
-        try:
-            state_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StateError(
-                f"cannot create the state directory {state_dir}: {exc.strerror or exc}"
-            ) from None
+        target = str(path)
+        if not create and not path.exists() and not (state_dir / LEGACY_NAME).exists():
+            target = ":memory:"
+        else:
+            try:
+                state_dir.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StateError(
+                    f"cannot create the state directory {state_dir}: {exc.strerror or exc}"
+                ) from None
         with _translated(path):
-            db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            db = sqlite3.connect(target, timeout=BUSY_TIMEOUT, isolation_level=None)
             try:
                 history = cls(db, path)
                 history._prepare(state_dir / LEGACY_NAME)
@@ -151,7 +160,7 @@ class History:
     def _prepare(self, legacy: Path) -> None:
         db = self._db
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT * 1000)}")
-        if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        if db.execute("PRAGMA journal_mode").fetchone()[0] not in ("wal", "memory"):
             db.execute("PRAGMA journal_mode = WAL")
         if self._missing_columns():
             with self._write():
@@ -319,7 +328,13 @@ class History:
         query = "SELECT number, manifest, origin, pulled_from, pulled_at FROM builds " + tail
         with _translated(self.path):
             rows = self._db.execute(query, tuple(params)).fetchall()
-        return [_build(row, self.path) for row in rows]
+        builds = []
+        for row in rows:
+            try:
+                builds.append(_build(row, self.path))
+            except BAD_RECORD as exc:  # e.g. written by a newer stamp: it names no build here
+                logs.warning("stamp.artifact.history", "build %s skipped: %s", row[0], exc)
+        return builds
 
 
 def _check_key(key: str) -> None:

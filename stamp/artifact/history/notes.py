@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stamp.artifact.history import History
-from stamp.errors import RemoteError, StateError
+from stamp.errors import RemoteError, StampError, StateError
 from stamp.proc import Completed, run
 
 NOTES_REF = "refs/notes/stamp"
@@ -111,6 +111,15 @@ class _Git:
         return self.checked(*self._ident, *args)
 
 
+def _open_git(repo: Path, remote: str) -> _Git:
+    git = _Git(repo, remote)
+    if git("rev-parse", "--git-dir").returncode != 0:
+        raise StampError(
+            f"{repo} is not in a git repository: builds are exchanged through one's remote"
+        )
+    return git
+
+
 def _last_line(done: Completed) -> str:
     lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
     return lines[-1].strip() if lines else f"exit status {done.returncode}"
@@ -120,7 +129,7 @@ def push(
     history: History, repo: Path, remote: str, *, include_dirty: bool, sleep: bool = True
 ) -> PushResult:
     """Put every pushable build in the local notes, then union them into `remote`'s."""
-    git = _Git(repo, remote)
+    git = _open_git(repo, remote)
     every = history.note_lines(include_dirty=True)
     wanted = [(c, line) for c, line in history.note_lines(include_dirty=include_dirty)]
     present = _existing_commits(git, {commit for commit, _ in wanted})
@@ -158,7 +167,7 @@ def push(
 
 def pull(history: History, repo: Path, remote: str, pulled_at: str) -> PullResult:
     """Merge `remote`'s notes into the local ones and record every build they carry."""
-    git = _Git(repo, remote)
+    git = _open_git(repo, remote)
     remote_tip = _fetch_and_merge(git)
     lines = [line for text in _all_notes(git).values() for line in text.splitlines() if line]
     added, unreadable = history.add_pulled(lines, remote, pulled_at)
