@@ -174,6 +174,13 @@ def test_ci_build_reaches_another_clone_and_verify_names_it(server: Path, tmp_pa
         done.stdout.splitlines()[0],
     ), done.stdout
     assert mine.manifest.identity.edit == 3
+    with sim_serial(released.image, laptop.path) as device:
+        done = run_stamp(
+            "verify", "--device", device, "--manifest", "build/app-3.stamp.json", "--json",
+            cwd=laptop.path,
+        )  # fmt: skip
+    matched = json.loads(done.stdout)["matched_build"]
+    assert (matched["edit"], matched["origin"]["ci"]) == (214, True)
 
 
 def test_concurrent_pushes_from_two_clones_both_survive(server: Path, tmp_path: Path) -> None:

@@ -381,23 +381,3 @@ def _insert(
         ),
     )
     return cursor.rowcount == 1
-
-
-def highest_edit(state_dir: Path) -> int:
-    """The highest edit this checkout recorded (0 if none): for the edit counter's recovery.
-
-    Reads the database when there is one, else the JSON-lines history of older versions;
-    an unreadable history counts as empty (recovery must not fail on it).
-    """
-    import re
-
-    path = state_dir / DB_NAME
-    if path.exists():
-        with contextlib.suppress(StateError), History.open(state_dir) as history:
-            return history.highest_local_edit()
-        return 0
-    best = 0
-    with contextlib.suppress(OSError):
-        for match in re.finditer(rb'"edit": ?(\d+)', (state_dir / LEGACY_NAME).read_bytes()):
-            best = max(best, int(match.group(1)))
-    return best
