@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, TextIO
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import verdict_message
+from stamp.cli.words import attempt_summary, verdict_message
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
+from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
 from stamp.header.run import HeaderResult, describe_result, run_header
 from stamp.record import StampRecord
 
@@ -99,12 +99,12 @@ _GIT_ENV = {
 class DemoFailed(StampError):
     """A step of the demo did not behave as designed (a bug in stamp: please report it)."""
 
-    exit_code = EXIT_MISMATCH
+    exit_code = EXIT_INTERNAL
 
 
 def run_demo(out: TextIO, *, keep: bool = False, parent: Path | None = None) -> int:
     """Run the demo, narrated on `out`; returns 0 when every step behaved as designed,
-    and raises DemoFailed (exit 1) naming the step that did not.
+    and raises DemoFailed (exit 70, an internal error) naming the step that did not.
 
     `parent` is where the throw-away directory is made (default: the system's temp
     directory); `keep` leaves it there and says where.
@@ -214,6 +214,7 @@ class _Demo:
         return self._build(config, header)
 
     def _flash_with_retries(self, config: Config, env: dict[str, str]) -> None:
+        from stamp.cli.watch import FlashProgress
         from stamp.device.flash import flash_and_verify
         from stamp.device.flash_image import load_flash_image
         from stamp.device.flashers import make_flasher
@@ -241,13 +242,21 @@ class _Demo:
                 retries=RETRIES,
                 timeout=TIMEOUT,
                 settle=SETTLE,
-                progress=self.progress,
-                show_events=True,
+                watcher=FlashProgress(
+                    self.progress,
+                    TIMEOUT,
+                    image,
+                    flasher,
+                    lines=True,
+                    verbose=False,
+                ),
             )
         if result.verdict is not None:
             self.verdict(result.verdict)
         if result.verdict is None or result.verdict.status is not VerdictStatus.VERIFIED:
-            raise DemoFailed(f"the flash should have been verified: {result.final.summary()}")
+            raise DemoFailed(
+                f"the flash should have been verified: {attempt_summary(result.final)}"
+            )
         if len(result.attempts) < 2:
             raise DemoFailed("the first OTA update should have failed and been retried")
 

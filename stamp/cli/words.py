@@ -1,4 +1,4 @@
-"""The words for a verdict: the one sentence `stamp verify` and `stamp flash` print.
+"""The words for a verdict and a flash attempt: what `stamp verify` and `stamp flash` print.
 
 `VERIFIED: device runs edit 111 (git 1a2b3c4d, build-id 5f3a…)`,
 `MISMATCH: device runs edit 109 (git 1a2b3c4, built 25 min ago); expected edit 111`, or
@@ -13,6 +13,7 @@ from typing import Any
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
+from stamp.device.flash import Attempt
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS
 from stamp.record import GIT_UNKNOWN
@@ -30,6 +31,18 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
         device_runs = _reported_build(verdict, now)
         return f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
     return f"NO REPORT: {_silence(verdict)}"
+
+
+def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
+    """One line for a flash attempt: its verdict, or why the flash failed."""
+    if attempt.verdict is None:
+        return f"FLASH FAILED: {attempt.flash_error}"
+    verdict = attempt.verdict
+    if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
+        text = f"NO REPORT: {verdict.heard.explanation}"
+    else:
+        text = verdict_message(verdict, now=now)
+    return f"{text} ({attempt.flash_error})" if attempt.flash_error else text
 
 
 def _short(value: str) -> str:

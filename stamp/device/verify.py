@@ -21,22 +21,19 @@ The rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from stamp.artifact.history.records import Build, Origin
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
-from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
 from stamp.identity import Identity, KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
-CAME_ONLINE = "spark/status: online"
-"""The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
 FLASH_DID_NOT_TAKE = (
     "device online, no stamp event; app hash unchanged since last session, "
     "which usually means the flash did not take"
@@ -101,37 +98,6 @@ class Verdict:
     @property
     def differing(self) -> tuple[KeyComparison, ...]:
         return tuple(c for c in self.compared if not c.match)
-
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """The verdict record of `stamp verify --json` (also used by `stamp flash`)."""
-        from stamp.cli.words import verdict_message  # it imports this module
-
-        return {
-            "status": self.status.value,
-            "message": verdict_message(self, now=now),
-            "device": self.device,
-            "expected": _manifest_json(self.expected),
-            "reported": _report_json(self.reported),
-            "compared": [
-                {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-                for c in self.compared
-            ],
-            "matched_build": (
-                _manifest_json(self.matched_build, self.matched_origin)
-                if self.matched_build
-                else None
-            ),
-            "heard": {
-                "lines": self.heard.lines,
-                "reports": self.heard.reports,
-                "events": self.heard.events,
-                "notes": list(self.heard.notes),
-                "explanation": self.heard.explanation,
-            },
-            "elapsed": round(self.elapsed, 3),
-            "timeout": self.timeout,
-            "unreachable": self.unreachable,
-        }
 
 
 # --- comparing ------------------------------------------------------------------------
@@ -205,7 +171,7 @@ class _Tally:
         if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
             self.notes.append(heard.text)
         # Only the event counts: "device … is online" at the start says nothing of a restart.
-        if heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        if heard.signal is Signal.CAME_ONLINE:
             self.online = True
 
     def summary(self, explanation: str | None = None) -> HeardSummary:
@@ -296,29 +262,8 @@ def _explain_silence(tally: _Tally) -> str | None:
     return None
 
 
-# --- words ----------------------------------------------------------------------------
-
-
 def _pulled_origin(build: Build | None) -> Origin | None:
     """Where a pulled build was made (a build of this checkout needs no introduction)."""
     if build is None or build.pulled_from is None:
         return None
     return build.origin or Origin(host=None, user=None, ci=False)
-
-
-def _manifest_json(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any]:
-    record: dict[str, Any] = manifest.identity.as_json()
-    record["recorded_at"] = manifest.recorded_at
-    if origin is not None:
-        record["origin"] = asdict(origin)
-    return record
-
-
-def _report_json(report: Report | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    record: dict[str, Any] = report.identity.known()
-    record["source"] = report.source
-    if report.extra:
-        record["extra"] = report.extra
-    return record
