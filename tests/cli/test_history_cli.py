@@ -205,3 +205,36 @@ def test_concurrent_pushes_from_two_clones_both_survive(server: Path, tmp_path: 
         stamp_in(a, "history", "push") == "stamp: origin already had 1 build (refs/notes/stamp)\n"
     )
     assert "pulled 0 new builds" in stamp_in(fresh, "history", "pull")
+
+
+def test_the_words_for_a_pulled_build() -> None:
+    """`stamp verify`'s sentence names where a pulled build was made, and when."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from stamp.artifact.history import Origin
+    from stamp.cli.words import verdict_message
+    from stamp.device.report import Report
+    from stamp.device.verify import HeardSummary, Verdict, VerdictStatus
+    from stamp.identity import Identity, compare
+
+    built = manifest(214)
+    expected = manifest(215)
+    reported = Report(identity=Identity(edit=214, git=built.identity.git, dirty=False))
+    verdict = Verdict(
+        status=VerdictStatus.MISMATCH,
+        expected=expected,
+        reported=reported,
+        compared=compare(expected.identity, reported.identity),
+        matched_build=built,
+        heard=HeardSummary(reports=1),
+        elapsed=0.1,
+        matched_origin=Origin(host="ci-7", user="runner", ci=True),
+    )
+    now = datetime(2026, 1, 4, 0, 3, 34, tzinfo=UTC)  # 3 days after it was recorded
+    assert verdict_message(verdict, now=now) == (
+        "MISMATCH: device runs edit 214 (git 1a2b3c4d, built by CI on host ci-7, 3 days ago); "
+        "expected edit 215"
+    )
+    by_hand = replace(verdict, matched_origin=Origin("laptop", "ana", False))
+    assert "built by ana on host laptop, 3 days ago" in verdict_message(by_hand, now=now)

@@ -105,9 +105,9 @@ class _Git:
 
     def writing(self, *args: str) -> str:
         """A command that makes a notes commit: with the user's identity, else stamp's."""
-        if self._ident is None:
-            has_email = self("config", "user.email").returncode == 0
-            self._ident = () if has_email else _FALLBACK_IDENT
+        if self._ident is None:  # a CI runner often has no user.name / user.email
+            has_ident = self("var", "GIT_COMMITTER_IDENT").returncode == 0
+            self._ident = () if has_ident else _FALLBACK_IDENT
         return self.checked(*self._ident, *args)
 
 
@@ -202,10 +202,14 @@ def _fetch_and_merge(git: _Git) -> str | None:
         if _ref(git, NOTES_REF) is None:
             git.checked("update-ref", NOTES_REF, INCOMING_REF)
         else:
-            git.writing(
-                "notes", f"--ref={NOTES_REF}", "merge", "--quiet", "--strategy=cat_sort_uniq",
-                INCOMING_REF,
-            )  # fmt: skip
+            try:
+                git.writing(
+                    "notes", f"--ref={NOTES_REF}", "merge", "--quiet",
+                    "--strategy=cat_sort_uniq", INCOMING_REF,
+                )  # fmt: skip
+            except StateError:
+                git("notes", f"--ref={NOTES_REF}", "merge", "--abort")  # leave no merge half-done
+                raise
     finally:
         with contextlib.suppress(RemoteError):
             git("update-ref", "-d", INCOMING_REF)
