@@ -184,3 +184,19 @@ def test_outside_git_is_a_usage_error(tmp_path: Path) -> None:
     with History.open(tmp_path / "state") as history, pytest.raises(StampError) as caught:
         push(history, tmp_path, "origin", include_dirty=False)
     assert caught.value.exit_code == 2 and "not in a git repository" in str(caught.value)
+
+
+def test_a_note_too_large_is_neither_read_nor_overwritten(
+    bare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stamp.artifact.history import notes
+
+    a, b = clone(bare, tmp_path / "a"), clone(bare, tmp_path / "b")
+    record(a, manifest(1, git=a.head))
+    do_push(a)
+    before = server_note_lines(bare, a.head)
+    monkeypatch.setattr(notes, "MAX_NOTE_BYTES", 100)  # the real note is ~700 bytes
+    assert do_pull(b).new_builds == 0
+    record(b, manifest(2, git=b.head))
+    assert do_push(b).commits == 0  # its line is not forced into the note it cannot read
+    assert server_note_lines(bare, a.head) == before

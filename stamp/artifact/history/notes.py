@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from stamp import logs
 from stamp.artifact.history import History
 from stamp.errors import RemoteError, StampError, StateError
 from stamp.proc import Completed, run
@@ -39,6 +40,9 @@ PUSH_ATTEMPTS = 6
 NETWORK_TIMEOUT = 120.0
 """Seconds one git fetch, ls-remote or push may take."""
 LOCAL_TIMEOUT = 60.0
+MAX_NOTE_BYTES = 16 * 1024 * 1024
+"""A note larger than this (some 10,000 builds on one commit) is not read: a remote's notes
+are outside data, and reading is bounded."""
 _FALLBACK_IDENT = ("-c", "user.name=stamp", "-c", "user.email=stamp@localhost")
 
 
@@ -169,7 +173,8 @@ def pull(history: History, repo: Path, remote: str, pulled_at: str) -> PullResul
     """Merge `remote`'s notes into the local ones and record every build they carry."""
     git = _open_git(repo, remote)
     remote_tip = _fetch_and_merge(git)
-    lines = [line for text in _all_notes(git).values() for line in text.splitlines() if line]
+    texts = [text for text in _all_notes(git).values() if text is not None]
+    lines = [line for text in texts for line in text.splitlines() if line]
     added, unreadable = history.add_pulled(lines, remote, pulled_at)
     return PullResult(
         new_builds=added,
@@ -236,13 +241,29 @@ def _existing_commits(git: _Git, commits: Iterable[str]) -> set[str]:
     return {c for c in wanted if c in found}
 
 
-def _all_notes(git: _Git) -> dict[str, str]:
-    """commit -> note text of every note under NOTES_REF."""
+def _all_notes(git: _Git) -> dict[str, str | None]:
+    """commit -> note text of every note under NOTES_REF (None: larger than MAX_NOTE_BYTES,
+    left unread and untouched)."""
     if _ref(git, NOTES_REF) is None:
         return {}
     listed = git.checked("notes", f"--ref={NOTES_REF}", "list")
     pairs = [line.split() for line in listed.splitlines() if line.strip()]
-    return dict(zip((c for _, c in pairs), _blobs(git, [b for b, _ in pairs]), strict=True))
+    query = "".join(f"{blob}\n" for blob, _ in pairs).encode()
+    sizes = git("cat-file", "--batch-check=%(objectsize)", input=query).stdout.split()
+    readable = {
+        blob for (blob, _), size in zip(pairs, sizes, strict=False) if int(size) <= MAX_NOTE_BYTES
+    }
+    texts = iter(_blobs(git, [blob for blob, _ in pairs if blob in readable]))
+    notes: dict[str, str | None] = {}
+    for blob, commit in pairs:
+        if blob in readable:
+            notes[commit] = next(texts)
+        else:
+            logs.warning(
+                "stamp.history", "the note on %s is too large to be stamp's: skipped", commit
+            )
+            notes[commit] = None
+    return notes
 
 
 def _blobs(git: _Git, names: Sequence[str]) -> list[str]:
@@ -270,7 +291,9 @@ def _add_to_notes(git: _Git, by_commit: dict[str, set[str]]) -> int:
     with tempfile.TemporaryDirectory(prefix="stamp-notes-") as scratch:
         text_file = Path(scratch) / "note"
         for commit, lines in sorted(by_commit.items()):
-            have = {line for line in current.get(commit, "").splitlines() if line}
+            if commit in current and current[commit] is None:
+                continue  # never overwrite a note it could not read
+            have = {line for line in (current.get(commit) or "").splitlines() if line}
             if lines <= have:
                 continue
             text_file.write_text("".join(f"{line}\n" for line in sorted(have | lines)))
