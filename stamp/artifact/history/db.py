@@ -303,25 +303,22 @@ class History:
         where = " OR ".join(clauses)
         return self._select(f"WHERE {where} ORDER BY number DESC LIMIT {_CANDIDATES}", params)
 
-    def note_lines(self, *, include_dirty: bool) -> list[tuple[str, str]]:
-        """(commit, note line) of every build with a known commit, for `stamp history push`.
-
-        A pulled build goes back as the very line it came as, so the union stays free of
-        near-duplicates; a build made here gets its line from its manifest and origin.
+    def note_lines(self) -> list[tuple[str, bool, str]]:
+        """(commit, dirty, note line) of every build with a known commit, for `stamp history
+        push`. A pulled build goes back as the very line it came as, so the union stays free
+        of near-duplicates; a build made here gets its line from its manifest and origin.
         """
         query = (
-            "SELECT git, note, manifest, origin FROM builds "
+            "SELECT git, dirty, note, manifest, origin FROM builds "
             "WHERE git IS NOT NULL AND git != 'unknown'"
         )
-        if not include_dirty:
-            query += " AND (dirty IS NULL OR dirty = 0)"
         with _translated(self.path):
             rows = self._db.execute(query).fetchall()
-        out: list[tuple[str, str]] = []
-        for git, note, manifest, origin in rows:
+        out: list[tuple[str, bool, str]] = []
+        for git, dirty, note, manifest, origin in rows:
             if note is None:
                 note = note_line(json.loads(manifest), json.loads(origin) if origin else None)
-            out.append((str(git), str(note)))
+            out.append((str(git), bool(dirty), str(note)))
         return out
 
     def _select(self, tail: str, params: Iterable[Any] = ()) -> list[Build]:

@@ -134,8 +134,8 @@ def push(
 ) -> PushResult:
     """Put every pushable build in the local notes, then union them into `remote`'s."""
     git = _open_git(repo, remote)
-    every = history.note_lines(include_dirty=True)
-    wanted = [(c, line) for c, line in history.note_lines(include_dirty=include_dirty)]
+    every = history.note_lines()
+    wanted = [(commit, line) for commit, dirty, line in every if include_dirty or not dirty]
     present = _existing_commits(git, {commit for commit, _ in wanted})
     by_commit: dict[str, set[str]] = {}
     for commit, line in wanted:
@@ -151,7 +151,10 @@ def push(
         local_tip = _ref(git, NOTES_REF)
         if local_tip is None or local_tip == remote_tip:
             break  # nothing to push, or the remote has it all already
-        done = git("push", "--porcelain", remote, f"{NOTES_REF}:{NOTES_REF}", network=True)
+        done = git(
+            "push", "--porcelain", remote, f"{NOTES_REF}:{NOTES_REF}",
+            network=True, timeout=NETWORK_TIMEOUT,
+        )  # fmt: skip
         if done.returncode == 0:
             changed_remote = True
             break
