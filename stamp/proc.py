@@ -28,20 +28,31 @@ class Completed(NamedTuple):
     """The argument list it ran with."""
     returncode: int
     """Its exit status."""
-    stdout: str
-    """Its standard output, decoded as UTF-8 with replacement."""
-    stderr: str
-    """Its standard error, decoded as UTF-8 with replacement."""
-    raw: bytes = b""
-    """Its standard output as it came (for binary protocols such as `git cat-file --batch`)."""
+    out: bytes
+    """Its standard output, as bytes (git's NUL-separated records are parsed from these)."""
+    err: bytes
+    """Its standard error, as bytes."""
+
+    @property
+    def stdout(self) -> str:
+        """Standard output decoded as UTF-8 with replacement."""
+        return self.out.decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        """Standard error decoded as UTF-8 with replacement."""
+        return self.err.decode("utf-8", errors="replace")
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: GIT_* scrubbed, LC_ALL=C, plus `extra`."""
+def clean_env(
+    extra: Mapping[str, str] | None = None, *, keep_git_env: bool = False
+) -> dict[str, str]:
+    """The environment for a child: GIT_* scrubbed (unless `keep_git_env`), LC_ALL=C, plus
+    `extra`."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS
+        if keep_git_env or not key.startswith("GIT_") or key in _KEEP_GIT_VARS
     }
     env["LC_ALL"] = "C"
     env["LANGUAGE"] = ""
@@ -56,30 +67,59 @@ def run(
     cwd: Path | None = None,
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
     input: bytes | None = None,
 ) -> Completed:
     """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
 
-    `input` is written to the child's standard input (otherwise it reads /dev/null).
+    `keep_git_env` passes GIT_* through: inside a git hook GIT_INDEX_FILE names the index
+    being committed (a temporary one for `git commit -a`), and the hook must use it.
+    `input` is written to its standard input (otherwise it reads nothing).
     """
+    running = start(args, cwd=cwd, env=env, keep_git_env=keep_git_env, stdin=input is not None)
+    return running.wait(timeout, input=input)
+
+
+class Running:
+    """A child started by `start`, to be waited for with a timeout."""
+
+    def __init__(self, args: Sequence[str], popen: subprocess.Popen[bytes]) -> None:
+        self.args = tuple(args)
+        self._popen = popen
+
+    def wait(self, timeout: float, *, input: bytes | None = None) -> Completed:
+        """Its result; on a timeout it is killed and TimeoutExpired raised. `input` goes to
+        its standard input (started with `stdin=True`)."""
+        try:
+            out, err = self._popen.communicate(input=input, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.communicate()
+            raise
+        return Completed(self.args, self._popen.returncode, out, err)
+
+
+def start(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
+    stdin: bool = False,
+) -> Running:
+    """Start `args` with captured output and no stdin (a pipe with `stdin`), for several
+    children at once (`stamp header` runs four gits in parallel); `Running.wait` collects
+    it."""
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    proc = subprocess.run(
+    popen = subprocess.Popen(
         list(args),
         cwd=cwd,
-        env=clean_env(env),
-        input=input,
-        stdin=subprocess.DEVNULL if input is None else None,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
+        env=clean_env(env, keep_git_env=keep_git_env),
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    return Completed(
-        args=tuple(args),
-        returncode=proc.returncode,
-        stdout=proc.stdout.decode("utf-8", errors="replace"),
-        stderr=proc.stderr.decode("utf-8", errors="replace"),
-        raw=proc.stdout,
-    )
+    return Running(args, popen)
 
 
 STREAM_DRAIN = 0.2

@@ -10,7 +10,7 @@ import click
 from stamp.cli.app import Settings
 
 if TYPE_CHECKING:
-    from stamp.artifact.history import Build, History
+    from stamp.artifact.history import Build, History, LegacyImport
     from stamp.config import Config
 
 DEFAULT_LIMIT = 20
@@ -27,7 +27,12 @@ def open_history(config: Config, *, create: bool = False) -> History:
     from stamp.state_dir import find_state_dir
 
     history = History.open(find_state_dir(config), create=create)
-    done = history.legacy_import
+    say_legacy_import(history.legacy_import)
+    return history
+
+
+def say_legacy_import(done: LegacyImport | None) -> None:
+    """The one warning about the old history's unreadable lines, when they were skipped."""
     if done is not None and done.skipped:
         lines = "line" if done.skipped == 1 else "lines"
         click.echo(
@@ -35,7 +40,6 @@ def open_history(config: Config, *, create: bool = False) -> History:
             f"{done.path} skipped ({done.imported} builds imported; the file is kept as it is)",
             err=True,
         )
-    return history
 
 
 @click.group("history")

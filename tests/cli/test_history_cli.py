@@ -64,6 +64,19 @@ def test_old_history_file_is_imported_once_and_kept(repo: GitRepo) -> None:
     assert legacy.read_bytes() == before
 
 
+def test_stamp_manifest_first_says_what_the_import_skipped(repo: GitRepo) -> None:
+    legacy = state(repo) / "history.jsonl"
+    legacy.parent.mkdir(parents=True, exist_ok=True)
+    legacy.write_text(json.dumps(manifest(3).to_json()) + "\n" + "[" * 50_000 + "\n")
+    build = make_build(repo.path / "build", 5, repo.head)
+    done = run_stamp("manifest", f"build/{build.image.name}", cwd=repo.path)
+    assert done.returncode == 0
+    assert "1 unreadable line of the old build history" in done.stderr
+    again = run_stamp("manifest", f"build/{build.image.name}", cwd=repo.path)
+    assert (again.returncode, again.stderr) == (0, "")
+    assert stamp_in(repo, "history", "list").count("edit ") == 2
+
+
 def test_corrupt_history_loses_no_build(repo: GitRepo) -> None:
     state(repo).mkdir(parents=True, exist_ok=True)
     (state(repo) / DB_NAME).write_bytes(b"garbage " * 1000)

@@ -276,7 +276,7 @@ def _blobs(git: _Git, names: Sequence[str]) -> list[str]:
     done = git("cat-file", "--batch", input="".join(f"{n}\n" for n in names).encode())
     if done.returncode != 0:
         raise StateError(f"git cat-file failed in {git.repo}: {_last_line(done)}")
-    out, texts, pos = done.raw, [], 0
+    out, texts, pos = done.out, [], 0
     for _ in names:
         header_end = out.index(b"\n", pos)
         size = int(out[pos:header_end].split()[2])
