@@ -1,6 +1,8 @@
 """Crash-safe file writes: a temp file in the same directory, fsync, then os.replace.
 
-A reader (or a crash at any instant) sees the old file or the new one, never half.
+A reader (or a crash at any instant) sees the old file or the new one, never half. The
+file gets the mode a plain `open(path, "w")` would give it (0666 less the umask): mkstemp
+makes its temp file 0600, which would leave every generated file and manifest private.
 """
 
 from __future__ import annotations
@@ -8,6 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+
+_PLAIN_MODE = 0o666
+"""What open(2) asks for when Python opens a file for writing; the umask is taken off it."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -19,6 +24,7 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
+            os.fchmod(fp.fileno(), _PLAIN_MODE & ~current_umask())
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp, path)
@@ -37,3 +43,17 @@ def remove_stale_temps(path: Path) -> None:
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be; else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fp:
+            for line in fp:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # the only portable way to read it: set, then put it back
+    os.umask(mask)
+    return mask
