@@ -21,7 +21,8 @@ def hooks() -> None:
 
 
 @hooks.command()
-def install() -> int:
+@click.pass_obj
+def install(settings: Settings) -> int:
     """Install the pre-commit hook into the current repository (chains an existing hook).
 
     The hook runs `stamp header` before each commit and stages the generated files that
@@ -35,6 +36,8 @@ def install() -> int:
     from stamp.header.git_hook import install as do_install
 
     result = do_install(hooks_dir(Path.cwd()))
+    if settings.verbosity < 0:
+        return 0
     click.echo(f"stamp: {result.action}: {result.path}")
     if result.chained:
         click.echo(f"stamp: the previous hook still runs after it: {result.chained}")
