@@ -17,6 +17,7 @@ def hooks() -> None:
     Examples:
       stamp hooks install      # in your firmware repository
       stamp hooks uninstall
+      stamp hooks path         # where stamp.mk and stamp.cmake are installed
     """
 
 
@@ -57,6 +58,21 @@ def uninstall() -> int:
 
     result = do_uninstall(hooks_dir(Path.cwd()))
     click.echo(f"stamp: {result.action}: {result.path}")
+    return 0
+
+
+@hooks.command("path")
+def path_cmd() -> int:
+    """Print the directory that holds stamp.mk and stamp.cmake (installed with stamp).
+
+    \b
+    Examples:
+      include $(shell stamp hooks path)/stamp.mk          # in a Makefile
+      stamp hooks path                                    # for CMake: include(DIR/stamp.cmake)
+    """
+    from importlib.resources import files
+
+    click.echo(str(files("stamp.hooks")))  # a directory on disk: stamp installs unzipped
     return 0
 
 
