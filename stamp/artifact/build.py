@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
+from stamp.artifact.elf import ElfImage, FoundRecord, single_record
 from stamp.artifact.image import BinImage, Firmware, elf_module
+from stamp.artifact.linking import WHERE_IT_GOES, missing_record_reason, placement_problem
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.format import (
     CRC_SIZE,
@@ -140,11 +141,18 @@ def stamp_record(firmware: Firmware, *, allow_unstamped: bool) -> StampRecord | 
     if image.record_problem:
         raise ArtifactError(f"{firmware.name}: {image.record_problem}")
     record = single_record(image.records, firmware.name)
+    if firmware.elf is not None:
+        misplaced = placement_problem(firmware.elf)
+        if misplaced:
+            raise ArtifactError(f"{firmware.name} would not boot: {misplaced}; {WHERE_IT_GOES}")
     if record is None and not allow_unstamped:
+        if firmware.elf is not None:
+            why = missing_record_reason(firmware.elf.image)
+        else:
+            why = "is the generated stamp.c compiled and linked in?"
         where = "holds no stamp record" if firmware.elf else "holds no stamp record in its bytes"
         raise ArtifactError(
-            f"{firmware.name} {where}: {LINKER_HINT} "
-            "(--allow-unstamped writes a manifest without one)"
+            f"{firmware.name} {where}: {why} (--allow-unstamped writes a manifest without one)"
         )
     return record
 
