@@ -57,7 +57,8 @@ def test_flash_options_shown_exist(option: str) -> None:
 
 
 def test_configuration_example_is_valid(tmp_path: Path) -> None:
-    toml = next(b for b in blocks("toml") if "output_dir" in b)
+    section = README.split("## Configuration", 1)[1]
+    toml = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
     config_file = tmp_path / "stamp.toml"
     config_file.write_text(toml)
     config = load_config(config_file)
