@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
     from stamp.config import Config
+    from stamp.device.target import DeviceTarget
 
 
 @click.command("flash")
@@ -116,6 +117,7 @@ def flash(
             progress=progress,
             verbose=settings.verbosity > 0,
         )
+    _remember(config, target, image.manifest_path)
     verdict = result.verdict
     if as_json:
         record = result.to_json()
@@ -127,6 +129,22 @@ def flash(
         label, _, rest = result.final.summary().partition(": ")
         sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
     return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
+
+
+def _remember(config: Config, target: DeviceTarget, manifest_path: Path) -> None:
+    """Note what was flashed, for `stamp verify` without --manifest; a failure only warns."""
+    import logging
+    from datetime import UTC, datetime
+
+    from stamp.device.last_flashed import remember
+    from stamp.errors import StateError
+    from stamp.state_dir import find_state_dir
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        remember(find_state_dir(config), target, manifest_path, now)
+    except StateError as exc:
+        logging.getLogger("stamp.device.flash").warning("%s; `stamp verify` will not know", exc)
 
 
 def _history(config: Config) -> list[Manifest]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from stamp.cli.app import Settings
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
 
 
 @click.command()
@@ -76,8 +80,11 @@ def manifest(
         allow_unstamped=allow_unstamped,
     )
     config = load_config(settings.config_path)
+    state_dir = find_state_dir(config)
     write_manifest(result, target)
-    added = append_history(history_path(find_state_dir(config)), result)
+    added = append_history(history_path(state_dir), result)
+    if settings.verbosity >= 0:
+        _warn_about_context(result, firmware, config.root, state_dir)
 
     if as_json:
         from stamp.cli.output import print_json
@@ -99,6 +106,27 @@ def manifest(
         if settings.verbosity > 0 and not added:
             click.echo("stamp: this build is already in the history", err=True)
     return 0
+
+
+def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir: Path) -> None:
+    """Say when the build is not this checkout's, or older than its last `stamp header`."""
+    from stamp.header.provenance import check_provenance
+
+    found = check_provenance(result.git, result.edit, root, state_dir)
+    if found.foreign_commit:
+        click.echo(
+            f"stamp: warning: {firmware} was built from git {(result.git or '')[:12]}, which "
+            "is not a commit of this repository: was it built in another clone? "
+            "(`git fetch` it, or record it in the history of the repository it came from)",
+            err=True,
+        )
+    if found.current_edit is not None:
+        click.echo(
+            f"stamp: warning: {firmware} holds edit {result.edit}, but this checkout is at "
+            f"edit {found.current_edit}: it was built before the last `stamp header`; "
+            "rebuild it to record the current sources",
+            err=True,
+        )
 
 
 def _now() -> str:
