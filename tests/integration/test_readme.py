@@ -70,3 +70,28 @@ def test_linker_lines_match_the_example_linker_script() -> None:
     script = (REPO_ROOT / "examples" / "cortex-m3" / "lm3s6965.ld").read_text()
     assert "KEEP(*(.stamp))" in script and "PROVIDE(__stamp_build_id = .)" in script
     assert "KEEP(*(.stamp))" in README and "PROVIDE(__stamp_build_id = .)" in README
+
+
+@pytest.mark.parametrize("command", ["sim serial", "sim cloud"])
+def test_reference_lists_every_sim_option(command: str) -> None:
+    """The command reference shows every option `stamp sim X --help` offers (issue 11.10)."""
+    table = README.split("## Command reference", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith(f"| `stamp {command} "))
+    shown = set(re.findall(r"--[a-z-]+", row))
+    helped = run_stamp(*command.split(), "--help", cwd=REPO_ROOT).stdout
+    offered = set(re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", helped, flags=re.M))
+    offered -= {"--config", "--verbose", "--quiet", "--help"}  # the global options
+    offered = {o for o in offered if not o.startswith("--no-")}
+    assert offered - shown == set()
+
+
+def test_no_config_paths_are_relative_to_the_current_directory(tmp_path: Path) -> None:
+    """What the Configuration section says about a project without config or git."""
+    project = tmp_path / "plain"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    done = run_stamp("header", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert (project / "build" / "stamp" / "stamp.h").is_file()
+    assert (project / ".stamp").is_dir()
+    assert "relative to the current directory" in README and "in `.stamp/` beside" in README
