@@ -183,3 +183,11 @@ def test_stamp_not_on_path_says_how_to_set_it(
     assert "cannot run 'stamp'" in done.stderr and "STAMP=" in done.stderr
     make(repo, installed_stamp, f"STAMP={installed_stamp.stamp}", on_path=False)
     assert (repo.path / "build/app.stamp.json").is_file()
+
+
+def test_readme_and_stamp_mk_show_the_same_dependency_line() -> None:
+    snippet_lines = readme_block("### Make", "make").splitlines()
+    (dependency,) = [line for line in snippet_lines if "$(OBJS)" in line]
+    code = dependency.split("#")[0].strip()
+    stamp_mk = (REPO_ROOT / "hooks" / "stamp.mk").read_text()
+    assert f"#   {code}" in stamp_mk
