@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
-from stamp.errors import EXIT_NO_REPORT
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
@@ -92,8 +91,12 @@ def flash(
     import os
     import sys
 
+    from stamp.cli import exits
     from stamp.cli.output import Progress, paint, print_json
-    from stamp.cli.verify import exit_code, render
+    from stamp.cli.records import flash_record
+    from stamp.cli.verify import render
+    from stamp.cli.watch import FlashProgress
+    from stamp.cli.words import attempt_summary
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image
@@ -114,21 +117,27 @@ def flash(
             retries=retries,
             timeout=timeout,
             settle=settle,
-            progress=progress,
-            verbose=settings.verbosity > 0,
+            watcher=FlashProgress(
+                progress,
+                timeout,
+                image,
+                flasher,
+                lines=False,
+                verbose=settings.verbosity > 0,
+            ),
         )
     _remember(config, target, image.manifest_path)
     verdict = result.verdict
     if as_json:
-        record = result.to_json()
+        record = flash_record(result)
         record.update(firmware=str(firmware), manifest=str(image.manifest_path), device=device)
         print_json(record)
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = result.final.summary().partition(": ")
+        label, _, rest = attempt_summary(result.final).partition(": ")
         sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
-    return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
+    return exits.for_verdict(verdict.status if verdict is not None else None)
 
 
 def _remember(config: Config, target: DeviceTarget, manifest_path: Path) -> None:

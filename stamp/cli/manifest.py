@@ -93,15 +93,16 @@ def manifest(
         return 0
     if settings.verbosity >= 0:
         facts = []
-        if result.edit is not None:
-            facts.append(f"edit {result.edit}")
-            facts.append(f"git {(result.git or '')[:8]}" + (", dirty" if result.dirty else ""))
+        identity = result.identity
+        if identity.edit is not None:
+            facts.append(f"edit {identity.edit}")
+            facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
         else:
             facts.append("unstamped")
-        if result.build_id:
-            facts.append(f"build-id {result.build_id[:4]}…")
-        if result.app_hash:
-            facts.append(f"app hash {result.app_hash[:8]}…")
+        if identity.build_id:
+            facts.append(f"build-id {identity.build_id[:4]}…")
+        if identity.app_hash:
+            facts.append(f"app hash {identity.app_hash[:8]}…")
         click.echo(f"stamp: manifest {_shown(target)} ({', '.join(facts)})")
         if settings.verbosity > 0 and not added:
             click.echo("stamp: this build is already in the history", err=True)
@@ -112,17 +113,18 @@ def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir:
     """Say when the build is not this checkout's, or older than its last `stamp header`."""
     from stamp.header.provenance import check_provenance
 
-    found = check_provenance(result.git, result.edit, root, state_dir)
+    git, edit = result.identity.git, result.identity.edit
+    found = check_provenance(git, edit, root, state_dir)
     if found.foreign_commit:
         click.echo(
-            f"stamp: warning: {firmware} was built from git {(result.git or '')[:12]}, which "
+            f"stamp: warning: {firmware} was built from git {(git or '')[:12]}, which "
             "is not a commit of this repository: was it built in another clone? "
             "(`git fetch` it, or record it in the history of the repository it came from)",
             err=True,
         )
     if found.current_edit is not None:
         click.echo(
-            f"stamp: warning: {firmware} holds edit {result.edit}, but this checkout is at "
+            f"stamp: warning: {firmware} holds edit {edit}, but this checkout is at "
             f"edit {found.current_edit}: it was built before the last `stamp header`; "
             "rebuild it to record the current sources",
             err=True,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from stamp.artifact.manifest import build_name
-from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+from stamp.cli import exits
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
@@ -16,24 +16,13 @@ if TYPE_CHECKING:
     from stamp.cli.output import Progress
     from stamp.config import Config
     from stamp.device.target import DeviceTarget
-    from stamp.device.verify import Verdict, VerdictStatus
+    from stamp.device.verify import Verdict
 
 DEFAULT_TIMEOUT = 30.0
 
 
 UNSTAMPED = "the manifest's build"
 """How a build without edit or hashes is named in messages."""
-
-
-def exit_code(status: VerdictStatus) -> int:
-    """The exit code of SPEC section 3 for a verdict (`stamp flash` uses it too)."""
-    from stamp.device.verify import VerdictStatus
-
-    return {
-        VerdictStatus.VERIFIED: EXIT_OK,
-        VerdictStatus.MISMATCH: EXIT_MISMATCH,
-        VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
-    }[status]
 
 
 @click.command("verify")
@@ -98,6 +87,7 @@ def verify(
         manifest_path = _last_flashed(config, target, device, progress)
     history = _load_history(config, required=manifest_path is None)
     expected = _expected(manifest_path, history, progress)
+    from stamp.cli.records import verdict_record
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
@@ -114,12 +104,12 @@ def verify(
         finally:
             watch.stop()
     if as_json:
-        record = verdict.to_json()
+        record = verdict_record(verdict)
         record["manifest"] = str(manifest_path) if manifest_path else None
         print_json(record)
     else:
         render(verdict, sys.stdout)
-    return exit_code(verdict.status)
+    return exits.for_verdict(verdict.status)
 
 
 def render(verdict: Verdict, stream: TextIO) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from stamp.artifact.manifest import Artifact, Manifest, write_manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
+from stamp.identity import Identity
 from stamp.record import StampRecord
 from tests.support import GitRepo, run_stamp
 from tests.support.cloud import cloud_process
@@ -29,12 +30,9 @@ def p2_build(directory: Path, *, with_module_facts: bool) -> Path:
     bin_path.write_bytes(image)
     digest = hashlib.sha256(image).hexdigest()
     manifest = Manifest(
-        edit=5,
-        git=GIT_NEW,
-        dirty=False,
-        build_id=None,
-        app_hash=module.app_hash,
-        image_sha256=digest,
+        identity=Identity(
+            edit=5, git=GIT_NEW, dirty=False, app_hash=module.app_hash, image_sha256=digest
+        ),
         recorded_at="2026-01-01T00:00:00Z",
         bin=Artifact(path=bin_path.name, sha256=digest, size=len(image)),
         particle=module.to_json() if with_module_facts else None,
