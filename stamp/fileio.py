@@ -1,8 +1,9 @@
 """Crash-safe file writes: a temp file in the same directory, fsync, then os.replace.
 
 A reader (or a crash at any instant) sees the old file or the new one, never half. The
-file gets the mode a plain `open(path, "w")` would give it (0666 less the umask): mkstemp
-makes its temp file 0600, which would leave every generated file and manifest private.
+file gets the mode a plain `open(path, "w")` would give it (an existing file's own, a new
+one 0666 less the umask): mkstemp makes its temp file 0600, which would otherwise leave
+every generated file and manifest private.
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     import tempfile  # not at module level: it pulls in random and shutil (stamp header's budget)
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_of_a_plain_write(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
-            os.fchmod(fp.fileno(), _PLAIN_MODE & ~current_umask())
+            os.fchmod(fp.fileno(), mode)
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp, path)
@@ -43,6 +45,17 @@ def remove_stale_temps(path: Path) -> None:
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def _mode_of_a_plain_write(path: Path) -> int:
+    """An existing file keeps its permissions (as open(path, "w") leaves them); a new one
+    gets 0666 less the umask."""
+    import stat
+
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return _PLAIN_MODE & ~current_umask()
 
 
 def current_umask() -> int:

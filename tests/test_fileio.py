@@ -33,6 +33,9 @@ def test_new_and_replaced_files_follow_the_umask(tmp_path: Path) -> None:
         atomic_write(target, b"two")  # replaced atomically: still not 0600
         assert _mode(target) == 0o640
         assert current_umask() == 0o027
+        target.chmod(0o604)  # a mode the user chose survives a rewrite, as with open("w")
+        atomic_write(target, b"three")
+        assert _mode(target) == 0o604
     finally:
         os.umask(old)
     plain = tmp_path / "plain"
