@@ -1,15 +1,17 @@
-"""Crash-safe file writes: a temp file in the same directory, fsync, then os.replace.
+"""Shared file helpers: crash-safe writes, the one lock, the one file hash.
 
-A reader (or a crash at any instant) sees the old file or the new one, never half. The
-file gets the mode a plain `open(path, "w")` would give it (an existing file's own, a new
-one 0666 less the umask): mkstemp makes its temp file 0600, which would otherwise leave
-every generated file and manifest private.
+`atomic_write` writes a temp file in the same directory, fsyncs, then os.replace: a
+reader (or a crash at any instant) sees the old file or the new one, never half. The file
+gets the mode a plain `open(path, "w")` would give it (an existing file's own, a new one
+0666 less the umask): mkstemp makes its temp file 0600, which would otherwise leave every
+generated file and manifest private.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 _PLAIN_MODE = 0o666
@@ -70,3 +72,27 @@ def current_umask() -> int:
     mask = os.umask(0o022)  # the only portable way to read it: set, then put it back
     os.umask(mask)
     return mask
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `lock_file` (created if missing) for the block.
+
+    OSError propagates (the caller names the directory and what to do)."""
+    import fcntl
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's content, lowercase hex; OSError propagates."""
+    import hashlib
+
+    with path.open("rb") as fp:
+        return hashlib.file_digest(fp, "sha256").hexdigest()

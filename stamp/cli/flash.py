@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "or particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud.",
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
+    "gdb:HOST:PORT to load it through a debug probe's GDB server.",
 )
 @click.option(
     "--retries",
@@ -76,7 +77,8 @@ def flash(
     Particle device gets an OTA update through the cloud, and only what the device itself
     publishes after the update counts (the cloud's "success" does not). A serial device
     is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
-    replaced; it runs without a shell), then heard on its port.
+    replaced; it runs without a shell), then heard on its port. A gdb: device without
+    one gets the ELF loaded through its GDB server, is reset and let run, then read.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -92,7 +94,7 @@ def flash(
     import sys
 
     from stamp.cli import exits
-    from stamp.cli.output import Progress, paint, print_json
+    from stamp.cli.output import Progress, paint_label, print_json
     from stamp.cli.records import flash_record
     from stamp.cli.verify import render
     from stamp.cli.watch import FlashProgress
@@ -135,8 +137,7 @@ def flash(
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = attempt_summary(result.final).partition(": ")
-        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
+        sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 

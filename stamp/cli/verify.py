@@ -31,7 +31,8 @@ UNSTAMPED = "the manifest's build"
     "device",
     required=True,
     metavar="X",
-    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+    "or gdb:HOST:PORT (a debug probe's GDB server).",
 )
 @click.option(
     "--manifest",
@@ -50,15 +51,27 @@ UNSTAMPED = "the manifest's build"
     metavar="S",
     help="Seconds to wait for a report that settles the question.",
 )
+@click.option(
+    "--image",
+    "read_image",
+    is_flag=True,
+    help="gdb: devices: also read back the whole image and compare its SHA-256.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
-    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+    settings: Settings,
+    device: str,
+    manifest_path: Path | None,
+    timeout: float,
+    read_image: bool,
+    as_json: bool,
 ) -> int:
     """Wait for the device's identity report and say whether it runs the expected build.
 
     Listens to the `@stamp {...}` line over serial (asking with `?stamp` meanwhile) or to
-    the `stamp` event, variable and app-hash event on the Particle Cloud, and stops as
+    the `stamp` event, variable and app-hash event on the Particle Cloud, or reads the
+    stamp record out of the target's memory through a GDB server, and stops as
     soon as a report settles it: a matching build-id, app hash, or git and edit with
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
@@ -71,6 +84,7 @@ def verify(
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device gdb:localhost:3333 --image
     """
     import os
     import sys
@@ -91,7 +105,14 @@ def verify(
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    with open_transport(target, config, os.environ, Path.home()) as transport:
+    from stamp.device.target import GdbTarget
+    from stamp.errors import DeviceError
+
+    if read_image and not isinstance(target, GdbTarget):
+        raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
+    with open_transport(
+        target, config, os.environ, Path.home(), expected=expected, read_image=read_image
+    ) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
             f"(expecting {build_name(expected, UNSTAMPED)})"
@@ -114,17 +135,9 @@ def verify(
 
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
-    from stamp.cli.output import paint
-    from stamp.cli.words import verdict_message
-    from stamp.device.verify import VerdictStatus
+    from stamp.cli.words import painted_verdict
 
-    colour = {
-        VerdictStatus.VERIFIED: "green",
-        VerdictStatus.MISMATCH: "red",
-        VerdictStatus.NO_REPORT: "yellow",
-    }[verdict.status]
-    label, _, rest = verdict_message(verdict).partition(": ")
-    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:
         stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
     stream.flush()

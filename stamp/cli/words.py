@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
+from stamp.artifact.manifest import Manifest
+from stamp.cli.output import paint_label
 from stamp.device.flash import Attempt
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS
@@ -29,6 +31,34 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
         device_runs = _reported_build(verdict, now)
         return f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
     return f"NO REPORT: {_silence(verdict)}"
+
+
+VERDICT_COLOURS = {
+    VerdictStatus.VERIFIED: "green",
+    VerdictStatus.MISMATCH: "red",
+    VerdictStatus.NO_REPORT: "yellow",
+}
+
+
+def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
+    """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
+    return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    else:
+        facts.append("unstamped")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:

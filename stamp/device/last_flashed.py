@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stamp import logs
-from stamp.device.target import DeviceTarget, SerialTarget
+from stamp.device.target import DeviceTarget, GdbTarget, SerialTarget
 from stamp.errors import StateError
-from stamp.fileio import atomic_write
+from stamp.fileio import atomic_write, locked
 
 FILE_NAME = "last-flashed.json"
+LOCK_NAME = "last-flashed.lock"
 VERSION = 1
 MAX_SIZE = 1024 * 1024
 """Bytes read at most: the file holds one short entry per device ever flashed."""
@@ -38,26 +39,24 @@ def device_key(target: DeviceTarget) -> str:
     """The device's address, whatever name it was given by."""
     if isinstance(target, SerialTarget):
         return f"serial:{target.port}"
+    if isinstance(target, GdbTarget):
+        return f"gdb:{target.host}:{target.port}"
     return f"particle:{target.device}"
 
 
 def remember(state_dir: Path, target: DeviceTarget, manifest: Path, flashed_at: str) -> None:
     """Record that `manifest`'s build was just flashed to `target`."""
-    from stamp.header.edit import locked
-
-    with locked(state_dir):
-        devices = _read(state_dir)
-        devices[device_key(target)] = {
-            "manifest": str(manifest.resolve()),
-            "flashed_at": flashed_at,
-        }
-        data = json.dumps({"version": VERSION, "devices": devices}, indent=1, sort_keys=True)
-        try:
+    try:
+        with locked(state_dir / LOCK_NAME):  # two `stamp flash` at once: both entries stay
+            devices = _read(state_dir)
+            devices[device_key(target)] = {
+                "manifest": str(manifest.resolve()),
+                "flashed_at": flashed_at,
+            }
+            data = json.dumps({"version": VERSION, "devices": devices}, indent=1, sort_keys=True)
             atomic_write(state_dir / FILE_NAME, (data + "\n").encode())
-        except OSError as exc:
-            raise StateError(
-                f"cannot write {state_dir / FILE_NAME}: {exc.strerror or exc}"
-            ) from None
+    except OSError as exc:
+        raise StateError(f"cannot write {state_dir / FILE_NAME}: {exc.strerror or exc}") from None
 
 
 def recall(state_dir: Path, target: DeviceTarget) -> LastFlashed | None:
