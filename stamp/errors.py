@@ -83,3 +83,8 @@ class FlashError(StampError):
     """A flash could not be started (the upload or the flash command failed)."""
 
     exit_code = EXIT_NO_REPORT
+
+
+class FlashRefused(StampError):
+    """A refusal that another attempt cannot change (wrong platform, invalid binary):
+    `stamp flash` does not retry it and exits 2 (SPEC section 3)."""

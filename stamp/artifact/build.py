@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
+from stamp.artifact.elf import ElfImage, FoundRecord, single_record
 from stamp.artifact.image import BinImage, Firmware, elf_module
+from stamp.artifact.linking import WHERE_IT_GOES, missing_record_reason, placement_problem
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.memory import memory_layout
 from stamp.artifact.particle.format import (
@@ -144,11 +145,18 @@ def stamp_record(firmware: Firmware, *, allow_unstamped: bool) -> StampRecord | 
     if image.record_problem:
         raise ArtifactError(f"{firmware.name}: {image.record_problem}")
     record = single_record(image.records, firmware.name)
+    if firmware.elf is not None:
+        misplaced = placement_problem(firmware.elf)
+        if misplaced:
+            raise ArtifactError(f"{firmware.name} would not boot: {misplaced}; {WHERE_IT_GOES}")
     if record is None and not allow_unstamped:
+        if firmware.elf is not None:
+            why = missing_record_reason(firmware.elf.image)
+        else:
+            why = "is the generated stamp.c compiled and linked in?"
         where = "holds no stamp record" if firmware.elf else "holds no stamp record in its bytes"
         raise ArtifactError(
-            f"{firmware.name} {where}: {LINKER_HINT} "
-            "(--allow-unstamped writes a manifest without one)"
+            f"{firmware.name} {where}: {why} (--allow-unstamped writes a manifest without one)"
         )
     return record
 
@@ -171,12 +179,17 @@ def build_manifest(
             raise ArtifactError(
                 f"{bin_file.name} is an ELF file, not a .bin: give it as the first argument"
             )
+        raw = bin_file.bin
+        # objcopy's copy of an ELF that is no module: a module-like tail is chance (a
+        # plain Cortex-M .bin often ends in zeros and a small even number), not damage.
+        plain_copy = (
+            elf is not None and elf.elf is not None and raw.module is None
+        ) and raw.data == elf.elf.image
         if bin_file.mcuboot is not None:
             check_mcuboot(bin_file)
             allow_unstamped = True  # its hash TLV identifies the build, as a device reports it
-        else:
-            check_module(bin_file.bin, bin_file.name)
-        raw = bin_file.bin
+        elif not plain_copy:
+            check_module(raw, bin_file.name)
         if elf is None and raw.module is None and not raw.records and not allow_unstamped:
             raise ArtifactError(
                 f"{bin_file.name} is neither an ELF file nor a Particle module binary, "

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from stamp.artifact.history import History
     from stamp.cli.app import Settings
     from stamp.config import Config
+    from stamp.device.target import DeviceTarget
 
 
 @click.command("flash")
@@ -144,6 +145,7 @@ def flash(
             ),
             allow_unconfirmed=no_confirm,
         )
+    _remember(config, target, image.manifest_path)
     verdict = result.verdict
     if as_json:
         record = flash_record(result)
@@ -154,6 +156,22 @@ def flash(
     else:
         sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
     return exits.for_verdict(verdict.status if verdict is not None else None)
+
+
+def _remember(config: Config, target: DeviceTarget, manifest_path: Path) -> None:
+    """Note what was flashed, for `stamp verify` without --manifest; a failure only warns."""
+    import logging
+    from datetime import UTC, datetime
+
+    from stamp.device.last_flashed import remember
+    from stamp.errors import StateError
+    from stamp.state_dir import find_state_dir
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        remember(find_state_dir(config), target, manifest_path, now)
+    except StateError as exc:
+        logging.getLogger("stamp.device.flash").warning("%s; `stamp verify` will not know", exc)
 
 
 def _history(config: Config) -> History | None:

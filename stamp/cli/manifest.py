@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from stamp.cli.app import Settings
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
 
 
 @click.command()
@@ -61,6 +65,10 @@ def manifest(
         firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
     )
     say_legacy_import(recorded.legacy_import)
+    if settings.verbosity >= 0:
+        from stamp.state_dir import find_state_dir
+
+        _warn_about_context(recorded.manifest, firmware, config.root, find_state_dir(config))
     if as_json:
         from stamp.cli.output import print_json
 
@@ -72,6 +80,28 @@ def manifest(
         if settings.verbosity > 0 and not recorded.added:
             click.echo("stamp: this build is already in the history", err=True)
     return 0
+
+
+def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir: Path) -> None:
+    """Say when the build is not this checkout's, or older than its last `stamp header`."""
+    from stamp.header.provenance import check_provenance
+
+    git, edit = result.identity.git, result.identity.edit
+    found = check_provenance(git, edit, root, state_dir)
+    if found.foreign_commit:
+        click.echo(
+            f"stamp: warning: {firmware} was built from git {(git or '')[:12]}, which "
+            "is not a commit of this repository: was it built in another clone? "
+            "(`git fetch` it, or record it in the history of the repository it came from)",
+            err=True,
+        )
+    if found.current_edit is not None:
+        click.echo(
+            f"stamp: warning: {firmware} holds edit {edit}, but this checkout is at "
+            f"edit {found.current_edit}: it was built before the last `stamp header`; "
+            "rebuild it to record the current sources",
+            err=True,
+        )
 
 
 def _shown(path: Path) -> str:

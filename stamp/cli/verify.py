@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from stamp.cli.app import Settings
     from stamp.cli.output import Progress
     from stamp.config import Config
+    from stamp.device.target import DeviceTarget
     from stamp.device.verify import Verdict
 
 DEFAULT_TIMEOUT = 30.0
@@ -40,8 +41,9 @@ UNSTAMPED = "the manifest's build"
     "manifest_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="M",
-    help="The NAME.stamp.json to verify against. Default: the newest build in this "
-    "checkout's build history (the last `stamp manifest`), named on stderr.",
+    help="The NAME.stamp.json to verify against. Default: the build `stamp flash` last "
+    "put on this device, else the newest build in this checkout's build history (the "
+    "last `stamp manifest`); either is named on stderr.",
 )
 @click.option(
     "--timeout",
@@ -113,6 +115,8 @@ def verify(
     config = load_config(settings.config_path)
     target = parse_device(device, config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
+    if manifest_path is None:
+        manifest_path = _last_flashed(config, target, device, progress)
     with contextlib.ExitStack() as stack:
         history = _open_history(config, required=manifest_path is None)
         if history is not None:
@@ -159,6 +163,31 @@ def render(verdict: Verdict, stream: TextIO) -> None:
     for c in verdict.differing:
         stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
     stream.flush()
+
+
+def _last_flashed(
+    config: Config, target: DeviceTarget, device: str, progress: Progress
+) -> Path | None:
+    """The manifest `stamp flash` last flashed to this device, if it is still there."""
+    from stamp.device.last_flashed import recall
+    from stamp.state_dir import find_state_dir
+
+    flashed = recall(find_state_dir(config), target)
+    if flashed is None:
+        return None
+    if not flashed.manifest.is_file():
+        progress.line(
+            f"stamp: {flashed.manifest}, last flashed to {device}, is gone; "
+            "falling back to the build history"
+        )
+        return None
+    from stamp.cli.output import shown_path
+
+    progress.line(
+        f"stamp: no --manifest given: using {shown_path(flashed.manifest)}, the build "
+        f"`stamp flash` put on {device} at {flashed.flashed_at}"
+    )
+    return flashed.manifest
 
 
 def _open_history(config: Config, *, required: bool) -> History | None:

@@ -42,6 +42,7 @@ from stamp.errors import (
     DeviceError,
     DeviceUnreachable,
     FlashError,
+    FlashRefused,
 )
 
 if TYPE_CHECKING:
@@ -112,6 +113,14 @@ class CloudFlasher(Closing):
                 "--bin BIN` records it)"
             )
         self.info = self.client.resolve(self.device)
+        built_for = (image.manifest.particle or {}).get("platform_id")
+        runs_on = self.info.platform_id
+        if isinstance(built_for, int) and runs_on is not None and built_for != runs_on:
+            raise FlashRefused(
+                f"{image.path} is built for platform {_platform(built_for)}, but Particle "
+                f"device {self.info.label} is platform {_platform(runs_on)}: build it for "
+                "the device's platform"
+            )
 
     def flash(self, image: FlashImage, say: Callable[[str], None]) -> None:
         assert image.bin is not None and self.info is not None, "prepare() first"
@@ -213,6 +222,13 @@ class CommandFlasher(Closing):
 
     def close(self) -> None:
         pass
+
+
+def _platform(platform_id: int) -> str:
+    from stamp.artifact.particle.format import PLATFORM_NAMES
+
+    name = PLATFORM_NAMES.get(platform_id)
+    return f"{platform_id} ({name})" if name else str(platform_id)
 
 
 def command_args(command: str, image: FlashImage, device: str, device_name: str) -> list[str]:

@@ -46,6 +46,12 @@ def history(repo: GitRepo) -> list[dict[str, object]]:
         return [entry.manifest.to_json() for entry in reversed(builds.newest())]
 
 
+def besides_foreign_commit(err: str) -> str:
+    """stderr without the warning that the record's made-up SHA is not in the repository."""
+    lines = err.splitlines(keepends=True)
+    return "".join(line for line in lines if "is not a commit of this repository" not in line)
+
+
 def assert_nothing_written(directory: Path, before: set[Path]) -> None:
     """No manifest, no temp file left behind."""
     assert set(directory.iterdir()) == before
@@ -55,7 +61,7 @@ def assert_nothing_written(directory: Path, before: set[Path]) -> None:
 def test_manifest_of_an_elf(repo: GitRepo, stamp: Stamp) -> None:
     elf = build_elf(repo.path / "build", RECORD)
     code, out, err = stamp("manifest", "build/app.elf")
-    assert (code, err) == (0, "")
+    assert (code, besides_foreign_commit(err)) == (0, "")
     build_id = readelf_build_id(elf)
     line = "stamp: manifest build/app.stamp.json (edit 112, git 1a2b3c4d, build-id {}…)\n"
     assert out == line.format(build_id[:4])
@@ -107,7 +113,7 @@ def test_elf_with_its_objcopy_bin(repo: GitRepo, stamp: Stamp) -> None:
     elf = build_elf(repo.path / "build", RECORD, layout="gaps")
     binary = objcopy_bin(elf)
     code, _, err = stamp("manifest", elf, "--bin", binary)
-    assert (code, err) == (0, "")
+    assert (code, besides_foreign_commit(err)) == (0, "")
     manifest = load_manifest(elf.with_name("app.stamp.json"))
     assert manifest.identity.image_sha256 == sha256sum(binary)
     assert manifest.bin is not None and manifest.bin.path == "app.bin"
@@ -354,7 +360,7 @@ def test_bin_made_with_gap_fill_agrees(repo: GitRepo, stamp: Stamp, flags: tuple
         check=True,
     )
     code, out, err = stamp("manifest", elf, "--bin", binary, "--json")
-    assert (code, err) == (0, "")
+    assert (code, besides_foreign_commit(err)) == (0, "")
     assert json.loads(out)["image_sha256"] == sha256sum(binary)
 
 

@@ -57,7 +57,8 @@ def test_flash_options_shown_exist(option: str) -> None:
 
 
 def test_configuration_example_is_valid(tmp_path: Path) -> None:
-    toml = next(b for b in blocks("toml") if "output_dir" in b)
+    section = README.split("## Configuration", 1)[1]
+    toml = re.findall(r"```toml\n(.*?)```", section, flags=re.S)[0]
     config_file = tmp_path / "stamp.toml"
     config_file.write_text(toml)
     config = load_config(config_file)
@@ -113,3 +114,28 @@ def test_zephyr_mcuboot_howto(repo: GitRepo, tmp_path: Path) -> None:
             assert done.returncode == 0, done.stderr
             lines = [line.replace("/dev/ttyACM0", board.path) for line in expected.splitlines()]
             _shown_in(lines, (done.stderr + done.stdout).splitlines())
+
+
+@pytest.mark.parametrize("command", ["sim serial", "sim cloud"])
+def test_reference_lists_every_sim_option(command: str) -> None:
+    """The command reference shows every option `stamp sim X --help` offers (issue 11.10)."""
+    table = README.split("## Command reference", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in table.splitlines() if line.startswith(f"| `stamp {command} "))
+    shown = set(re.findall(r"--[a-z-]+", row))
+    helped = run_stamp(*command.split(), "--help", cwd=REPO_ROOT).stdout
+    offered = set(re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", helped, flags=re.M))
+    offered -= {"--config", "--verbose", "--quiet", "--help"}  # the global options
+    offered = {o for o in offered if not o.startswith("--no-")}
+    assert offered - shown == set()
+
+
+def test_no_config_paths_are_relative_to_the_current_directory(tmp_path: Path) -> None:
+    """What the Configuration section says about a project without config or git."""
+    project = tmp_path / "plain"
+    (project / "src").mkdir(parents=True)
+    (project / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    done = run_stamp("header", cwd=project)
+    assert done.returncode == 0, done.stderr
+    assert (project / "build" / "stamp" / "stamp.h").is_file()
+    assert (project / ".stamp").is_dir()
+    assert "relative to the current directory" in README and "in `.stamp/` beside" in README

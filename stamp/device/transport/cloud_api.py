@@ -33,8 +33,13 @@ from stamp.errors import (
     DeviceError,
     DeviceUnreachable,
     FlashError,
+    FlashRefused,
     StampError,
 )
+
+_PASSING_REFUSALS = ("offline", "in progress", "timed out")
+"""Words of a 400 answer to an OTA upload that another attempt may not get (the device
+was offline, or busy with another update); any other 400 is final."""
 
 log = logging.getLogger("stamp.device.transport.cloud")
 
@@ -161,10 +166,11 @@ class CloudClient(Closing):
             files={"file": (filename, data, "application/octet-stream")},
         )
         if response.status_code == 400:
-            raise FlashError(
-                f"the Particle Cloud refused to flash {filename} to {device_id}: "
-                f"{self._message(response)}"
-            )
+            message = self._message(response)
+            said = f"the Particle Cloud refused to flash {filename} to {device_id}: {message}"
+            if any(word in message.lower() for word in _PASSING_REFUSALS):
+                raise FlashError(said)
+            raise FlashRefused(said)  # an invalid file or the wrong platform: final
         if response.status_code != 200:
             raise self._failure(response, device=device_id)
         body = self._json(response)
@@ -270,7 +276,8 @@ class CloudClient(Closing):
                     parts.append(value)
             errors = body.get("errors")
             if isinstance(errors, list):
-                parts.extend(str(e) for e in errors if str(e) not in parts)
+                # The cloud repeats its message in `errors`: say each thing once.
+                parts.extend(str(e) for e in errors if not any(str(e) in p for p in parts))
         text = "; ".join(parts) or f"HTTP {response.status_code}"
         return self.scrub(text)[:300]
 
