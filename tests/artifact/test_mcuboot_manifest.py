@@ -24,8 +24,9 @@ def test_manifest_of_a_signed_image(
     repo: GitRepo,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    image = sign(tmp_path, app_body(edit=9), "zephyr.signed.bin", key=keys["ecdsa-p256"],
-                 version="3.1.0+7")  # fmt: skip
+    # Built from this repository's HEAD, so `stamp manifest` has nothing to warn about.
+    image = sign(tmp_path, app_body(edit=9, git=repo.head), "zephyr.signed.bin",
+                 key=keys["ecdsa-p256"], version="3.1.0+7")  # fmt: skip
     reference = imgtool_verify(image)
     monkeypatch.chdir(repo.path)
     code, out, err = stamp("manifest", image, "-o", tmp_path / "m.json", "--json")
@@ -56,10 +57,9 @@ def test_elf_and_its_signed_bin_agree(
 ) -> None:
     """An ELF from arm-none-eabi-gcc, objcopy'd and signed by imgtool, is one build."""
     from stamp.record import StampRecord
-    from tests.support.cloud import GIT_A
     from tests.support.elf import build_elf, objcopy_bin
 
-    elf = build_elf(tmp_path / "new", StampRecord(edit=5, git=GIT_A, dirty=False))
+    elf = build_elf(tmp_path / "new", StampRecord(edit=5, git=repo.head, dirty=False))
     signed = sign(tmp_path, objcopy_bin(elf).read_bytes(), "app.signed.bin", key=keys["rsa-2048"])
     monkeypatch.chdir(repo.path)
     code, out, err = stamp("manifest", elf, "--bin", signed, "-o", tmp_path / "m.json", "--json")
@@ -69,7 +69,7 @@ def test_elf_and_its_signed_bin_agree(
     assert manifest["edit"] == 5 and manifest["build_id"]
 
     # A signed image of another build is refused beside this ELF.
-    other = build_elf(tmp_path / "old", StampRecord(edit=4, git=GIT_A, dirty=False))
+    other = build_elf(tmp_path / "old", StampRecord(edit=4, git=repo.head, dirty=False))
     stale = sign(tmp_path, objcopy_bin(other).read_bytes(), "old.signed.bin", key=keys["rsa-2048"])
     code, _out, err = stamp("manifest", elf, "--bin", stale, "-o", tmp_path / "m2.json")
     assert code == 2 and "holds edit 4" in err, err
