@@ -6,8 +6,6 @@ The cloud simulator's HTTP server is an optional dependency (the `sim` extra);
 
 from __future__ import annotations
 
-import importlib.util
-
 from stamp.errors import StampError
 
 SIM_EXTRA_INSTALL = "pip install 'stamp-firmware[sim]'"
@@ -19,8 +17,10 @@ class SimExtraMissing(StampError):
 
 def require_sim_extra() -> None:
     """Raise SimExtraMissing unless aiohttp, the simulator's HTTP server, is importable."""
-    if importlib.util.find_spec("aiohttp") is None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
         raise SimExtraMissing(
             f"the simulated Particle Cloud needs aiohttp, which is not installed: "
             f"{SIM_EXTRA_INSTALL}"
-        )
+        ) from None

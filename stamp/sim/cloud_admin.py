@@ -82,7 +82,8 @@ def make_guard(sim: CloudSim) -> Any:
 
 
 async def _answer(sim: CloudSim, request: web.Request, handler: Handler) -> web.StreamResponse:
-    log.debug("%s %s", request.method, redact(request.path_qs))
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    log.debug("%s %s%s", request.method, redact(request.path_qs), " (chunked)" * chunked)
     try:
         token = await _token(request)
         if token is None:
