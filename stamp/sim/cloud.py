@@ -23,26 +23,26 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from contextlib import suppress
-from functools import partial
 
 from stamp.closing import Closing
 from stamp.sim.cloud_firmware import Firmware, SimRefused, invalid_firmware, read_firmware
+from stamp.sim.cloud_life import DeviceLife
 from stamp.sim.cloud_model import (
     FIRST_PRODUCT_ID,
     OTHER_OWNER,
     OWNER,
-    PHOTON_PLATFORM_ID,
     DeviceSnapshot,
     FlashRecord,
     Product,
     SimDevice,
     SimTiming,
+    make_devices,
 )
-from stamp.sim.cloud_ota import OtaStyle, Variation, boot_events, draw_style, update_steps
+from stamp.sim.cloud_ota import Variation, draw_style
 from stamp.sim.cloud_streams import (
     EVENT_TTL,
     SUBSCRIBER_LIMIT,
+    Hub,
     StreamEnd,
     Subscriber,
     iso8601,
@@ -54,8 +54,6 @@ __all__ = ["CloudSim", "DeviceSnapshot", "FlashRecord", "Product", "SimTiming", 
 
 log = logging.getLogger("stamp.sim.cloud")
 
-DEVICE_ID_BYTES = 12
-"""Particle device ids are 24 hex digits."""
 TOKEN_BYTES = 20
 """particle-cli tokens are 40 hex digits."""
 STAMP_EVENT = "stamp"
@@ -63,7 +61,7 @@ STAMP_VARIABLE = "stamp"
 UNKNOWN_DEVICE = "I didn't recognize that device name or ID"
 
 
-class CloudSim(Closing):
+class CloudSim(DeviceLife, Closing):
     """N simulated devices behind a Particle Cloud; thread-safe; close() when done."""
 
     def __init__(
@@ -103,35 +101,18 @@ class CloudSim(Closing):
         self.products = [
             Product(FIRST_PRODUCT_ID + n, f"sim-product-{n + 1}") for n in range(products)
         ]
-        now = self._clock()
-        self._devices: dict[str, SimDevice] = {}
-        owners = [(OWNER, "sim_photon", devices)]
-        if other_token is not None:
-            owners.append((OTHER_OWNER, "other_photon", 1))
-        for owner, stem, count in owners:
-            for number in range(1, count + 1):
-                raw = id_rng.getrandbits(8 * DEVICE_ID_BYTES).to_bytes(DEVICE_ID_BYTES)
-                # Without --firmware a device runs some app stamp cannot identify.
-                runs = initial or Firmware(app_rng.getrandbits(256).to_bytes(32).hex(), None)
-                product = (
-                    self.products[(number - 1) % products].id
-                    if products and owner == OWNER
-                    else None
-                )
-                self._devices[raw.hex()] = SimDevice(
-                    id=raw.hex(),
-                    name=f"{stem}_{number}",
-                    firmware=runs,
-                    session_hash=runs.app_hash,
-                    last_heard=now,
-                    platform_id=runs.platform_id or PHOTON_PLATFORM_ID,
-                    owner=owner,
-                    product_id=product,
-                    functions=functions,
-                )
+        self._devices = make_devices(
+            devices,
+            self.products,
+            initial,
+            id_rng=id_rng,
+            app_rng=app_rng,
+            now=self._clock(),
+            other_account=other_token is not None,
+            functions=functions,
+        )
         self._lock = threading.Lock()
-        self._publish_lock = threading.Lock()
-        self._subscribers: list[Subscriber] = []
+        self._hub = Hub(stream_limit)
         self._flashes: list[FlashRecord] = []
         self._throttle: deque[int] = deque()
         self._closed = False
@@ -174,8 +155,7 @@ class CloudSim(Closing):
 
     def subscriber_count(self) -> int:
         """Open event streams."""
-        with self._lock:
-            return len(self._subscribers)
+        return self._hub.count()
 
     def settled(self) -> bool:
         """No update or boot is still playing out."""
@@ -282,16 +262,6 @@ class CloudSim(Closing):
             device.signalling = on
             return device.snapshot()
 
-    def reboot(self, id_or_name: str, reason: str = "pin_reset") -> None:
-        """Restart a device: offline, online, last_reset, and its app's `stamp` event."""
-        with self._lock:
-            device_id = self._require(id_or_name, None).id
-        self._set_state(device_id, online=False)
-        self.publish(device_id, "spark/status", "offline")
-        self._scheduler.after(
-            self.timing.boot, lambda: self._boot(device_id, None, reason, self._classic())
-        )
-
     def set_online(self, id_or_name: str, online: bool) -> None:
         """Connect or disconnect a device without a reboot (publishes `spark/status`)."""
         with self._lock:
@@ -327,27 +297,19 @@ class CloudSim(Closing):
             device = self._require(id_or_name, None)
             device.last_heard = now
             device_id, owner, product = device.id, device.owner, device.product_id
-            targets = [s for s in self._subscribers if s.wants(device_id, name, owner, product)]
-        if targets:
-            frame = sse_frame(name, data, device_id, iso8601(now), ttl)
-            with self._publish_lock:  # every stream sees the events in the same order
-                for sub in targets:
-                    sub.offer(frame, block=block)
+        frame = sse_frame(name, data, device_id, iso8601(now), ttl)
+        self._hub.offer(frame, lambda s: s.wants(device_id, name, owner, product), block=block)
         return now
 
     def publish_as(self, owner: str, name: str, data: str, *, ttl: int = EVENT_TTL) -> None:
         """`POST /v1/devices/events`: an event from the account itself (coreid "api")."""
         frame = sse_frame(name, data, "api", iso8601(self._clock()), ttl)
-        with self._lock:
-            targets = [
-                s
-                for s in self._subscribers
-                if s.device_id is None and s.product_id is None and s.owner in (None, owner)
-                if name.startswith(s.prefix)
-            ]
-        with self._publish_lock:
-            for sub in targets:
-                sub.offer(frame, block=False)
+
+        def wants(sub: Subscriber) -> bool:
+            mine = sub.owner in (None, owner) and sub.device_id is None
+            return mine and sub.product_id is None and name.startswith(sub.prefix)
+
+        self._hub.offer(frame, wants, block=False)
 
     def publish_many(
         self, name: str, data: str, count: int, *, device: str | None = None, block: bool = True
@@ -373,24 +335,14 @@ class CloudSim(Closing):
     ) -> Subscriber:
         """A new stream of the events of one device (or all) whose name starts with prefix."""
         sub = Subscriber(device_id, prefix, self._stream_limit, owner=owner, product_id=product_id)
-        with self._lock:
-            if self._closed:
-                sub.end(StreamEnd.CLOSE)
-            else:
-                self._subscribers.append(sub)
-        return sub
+        return self._hub.add(sub)
 
     def unsubscribe(self, sub: Subscriber) -> None:
-        with self._lock, suppress(ValueError):
-            self._subscribers.remove(sub)
+        self._hub.remove(sub)
 
     def drop_streams(self) -> int:
         """Cut every open event stream mid-way, as a network drop would; returns how many."""
-        with self._lock:
-            subs = list(self._subscribers)
-        for sub in subs:
-            sub.end(StreamEnd.DROP)
-        return len(subs)
+        return self._hub.end_all(StreamEnd.DROP)
 
     def throttle(self, requests: int, retry_after: int = 1) -> None:
         """Answer the next `requests` API requests with 429 and this Retry-After (tests)."""
@@ -414,65 +366,20 @@ class CloudSim(Closing):
             if self._closed:
                 return
             self._closed = True
-            subs = list(self._subscribers)
         self._scheduler.close()
-        for sub in subs:
-            sub.end(StreamEnd.CLOSE)
+        self._hub.end_all(StreamEnd.CLOSE)
 
     def __repr__(self) -> str:
         return f"CloudSim(devices={len(self._devices)}, fail_rate={self.fail_rate})"
-
-    # -- the device side of an update ---------------------------------------------------
-
-    def _classic(self) -> OtaStyle:
-        return draw_style(Variation.CLASSIC, self._style_rng)
-
-    def _play_update(self, device_id: str, new: Firmware | None, style: OtaStyle) -> None:
-        """Schedule what the cloud and the device publish; `new` None: the update fails."""
-        stamped: list[float] = []  # the last published_at, for the one-timestamp variation
-
-        def run(step_action: str, name: str, data: str, same_time: bool) -> None:
-            if step_action in ("offline", "online"):
-                self._set_state(device_id, online=step_action == "online")
-            if step_action == "boot":
-                self._boot(device_id, new, "update", style)
-            elif name:
-                at = stamped[-1] if same_time and stamped else None
-                stamped.append(self.publish(device_id, name, data, at=at))
-
-        for step in update_steps(self.timing, style):
-            action = partial(run, step.action, step.name, step.data, step.same_time_as_previous)
-            self._scheduler.after(step.delay, action)
-
-    def _set_state(self, device_id: str, *, online: bool) -> None:
-        with self._lock:
-            self._devices[device_id].online = online
-
-    def _boot(self, device_id: str, new: Firmware | None, reason: str, style: OtaStyle) -> None:
-        """Back online: on `new` firmware, or on the old one when None (a failed update)."""
-        with self._lock:
-            device = self._devices[device_id]
-            if new is not None:
-                device.firmware = new
-            was_online = device.online
-            device.online = True
-            device.updating = False
-            runs = device.firmware
-            changed = runs.app_hash != device.session_hash
-            device.session_hash = runs.app_hash
-        if not was_online:
-            self.publish(device_id, "spark/status", "online")
-        events = boot_events(style, reason, runs.app_hash if changed else None, runs.report)
-        pace = self.timing.step * style.pace
-        for number, (name, data) in enumerate(events, start=1):
-            self._scheduler.after(pace * number, partial(self.publish, device_id, name, data))
 
     # -- helpers -----------------------------------------------------------------------
 
     def _find(self, id_or_name: str, owner: str | None) -> SimDevice | None:
         device = self._devices.get(id_or_name.lower())
-        if device is None:
-            device = next((d for d in self._devices.values() if d.name == id_or_name), None)
+        for candidate in () if device else self._devices.values():
+            if candidate.name == id_or_name:
+                device = candidate
+                break
         if device is None or (owner is not None and device.owner != owner):
             return None
         return device

@@ -51,8 +51,8 @@ async def _token(request: web.Request) -> str | None:
         "application/x-www-form-urlencoded",
         "application/json",
     ):
-        value = (await form_fields(request)).get("access_token")
-        return value if isinstance(value, str) else None
+        field = (await form_fields(request)).get("access_token")
+        return field if isinstance(field, str) else None
     return None
 
 
@@ -155,9 +155,7 @@ class Admin:
         if not isinstance(count, int) or count < 0 or not isinstance(device, str | None):
             raise SimRefused(400, "`count` must be a non-negative integer")
         # A blocking publish waits for slow streams: off the event loop that feeds them.
-        published = await asyncio.to_thread(
-            self.sim.publish_many, name, data, count, device=device
-        )
+        published = await asyncio.to_thread(self.sim.publish_many, name, data, count, device=device)
         return reply({"ok": True, "published": published})
 
     async def throttle(self, request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ added on top without changing how devices or streams work.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 from stamp.sim.cloud_firmware import Firmware
@@ -171,3 +172,43 @@ class SimDevice:
             functions=self.functions,
         )
 
+
+DEVICE_ID_BYTES = 12
+"""Particle device ids are 24 hex digits."""
+
+
+def make_devices(
+    devices: int,
+    products: list[Product],
+    initial: Firmware | None,
+    *,
+    id_rng: random.Random,
+    app_rng: random.Random,
+    now: float,
+    other_account: bool,
+    functions: tuple[str, ...],
+) -> dict[str, SimDevice]:
+    """The simulator's devices by id: the main account's (dealt round-robin over the
+    products, if any), then one of another account's when `other_account`."""
+    made: dict[str, SimDevice] = {}
+    owners = [(OWNER, "sim_photon", devices)]
+    if other_account:
+        owners.append((OTHER_OWNER, "other_photon", 1))
+    for owner, stem, count in owners:
+        for number in range(1, count + 1):
+            device_id = id_rng.getrandbits(8 * DEVICE_ID_BYTES).to_bytes(DEVICE_ID_BYTES).hex()
+            # Without --firmware a device runs some app stamp cannot identify.
+            runs = initial or Firmware(app_rng.getrandbits(256).to_bytes(32).hex(), report=None)
+            in_product = products and owner == OWNER
+            made[device_id] = SimDevice(
+                id=device_id,
+                name=f"{stem}_{number}",
+                firmware=runs,
+                session_hash=runs.app_hash,
+                last_heard=now,
+                platform_id=runs.platform_id or PHOTON_PLATFORM_ID,
+                owner=owner,
+                product_id=products[(number - 1) % len(products)].id if in_product else None,
+                functions=functions,
+            )
+    return made

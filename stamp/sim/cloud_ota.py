@@ -78,8 +78,8 @@ def draw_style(variation: Variation, rng: random.Random) -> OtaStyle:
         return CLASSIC
     if variation is Variation.FIELD:
         return FIELD
-    flags = [rng.random() < 0.5 for _ in range(5)]
-    return OtaStyle(*flags, pace=rng.uniform(0.5, 2.0))
+    upper, before, extra, one_time, refuse = (rng.random() < 0.5 for _ in range(5))
+    return OtaStyle(upper, before, extra, one_time, refuse, pace=rng.uniform(0.5, 2.0))
 
 
 @dataclass(frozen=True)

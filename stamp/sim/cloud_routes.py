@@ -288,4 +288,3 @@ def _now(sim: CloudSim) -> str:
     from stamp.sim.cloud_streams import iso8601
 
     return iso8601(sim.now())
-

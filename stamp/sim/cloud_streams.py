@@ -134,3 +134,50 @@ class Subscriber:
             self._frames.clear()
             self._cond.notify_all()
             return batch, self._end
+
+
+class Hub:
+    """Every open stream of one simulated cloud, and the order events reach them in."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._publish_lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._closed = False
+
+    def add(self, sub: Subscriber) -> Subscriber:
+        with self._lock:
+            if self._closed:
+                sub.end(StreamEnd.CLOSE)
+            else:
+                self._subscribers.append(sub)
+        return sub
+
+    def remove(self, sub: Subscriber) -> None:
+        with self._lock:
+            if sub in self._subscribers:
+                self._subscribers.remove(sub)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._subscribers)
+
+    def offer(self, frame: bytes, wants: Callable[[Subscriber], bool], *, block: bool) -> None:
+        """Hand `frame` to every stream that `wants` it."""
+        with self._lock:
+            targets = [sub for sub in self._subscribers if wants(sub)]
+        if not targets:
+            return
+        with self._publish_lock:  # every stream sees the events in the same order
+            for sub in targets:
+                sub.offer(frame, block=block)
+
+    def end_all(self, how: str) -> int:
+        """End every open stream (StreamEnd.DROP or CLOSE); returns how many."""
+        with self._lock:
+            subs = list(self._subscribers)
+            self._closed = self._closed or how == StreamEnd.CLOSE
+        for sub in subs:
+            sub.end(how)
+        return len(subs)

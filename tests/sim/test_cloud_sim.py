@@ -15,7 +15,7 @@ import pytest
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.sim.cloud import CloudSim
-from stamp.sim.cloud_firmware import SimRefused, find_build_id, read_firmware
+from stamp.sim.cloud_firmware import find_build_id, read_firmware
 from tests.support.cloud import (
     GIT_A,
     GIT_B,

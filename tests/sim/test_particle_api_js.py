@@ -33,6 +33,26 @@ from tests.support.cloud import (
 NODE_DIR = REPO_ROOT / "tests" / "node"
 SCRIPT = NODE_DIR / "particle_client.js"
 RUN_TIMEOUT = 120.0
+FIELDS = [
+    "id",
+    "name",
+    "last_app",
+    "last_ip_address",
+    "last_heard",
+    "last_handshake_at",
+    "product_id",
+    "online",
+    "connected",
+    "platform_id",
+    "cellular",
+    "notes",
+    "functions",
+    "variables",
+    "status",
+    "serial_number",
+    "system_firmware_version",
+]
+"""What Particle's API reference lists for each device of GET /v1/devices."""
 OLD = stamp_image(109, GIT_A)
 NEW = stamp_image(111, GIT_B, dirty=True)
 NEW_HASH = parse_module(NEW).app_hash or ""
@@ -85,11 +105,7 @@ def test_the_particle_client_reads_devices_variables_and_gets_the_real_errors() 
     listed = out["listDevices"]
     assert listed["status"] == 200
     assert [d["id"] for d in listed["body"]] == [d["id"] for d in cloud.devices]
-    for field in (
-        "id, name, last_app, last_ip_address, last_heard, last_handshake_at, product_id, "
-        "online, connected, platform_id, cellular, notes, functions, variables, status, "
-        "serial_number, system_firmware_version"
-    ).split(", "):
+    for field in FIELDS:
         assert field in listed["body"][0], field
     assert out["getDevice"]["body"]["id"] == cloud.device_id  # found by name
     variable = out["getVariable"]

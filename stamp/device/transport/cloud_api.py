@@ -138,9 +138,7 @@ class CloudClient(Closing):
             raise self._failure(response, device=device_id_or_name)
         return self._device_info(self._json(response))
 
-    def get_variable(
-        self, device_id: str, name: str, *, wait: float = VARIABLE_WAIT
-    ) -> str | None:
+    def get_variable(self, device_id: str, name: str, *, wait: float = VARIABLE_WAIT) -> str | None:
         """A cloud variable's value; None when the device is offline or has no such variable.
 
         The cloud waits up to about 30 s for a device it believes online before its 408,
