@@ -54,10 +54,11 @@ toolchain:
 # Particle's own JavaScript client (particle-api-js, pinned in tests/node/package-lock.json),
 # which tests/sim/test_particle_api_js.py drives against the simulator. Without node and npm
 # those tests fail and say so.
-node:
+node: $(NODE_DIR)/node_modules/.installed
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
 	@if command -v npm >/dev/null; then \
-	  [ -d $(NODE_DIR)/node_modules/particle-api-js ] || \
-	    (cd $(NODE_DIR) && npm ci --no-audit --no-fund --silent); \
+	  (cd $(NODE_DIR) && npm ci --no-audit --no-fund --silent) && touch $@; \
 	else \
 	  echo "make: WARNING: npm is missing; the particle-api-js tests will FAIL (install nodejs and npm)" >&2; \
 	fi
