@@ -171,9 +171,6 @@ class CloudSim(DeviceLife, Closing):
             return OTHER_OWNER
         return None
 
-    def check_token(self, token: str | None) -> bool:
-        return self.account(token) is not None
-
     def variable(self, id_or_name: str, name: str, owner: str = OWNER) -> str:
         """A cloud variable's value; SimRefused 408 offline, 404 unknown (as the real API).
 
@@ -208,18 +205,12 @@ class CloudSim(DeviceLife, Closing):
         with self._lock:
             style = draw_style(self.variation, self._style_rng)
             device = self._require(id_or_name, owner)
+        firmware: Firmware | None = None
         try:
-            firmware: Firmware | None = read_firmware(image)
-            assert firmware is not None
-            if firmware.platform_id != device.platform_id:
-                raise invalid_firmware(
-                    f"the firmware is for platform {firmware.platform_id}, the device is "
-                    f"platform {device.platform_id}"
-                )
+            firmware = _flashable(read_firmware(image), device.platform_id)
         except SimRefused:
             if style.refuse_bad_binary:
-                raise
-            firmware = None  # accepted; the device will not take it (an assumption)
+                raise  # else accepted; the device will not take it (an assumption)
         with self._lock:
             if not device.online:
                 raise SimRefused(400, "Device is offline", errors=["Device is offline"])
@@ -391,6 +382,16 @@ class CloudSim(DeviceLife, Closing):
             # account's (and leaks the token in `info`; this one never does).
             raise SimRefused(403, "Permission Denied", info=UNKNOWN_DEVICE)
         return device
+
+
+def _flashable(firmware: Firmware, platform_id: int) -> Firmware:
+    """`firmware` if a device of this platform can run it; else SimRefused(400)."""
+    if firmware.platform_id != platform_id:
+        raise invalid_firmware(
+            f"the firmware is for platform {firmware.platform_id}, the device is "
+            f"platform {platform_id}"
+        )
+    return firmware
 
 
 def device_summary(devices: list[DeviceSnapshot]) -> list[dict[str, str]]:

@@ -43,7 +43,7 @@ from stamp.sim.cloud_json import (
     variable_json,
 )
 from stamp.sim.cloud_model import DeviceSnapshot, Product
-from stamp.sim.cloud_streams import StreamEnd
+from stamp.sim.cloud_streams import EVENT_TTL, StreamEnd, iso8601
 
 MAX_UPLOAD = 8 * 1024 * 1024
 """The largest request body (a firmware upload) the simulator reads."""
@@ -172,9 +172,10 @@ class CloudApi:
         name, data = fields.get("name"), fields.get("data", "")
         if not isinstance(name, str) or not name:
             raise SimRefused(400, "Event name is required")
-        ttl = fields.get("ttl", 60)
-        ttl = int(ttl) if isinstance(ttl, int | str) and str(ttl).isdigit() else 60
-        self.sim.publish_as(owner_of(request), name, str(data or ""), ttl=ttl)
+        ttl = str(fields.get("ttl", EVENT_TTL))
+        self.sim.publish_as(
+            owner_of(request), name, str(data or ""), ttl=int(ttl) if ttl.isdigit() else EVENT_TTL
+        )
         return reply({"ok": True})
 
     # -- products ----------------------------------------------------------------------
@@ -285,6 +286,4 @@ def _positive(text: str | None, default: int) -> int:
 
 
 def _now(sim: CloudSim) -> str:
-    from stamp.sim.cloud_streams import iso8601
-
     return iso8601(sim.now())
