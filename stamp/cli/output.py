@@ -1,6 +1,6 @@
 """Terminal output: colour only on a terminal and never with NO_COLOR; logging for -v/-q.
 
-Nothing here imports click, so core modules can report progress through `Progress`.
+Nothing here imports click, so the `stamp header` fast path can use it too.
 """
 
 from __future__ import annotations
@@ -26,6 +26,12 @@ def paint(text: str, colour: str, stream: TextIO | None = None, *, bold: bool = 
         return text
     code = f"{'1;' if bold else ''}{_COLOURS[colour]}"
     return f"\033[{code}m{text}\033[0m"
+
+
+def paint_label(sentence: str, colour: str, stream: TextIO) -> str:
+    """`LABEL: rest` with the label painted (bold), e.g. a verdict's `VERIFIED:`."""
+    label, _, rest = sentence.partition(": ")
+    return f"{paint(label + ':', colour, stream, bold=True)} {rest}"
 
 
 def shown_path(path: os.PathLike[str] | str, cwd: str | None = None) -> str:

@@ -36,7 +36,7 @@ from stamp.header.render import (
     source_date_epoch,
     write_if_changed,
 )
-from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE
+from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE, StampRecord, report_json
 from stamp.state_dir import find_state_dir, history_path
 
 
@@ -75,50 +75,6 @@ class HeaderResult(NamedTuple):
             "describe": self.describe,
             "changed": [str(p) for p in self.changed],
         }
-
-
-def header_main(
-    *,
-    config_path: Path | None,
-    output_dir: Path | None,
-    as_json: bool,
-    strict: bool,
-    quiet: bool,
-) -> int:
-    """Run `stamp header` and print its result; StampError propagates to the caller."""
-    import sys
-
-    from stamp.config import load_config
-
-    result = run_header(load_config(config_path), output_dir=output_dir, strict=strict)
-    for warning in result.warnings:
-        sys.stderr.write(f"stamp: warning: {warning}\n")
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
-    elif not quiet:
-        sys.stdout.write(describe_result(result) + "\n")
-    return 0
-
-
-def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
-    """The one human line: `stamp: edit 112 (1a2b3c4d, dirty) -> build/stamp/stamp.c`."""
-    if not result.changed:
-        return f"stamp: unchanged (edit {result.edit})"
-    facts = result.git[:8]
-    if result.dirty:
-        facts += ", dirty"
-    from stamp.cli.output import shown_path
-
-    targets = ", ".join(shown_path(p, None if cwd is None else str(cwd)) for p in result.changed)
-    return f"stamp: edit {result.edit} ({facts}) -> {targets}"
-
-
-def report_json(edit: int, git: str, dirty: bool | None) -> str:
-    """The JSON the device reports (SPEC section 6), as stamp_json() in stamp.c formats it."""
-    record: dict[str, object] = {"edit": edit, "git": git}
-    if dirty is not None:
-        record["dirty"] = dirty
-    return json.dumps(record, separators=(",", ":"))
 
 
 def run_header(
@@ -217,7 +173,7 @@ def _context(
         "describe": state.describe,
         "commit_time": state.commit_time,
         "build_time": build_time,
-        "report_json": report_json(edit, state.sha, state.dirty),
+        "report_json": report_json(StampRecord(edit, state.sha, state.dirty)),
         "record_layout": RECORD_LAYOUT,
         "record_size": RECORD_SIZE,
         "stamp_version": __version__,
