@@ -42,7 +42,9 @@ def p2_build(directory: Path, *, with_module_facts: bool) -> Path:
 
 
 def flash_to_photon(repo: GitRepo, image: Path, home: Path) -> tuple[int, str, str, int]:
-    with cloud_process() as cloud:
+    # The classic variation: the simulated cloud answers a wrong-platform binary with 400
+    # (seeded runs may instead accept it and keep the old firmware, which is retried).
+    with cloud_process("--variations", "classic") as cloud:
         done = run_stamp(
             "flash",
             "--device",

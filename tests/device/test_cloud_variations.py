@@ -20,7 +20,7 @@ from stamp.device.target import ParticleTarget, open_transport
 from stamp.device.transport.base import Heard
 from stamp.device.transport.cloud import CloudTransport
 from stamp.device.verify import Verdict, VerdictStatus, verify
-from stamp.errors import AuthError, DeviceUnreachable, FlashError
+from stamp.errors import AuthError, DeviceUnreachable, FlashRefused
 from stamp.sim.cloud import Variation
 from stamp.sim.cloud_model import SimTiming
 from tests.support import GitRepo, run_stamp
@@ -128,7 +128,7 @@ def test_a_bad_binary_is_refused_or_accepted_and_not_run_as_the_seed_says(
                 verdict, _ = flash_and_verify(
                     cloud, CORRUPT, new.manifest, [old.manifest, new.manifest]
                 )
-            except FlashError as exc:
+            except FlashRefused as exc:  # final: `stamp flash` does not retry it
                 assert "Invalid firmware file" in str(exc)
                 outcomes.add("refused")
                 continue
