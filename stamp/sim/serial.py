@@ -121,6 +121,7 @@ class SerialBoard(Closing):
         boot_delay: float = DEFAULT_BOOT_DELAY,
         reboot_every: float | None = None,
         answer_queries: bool = True,
+        boot_log: bytes | None = None,
         clock: Clock = monotonic,
     ) -> None:
         self.identity = dict(identity)
@@ -130,6 +131,9 @@ class SerialBoard(Closing):
         """Seconds between simulated resets (None: never)."""
         self.answer_queries = answer_queries
         """False: a firmware that reports only at boot and ignores `?stamp`."""
+        self.boot_log = boot_log
+        """What the board prints at each boot instead of the example firmware's lines (an
+        ESP-IDF app's boot log, `stamp.sim.esp`)."""
         self.clock = clock
         self.boots = 0
         """Boot sequences printed so far (whether or not anyone heard them)."""
@@ -243,6 +247,10 @@ class SerialBoard(Closing):
             log.debug("ignored input line %r on %s", line[:40], self.path)
 
     def _boot(self) -> None:
+        if self.boot_log is not None:
+            self._send(self.boot_log)
+            self.boots += 1
+            return
         reason = "power-on" if self.boots == 0 else "watchdog"
         # Noise around the report, with both line endings a real board uses.
         self._send(
