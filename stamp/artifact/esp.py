@@ -41,10 +41,17 @@ _CHIP_ID_AT = 12
 APPDESC_SECTIONS = (".flash.appdesc", ".flash.rodata")
 """Where the app description sits in an ESP-IDF ELF: its own section since ESP-IDF 5,
 the start of `.flash.rodata` before."""
-ESPTOOL_MISSING = (
-    "reading ESP-IDF images needs esptool: pip install 'stamp-firmware[esp]' (or pip install "
-    "esptool)"
-)
+
+
+class EsptoolMissing(ArtifactError):
+    """An ESP-IDF image was given, and esptool (the `esp` extra) is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "reading ESP-IDF images needs esptool: pip install 'stamp-firmware[esp]' "
+            "(or pip install esptool)"
+        )
+
 
 # esp_app_desc_t (ESP-IDF components/esp_app_format/include/esp_app_desc.h): magic,
 # secure_version, reserv1[2], version[32], project_name[32], time[16], date[16],
@@ -250,7 +257,7 @@ def read_esp_image(data: bytes, name: str) -> EspImage:
         from esptool.bin_image import LoadFirmwareImage
         from esptool.targets import ROM_LIST
     except ImportError:
-        raise ArtifactError(ESPTOOL_MISSING) from None
+        raise EsptoolMissing() from None
     if not looks_like_esp_image(data):
         raise ArtifactError(f"{name} is not an ESP-IDF image (no 0xE9 image header)")
     chip_id = data[_CHIP_ID_AT]

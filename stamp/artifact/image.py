@@ -31,6 +31,7 @@ from stamp.artifact.elf import (
     read_elf,
     scan_image,
 )
+from stamp.artifact.esp import EspImage, EsptoolMissing, looks_like_esp_image, read_esp_image
 from stamp.artifact.manifest import Artifact
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.format import (
@@ -92,10 +93,16 @@ class BinImage:
     """Why a record-like block was rejected (e.g. a newer layout), when none is valid."""
     build_id: str | None
     """The GNU build-id, when exactly one build-id note is in the image."""
+    esp: EspImage | None = None
+    """The ESP-IDF (esptool) image parse, when the file starts like one and reads."""
+    esp_damage: str | None = None
+    """Why a file that starts like an ESP-IDF image cannot be read (cut short, mangled)."""
 
     @property
     def damaged(self) -> str | None:
         """Why it looks like a module that cannot be trusted (cut short, edited), or None."""
+        if self.esp is not None or self.esp_damage is not None:
+            return None  # an ESP-IDF image: its damage is esp_damage / EspImage.problems
         if self.module is not None:
             # A padded or combined file has no suffix at its end by design (SPEC section 7).
             if self.module.suffix_valid or self.module.module_size != len(self.data):
@@ -134,8 +141,10 @@ class Firmware:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_bin(data: bytes) -> BinImage:
-    """Parse a raw image: Particle module info, stamp records and build-id (no I/O)."""
+def read_bin(data: bytes, name: str = "the image") -> BinImage:
+    """Parse a raw image: Particle module or ESP-IDF image info, stamp records and build-id
+    (no I/O). ArtifactError only when an ESP-IDF image needs esptool and it is missing."""
+    esp, esp_damage = _read_esp(data, name)
     module: ModuleInfo | None = None
     reason: str | None = None
     truncated = False
@@ -153,7 +162,20 @@ def read_bin(data: bytes) -> BinImage:
         records=records,
         record_problem=problem,
         build_id=_scan_build_id(data),
+        esp=esp,
+        esp_damage=esp_damage,
     )
+
+
+def _read_esp(data: bytes, name: str) -> tuple[EspImage | None, str | None]:
+    if not looks_like_esp_image(data):
+        return None, None
+    try:
+        return read_esp_image(data, name), None
+    except EsptoolMissing:
+        raise
+    except ArtifactError as exc:
+        return None, exc.message
 
 
 def _trailing_suffix_size(data: bytes) -> int | None:
@@ -282,7 +304,7 @@ def load_file(path: Path) -> Firmware:
         if len(data) != info.st_size:
             raise ArtifactError(f"{path} changed while it was being read: run stamp again")
         facts = FileFacts(path, len(data), hashlib.sha256(data).hexdigest(), info.st_mtime_ns)
-        return Firmware(facts=facts, bin=read_bin(data))
+        return Firmware(facts=facts, bin=read_bin(data, str(path)))
 
 
 def load_bytes(data: bytes, name: str) -> Firmware:
@@ -292,7 +314,7 @@ def load_bytes(data: bytes, name: str) -> Firmware:
         raise ArtifactError(f"{name} is empty")
     if is_elf(data):
         return Firmware(facts=facts, elf=read_elf(io.BytesIO(data), name))
-    return Firmware(facts=facts, bin=read_bin(data))
+    return Firmware(facts=facts, bin=read_bin(data, name))
 
 
 # --- the ELF's Particle view --------------------------------------------------------------
