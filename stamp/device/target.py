@@ -145,6 +145,9 @@ def open_transport(
     home: Path,
     clock: Clock = monotonic,
     since: float | None = None,
+    *,
+    query: bool = True,
+    reset: bool = False,
 ) -> Transport:
     """The transport that hears `target` (not yet listening; use it as a context manager).
 
@@ -154,11 +157,17 @@ def open_transport(
     ignores it: its port is opened after the flash. `clock` is the transport's deadline
     clock (monotonic), the one `stamp.device.verify.verify` must be given too.
     Cloud credentials come from `stamp.device.credentials` (the token never leaves the client).
+    `query` False: never send `?stamp` (serial); `reset`: reset the board into its app
+    through DTR/RTS once the port is open (serial only; DeviceError for the cloud).
     """
     if isinstance(target, SerialTarget):
         from stamp.device.transport.serial import SerialTransport
 
-        return SerialTransport(target.port, target.baud, clock=clock)
+        return SerialTransport(target.port, target.baud, clock=clock, query=query, reset=reset)
+    if reset:
+        raise DeviceError(
+            f"--reset toggles a serial port's DTR/RTS lines: {target.describe()} has none"
+        )
     from stamp.device.credentials import find_api_url, find_token
     from stamp.device.transport.cloud import CloudTransport
     from stamp.device.transport.cloud_api import CloudClient

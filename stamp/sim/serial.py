@@ -158,6 +158,7 @@ class SerialBoard(Closing):
         fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self._reset_pending = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -188,6 +189,12 @@ class SerialBoard(Closing):
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
+    def reset(self) -> None:
+        """Press EN: the board boots again now (from another thread, e.g. a DTR/RTS bridge)."""
+        self._reset_pending = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"r")
+
     def close(self) -> None:
         """Stop the board and release the pseudo-terminal; idempotent."""
         self.stop()
@@ -205,6 +212,9 @@ class SerialBoard(Closing):
         next_boot = self.clock() + self.boot_delay
         while not self._stopping:
             now = self.clock()
+            if self._reset_pending:
+                self._reset_pending = False
+                next_boot = now
             if now >= next_boot:
                 self._boot()
                 next_boot = now + self.reboot_every if self.reboot_every else math.inf
