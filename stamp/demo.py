@@ -30,7 +30,7 @@ from stamp.cli.output import Progress, paint
 from stamp.cli.words import verdict_message
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
+from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
 from stamp.header.run import HeaderResult, describe_result, run_header
 from stamp.record import StampRecord
 
@@ -98,12 +98,12 @@ _GIT_ENV = {
 class DemoFailed(StampError):
     """A step of the demo did not behave as designed (a bug in stamp: please report it)."""
 
-    exit_code = EXIT_MISMATCH
+    exit_code = EXIT_INTERNAL
 
 
 def run_demo(out: TextIO, *, keep: bool = False, parent: Path | None = None) -> int:
     """Run the demo, narrated on `out`; returns 0 when every step behaved as designed,
-    and raises DemoFailed (exit 1) naming the step that did not.
+    and raises DemoFailed (exit 70, an internal error) naming the step that did not.
 
     `parent` is where the throw-away directory is made (default: the system's temp
     directory); `keep` leaves it there and says where.
@@ -291,11 +291,12 @@ class _Demo:
             verdict = verify(transport, second, self._history(config), timeout=TIMEOUT)
         self.verdict(verdict)
         if verdict.status is not VerdictStatus.MISMATCH or verdict.matched_build is None:
-            raise DemoFailed(f"stamp verify should have named edit {first.edit}")
-        if verdict.matched_build.edit != first.edit:
-            raise DemoFailed(f"stamp verify named edit {verdict.matched_build.edit}")
+            raise DemoFailed(f"stamp verify should have named edit {first.identity.edit}")
+        if verdict.matched_build.identity.edit != first.identity.edit:
+            raise DemoFailed(f"stamp verify named edit {verdict.matched_build.identity.edit}")
+        running, flashed = first.identity.edit, second.identity.edit
         self.say(
-            f"(exit status 1: the device still runs edit {first.edit}, not edit {second.edit}; "
+            f"(exit status 1: the device still runs edit {running}, not edit {flashed}; "
             "a Makefile or CI job stops here)"
         )
 
@@ -328,10 +329,10 @@ class _Demo:
         write_manifest(manifest, target)
         append_history(history_path(find_state_dir(config)), manifest)
         shown = target.relative_to(self.project)
-        app_hash = manifest.app_hash or ""
+        identity = manifest.identity
         self.say(
-            f"stamp: manifest {shown} (edit {manifest.edit}, git {(manifest.git or '')[:8]}, "
-            f"app hash {app_hash[:8]}…)"
+            f"stamp: manifest {shown} (edit {identity.edit}, git {(identity.git or '')[:8]}, "
+            f"app hash {(identity.app_hash or '')[:8]}…)"
         )
         return manifest
 

@@ -58,17 +58,16 @@ def main() -> None:
 
         cli_main()
         return
-    from stamp.errors import EXIT_INTERRUPTED, StampError
+    from stamp.cli import exits
+    from stamp.errors import StampError
     from stamp.header.run import header_main
 
     try:
         code = header_main(**options)  # type: ignore[arg-type]
     except StampError as exc:
-        from stamp.cli.output import paint
-
-        sys.stderr.write(f"{paint('stamp: error:', 'red', sys.stderr, bold=True)} {exc}\n")
-        code = exc.exit_code
+        code = exits.for_error(exc)
     except KeyboardInterrupt:
-        sys.stderr.write("\nstamp: interrupted\n")
-        code = EXIT_INTERRUPTED
+        code = exits.for_interrupt()
+    except BrokenPipeError:
+        code = exits.for_broken_pipe()
     sys.exit(code)

@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
-from stamp.errors import EXIT_NO_REPORT
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
@@ -91,8 +90,9 @@ def flash(
     import os
     import sys
 
+    from stamp.cli import exits
     from stamp.cli.output import Progress, paint, print_json
-    from stamp.cli.verify import exit_code, render
+    from stamp.cli.verify import render
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image
@@ -126,7 +126,7 @@ def flash(
     else:
         label, _, rest = result.final.summary().partition(": ")
         sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
-    return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
+    return exits.for_verdict(verdict.status if verdict is not None else None)
 
 
 def _history(config: Config) -> list[Manifest]:

@@ -8,31 +8,20 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from stamp.artifact.manifest import build_name
-from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+from stamp.cli import exits
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
     from stamp.cli.output import Progress
     from stamp.config import Config
-    from stamp.device.verify import Verdict, VerdictStatus
+    from stamp.device.verify import Verdict
 
 DEFAULT_TIMEOUT = 30.0
 
 
 UNSTAMPED = "the manifest's build"
 """How a build without edit or hashes is named in messages."""
-
-
-def exit_code(status: VerdictStatus) -> int:
-    """The exit code of SPEC section 3 for a verdict (`stamp flash` uses it too)."""
-    from stamp.device.verify import VerdictStatus
-
-    return {
-        VerdictStatus.VERIFIED: EXIT_OK,
-        VerdictStatus.MISMATCH: EXIT_MISMATCH,
-        VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
-    }[status]
 
 
 @click.command("verify")
@@ -115,7 +104,7 @@ def verify(
         print_json(record)
     else:
         render(verdict, sys.stdout)
-    return exit_code(verdict.status)
+    return exits.for_verdict(verdict.status)
 
 
 def render(verdict: Verdict, stream: TextIO) -> None:

@@ -87,7 +87,7 @@ def load_flash_image(firmware: Path, manifest_path: Path | None = None) -> Flash
 
 def _check_identity(loaded: Firmware, manifest: Manifest, path: Path) -> None:
     from stamp.artifact.build import build_manifest
-    from stamp.device.verify import compare, identifies
+    from stamp.identity import compare, identifies
 
     extracted = build_manifest(
         loaded if loaded.elf is not None else None,
@@ -96,12 +96,12 @@ def _check_identity(loaded: Firmware, manifest: Manifest, path: Path) -> None:
         recorded_at="",
         allow_unstamped=True,
     )
-    compared = compare(manifest.identity(), extracted.identity())
+    compared = compare(manifest.identity, extracted.identity)
     if identifies(compared):
         return
     differing = [c for c in compared if not c.match]
     if any(c.key == "edit" for c in differing):
-        detail = f"it is edit {manifest.edit}, the file is edit {extracted.edit}"
+        detail = f"it is edit {manifest.identity.edit}, the file is edit {extracted.identity.edit}"
     elif differing:
         detail = "their " + ", ".join(c.key for c in differing) + " differ"
     else:

@@ -20,6 +20,7 @@ from stamp.device.flashers import CloudFlasher, CommandFlasher, command_args, ma
 from stamp.device.target import ParticleTarget, SerialTarget, parse_device
 from stamp.device.verify import FLASH_DID_NOT_TAKE, VerdictStatus
 from stamp.errors import ArtifactError, AuthError, ConfigError, DeviceError
+from stamp.identity import Identity
 from tests.support.cloud import RunningCloud, cloud_sim, no_thread_leaks
 from tests.support.verify import GIT_NEW, GIT_OLD, Build, make_build
 
@@ -74,7 +75,7 @@ def test_the_manifest_beside_the_image_is_used(new: Build) -> None:
 def test_a_manifest_without_artifacts_matches_by_identity(new: Build, tmp_path: Path) -> None:
     bare = tmp_path / "bare.stamp.json"
     write_manifest(replace(new.manifest, bin=None), bare)
-    assert load_flash_image(new.image, bare).manifest.edit == 111
+    assert load_flash_image(new.image, bare).manifest.identity.edit == 111
 
 
 def test_a_stale_manifest_is_refused(old: Build, new: Build) -> None:
@@ -96,10 +97,10 @@ def test_a_missing_manifest_is_refused(new: Build) -> None:
 
 
 def test_build_names() -> None:
-    bare = Manifest(None, None, None, "ab" * 20, None, None, recorded_at="")
+    bare = Manifest(Identity(build_id="ab" * 20), recorded_at="")
     assert build_name(bare) == "build_id abababab…"
-    assert build_name(replace(bare, edit=7)) == "edit 7"
-    assert build_name(replace(bare, build_id=None)) == "an unstamped build"
+    assert build_name(replace(bare, identity=Identity(build_id="ab" * 20, edit=7))) == "edit 7"
+    assert build_name(replace(bare, identity=Identity())) == "an unstamped build"
 
 
 # --- flash commands -------------------------------------------------------------------------

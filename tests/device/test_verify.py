@@ -27,6 +27,7 @@ from stamp.device.verify import (
     verify,
 )
 from stamp.errors import AuthError, DeviceUnreachable
+from stamp.identity import Identity
 
 GIT_A = "1a2b3c4d" + "0" * 32
 GIT_B = "9f8e7d6c" + "1" * 32
@@ -38,16 +39,14 @@ NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
 
 def manifest(**keys: Any) -> Manifest:
-    base: dict[str, Any] = dict(
-        edit=None, git=None, dirty=None, build_id=None, app_hash=None, image_sha256=None
-    )
-    base.update(keys)
-    base.setdefault("recorded_at", "2026-11-30T11:35:00Z")
-    return Manifest(**base)
+    recorded_at = keys.pop("recorded_at", "2026-11-30T11:35:00Z")
+    return Manifest(identity=Identity(**keys), recorded_at=recorded_at)
 
 
 def report(**keys: Any) -> Report:
-    return Report(**keys)
+    source = keys.pop("source", "")
+    extra = keys.pop("extra", {})
+    return Report(identity=Identity(**keys), source=source, extra=extra)
 
 
 EXPECTED = manifest(edit=111, git=GIT_A, dirty=False, build_id=BID_A, app_hash=APP_A)
@@ -83,20 +82,20 @@ def test_assess_table(keys: dict[str, Any], status: VerdictStatus | None) -> Non
     got, compared = assess(EXPECTED, report(**keys))
     assert got is status
     reported = {k for k in keys if k != "extra"}
-    assert {c.key for c in compared} == reported & set(EXPECTED.identity())
+    assert {c.key for c in compared} == reported & set(EXPECTED.identity.known())
 
 
 def test_hex_is_compared_case_insensitively_and_in_full() -> None:
-    upper = compare({"build_id": BID_A}, {"build_id": BID_A.upper()})
+    upper = compare(Identity(build_id=BID_A), Identity(build_id=BID_A.upper()))
     assert upper == (KeyComparison("build_id", BID_A, BID_A.upper(), True),)
-    assert not compare({"build_id": BID_A}, {"build_id": BID_A[:9]})[0].match
+    assert not compare(Identity(build_id=BID_A), Identity(build_id=BID_A[:9]))[0].match
     # The parser lowercases too, so a device printing upper case verifies.
     line = parse_json_report(json.dumps({"build_id": BID_A.upper()}), "serial")
     assert assess(EXPECTED, line)[0] is V
 
 
 def test_edit_true_is_not_edit_one() -> None:
-    assert not compare({"edit": 1}, {"edit": True})[0].match
+    assert not compare(Identity(edit=1), Identity(edit=True))[0].match
 
 
 def test_keys_the_manifest_lacks_are_not_compared() -> None:

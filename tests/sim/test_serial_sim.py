@@ -110,7 +110,7 @@ def hear_report(port: str) -> dict[str, Any]:
         for item in transport.listen(time.monotonic() + DEADLINE):
             if item.kind is HeardKind.REPORT:
                 assert item.report is not None
-                return item.report.identity()
+                return item.report.identity.known()
     raise AssertionError("no report")
 
 

@@ -98,6 +98,6 @@ def heard_from_event(event: CloudEvent, at: float) -> Heard:
             return Heard(HeardKind.EVENT, text, at)
     except ReportError as exc:
         return Heard(HeardKind.EVENT, f"{event.name}: not a valid report ({exc})", at)
-    if event.name == APP_HASH_EVENT and report.app_hash is None:
+    if event.name == APP_HASH_EVENT and report.identity.app_hash is None:
         return Heard(HeardKind.EVENT, f"{event.name}: empty", at)
     return Heard(HeardKind.REPORT, text, at, report)
