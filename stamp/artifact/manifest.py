@@ -7,10 +7,14 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "schema": 1,
       "edit": 111, "git": "<40 hex>", "dirty": false,
       "build_id": "<hex>" | null, "app_hash": "<64 hex>" | null, "image_sha256": "<64 hex>",
+      "elf_sha256": "<64 hex>" | null,   # ESP-IDF: the ELF's SHA-256 (the app description's)
+      "app_version": str | null, "project_name": str | null,     # ESP-IDF, informational
+      "idf_version": str | null, "compile_time": str | null,
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
       "particle": {...} | null       # the module info of `stamp inspect --json`, for a .bin
+      "esp": {...} | null            # the ESP-IDF image info of `stamp inspect --json`
     }
 
 The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
@@ -62,6 +66,8 @@ class Manifest:
     """The .bin it was read from."""
     particle: dict[str, Any] | None = None
     """Particle module info (the `particle` object of `stamp inspect --json`)."""
+    esp: dict[str, Any] | None = None
+    """ESP-IDF image info (the `esp` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
 
@@ -76,6 +82,7 @@ class Manifest:
                 "bin": asdict(self.bin) if self.bin else None,
             },
             particle=self.particle,
+            esp=self.esp,
         )
         return record
 
@@ -89,13 +96,14 @@ class Manifest:
             if schema != SCHEMA_VERSION:
                 raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
             artifacts = record.get("artifacts") or {}
-            known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle"}
+            known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "esp"}
             return cls(
                 identity=parse_identity(record),
                 recorded_at=str(record.get("recorded_at", "")),
                 elf=_artifact(artifacts.get("elf")),
                 bin=_artifact(artifacts.get("bin")),
                 particle=record.get("particle"),
+                esp=record.get("esp"),
                 extra={k: v for k, v in record.items() if k not in known},
             )
         except (TypeError, ValueError, AttributeError) as exc:
@@ -200,7 +208,8 @@ def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str
     """How a build is called in one line: its edit, else its first identifying hash."""
     if manifest.identity.edit is not None:
         return f"edit {manifest.identity.edit}"
-    for key in HASH_KEYS:
+    # image_sha256 last: every build has one, and no device reports it by itself.
+    for key in sorted(HASH_KEYS, key=lambda k: k == "image_sha256"):
         value = getattr(manifest.identity, key)
         if value:
             return f"{key} {value[:8]}…"

@@ -42,14 +42,15 @@ def manifest(
     """Record what was really built: stamp record, build-id, image and app hashes.
 
     FIRMWARE is the linked ELF, or a .bin on its own. With --bin, the .bin must hold the
-    ELF's loadable bytes (a stale .bin is an error). The manifest is written atomically
-    and appended to the checkout's build history, which `stamp verify` uses to name the
-    build a device really runs.
+    ELF's loadable bytes, or for ESP-IDF store the ELF's SHA-256 (a stale .bin is an
+    error). The manifest is written atomically and appended to the checkout's build
+    history, which `stamp verify` uses to name the build a device really runs.
 
     \b
     Examples:
       stamp manifest build/app.elf                       # -> build/app.stamp.json
       stamp manifest build/app.elf --bin build/app.bin   # Particle: adds the app hash
+      stamp manifest build/blink.elf --bin build/blink.bin   # ESP-IDF: the ELF SHA-256
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.build import build_manifest, default_manifest_path
@@ -90,8 +91,12 @@ def manifest(
         if identity.edit is not None:
             facts.append(f"edit {identity.edit}")
             facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
-        else:
+        elif identity.elf_sha256 is None:
             facts.append("unstamped")
+        if identity.project_name is not None:
+            facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
+        if identity.elf_sha256:
+            facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
         if identity.build_id:
             facts.append(f"build-id {identity.build_id[:4]}…")
         if identity.app_hash:

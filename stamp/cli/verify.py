@@ -48,10 +48,21 @@ UNSTAMPED = "the manifest's build"
     metavar="S",
     help="Seconds to wait for a report that settles the question.",
 )
+@click.option(
+    "--reset",
+    is_flag=True,
+    help="Serial: reset the board into its app through DTR/RTS first, as esptool does "
+    "(ESP32 dev boards), so it prints its boot log again.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
-    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+    settings: Settings,
+    device: str,
+    manifest_path: Path | None,
+    timeout: float,
+    reset: bool,
+    as_json: bool,
 ) -> int:
     """Wait for the device's identity report and say whether it runs the expected build.
 
@@ -61,6 +72,11 @@ def verify(
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
 
+    An ESP-IDF app needs no stamp code: its boot log (`ELF file SHA256:`) is the report.
+    Every digit it prints is compared; 16 or more matching digits verify (the verdict says
+    how many of the 64), fewer cannot. Such a device is not sent `?stamp`; --reset makes
+    it boot again.
+
     Exit status: 0 verified, 1 mismatch, 3 no usable report before the timeout or the
     device unreachable, 2 a bad device, config or manifest.
 
@@ -69,6 +85,7 @@ def verify(
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device serial:/dev/ttyUSB0 --manifest build/blink.stamp.json --reset
     """
     import os
     import sys
@@ -86,7 +103,12 @@ def verify(
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    with open_transport(target, config, os.environ, Path.home()) as transport:
+    from stamp.device.esp_boot import answers_query
+
+    query = answers_query(expected)
+    with open_transport(
+        target, config, os.environ, Path.home(), query=query, reset=reset
+    ) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
             f"(expecting {build_name(expected, UNSTAMPED)})"

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.identity import HASH_KEYS
+from stamp.identity import HASH_KEYS, KeyComparison
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -43,7 +44,12 @@ def _git_part(git: str | None, dirty: bool | None) -> str | None:
     return text
 
 
-_LABELS = {"build_id": "build-id", "app_hash": "app hash", "image_sha256": "image sha256"}
+_LABELS = {
+    "build_id": "build-id",
+    "app_hash": "app hash",
+    "image_sha256": "image sha256",
+    "elf_sha256": "ELF SHA-256",
+}
 """How a hash key is called in a sentence; any other key by its name with spaces."""
 
 
@@ -51,8 +57,28 @@ def label(key: str) -> str:
     return _LABELS.get(key, key.replace("_", " "))
 
 
-def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    return [f"{label(k)} {_short(identity[k])}" for k in keys if identity.get(k)]
+def _hash_parts(
+    identity: Mapping[str, Any], keys: Iterable[str], shown: Mapping[str, int] | None = None
+) -> list[str]:
+    """ "build-id 5f3a…" for each known key; `shown`: digits to show of a key (to reach the
+    first digit that differs)."""
+    parts = []
+    for k in keys:
+        value = identity.get(k)
+        if value:
+            digits = max(SHORT_HEX, (shown or {}).get(k, 0))
+            parts.append(f"{label(k)} {value if len(value) <= digits else value[:digits] + '…'}")
+    return parts
+
+
+def _to_difference(verdict: Verdict) -> dict[str, int]:
+    """For each differing hex key, the digits up to and including its first difference."""
+    out = {}
+    for c in verdict.differing:
+        if isinstance(c.expected, str) and isinstance(c.reported, str):
+            pairs = zip(c.expected.lower(), c.reported.lower(), strict=False)
+            out[c.key] = next((i for i, (a, b) in enumerate(pairs) if a != b), 0) + 1
+    return out
 
 
 def _verified_build(verdict: Verdict) -> str:
@@ -66,8 +92,25 @@ def _verified_build(verdict: Verdict) -> str:
         )
         if p
     ]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the expected build"
+    name = f"edit {identity['edit']}" if "edit" in identity else _app_name(identity)
+    parts += [_digits_note(c) for c in verdict.compared if c.match and c.digits is not None]
     return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _app_name(identity: Mapping[str, Any]) -> str:
+    """An unstamped build by its ESP-IDF app description, e.g. "blink 1.0"."""
+    if "project_name" not in identity:
+        return "the expected build"
+    return " ".join(str(identity[k]) for k in ("project_name", "app_version") if k in identity)
+
+
+def _digits_note(c: KeyComparison) -> str:
+    """ "16 of 64 digits compared, …": how much of a hash printed cut short was checked."""
+    whole = len(c.expected)
+    note = f"{c.digits} of {whole} digits compared"
+    if c.key == "elf_sha256" and c.digits is not None and c.digits < whole:
+        note += f"; {HASH_LEN_OPTION}={whole} in sdkconfig prints all {whole}"
+    return note
 
 
 def _reported_build(verdict: Verdict, now: datetime) -> str:
@@ -91,7 +134,7 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     parts = [
         f"edit {identity['edit']}" if "edit" in identity else None,
         _git_part(identity.get("git"), identity.get("dirty")),
-        *_hash_parts(identity, HASH_KEYS),
+        *_hash_parts(identity, HASH_KEYS, _to_difference(verdict)),
     ]
     shown = ", ".join(p for p in parts if p)
     has_strong = any(k in identity for k in HASH_KEYS) or ("git" in identity and "edit" in identity)
@@ -117,7 +160,9 @@ def _expected_build(verdict: Verdict) -> str:
             parts.append(git)
         if "dirty" in differing and not identity.get("dirty"):
             parts.append("clean")
-    parts += _hash_parts(identity, [k for k in HASH_KEYS if k in differing])
+    parts += _hash_parts(
+        identity, [k for k in HASH_KEYS if k in differing], _to_difference(verdict)
+    )
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
@@ -175,6 +220,13 @@ def _why_inconclusive(verdict: Verdict) -> str:
     assert report is not None
     count = _plural(verdict.heard.reports, "report")
     keys = ", ".join(report.identity.known()) or "no identity keys"
+    short = next((c for c in verdict.compared if c.too_short), None)
+    if short is not None:
+        return (
+            f"the device printed only {short.digits} of the {label(short.key)}'s "
+            f"{len(short.expected)} digits: they match, but fewer than {short.needed} cannot "
+            f"identify the build ({HASH_LEN_OPTION}={len(short.expected)} in sdkconfig prints all)"
+        )
     if not verdict.compared:
         hint = ""
         if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:

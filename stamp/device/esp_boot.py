@@ -23,11 +23,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from stamp.artifact.manifest import Manifest
+from stamp.device.report import Report
+from stamp.identity import parse_identity
+
 ELF_SHA256_DIGITS = 64
 HASH_LEN_OPTION = "CONFIG_APP_RETRIEVE_LEN_ELF_SHA"
 """The sdkconfig option that sets how many digits of the ELF hash the boot log prints."""
-MIN_VERIFY_DIGITS = 16
-"""Fewest printed digits of the ELF hash that identify a build (ESP-IDF's default length)."""
 
 # CSI sequences (colours, cursor moves) and the bare escape a cut-off sequence leaves.
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b")
@@ -120,3 +122,16 @@ class BootLogScanner:
         )
         self._info = {}
         return info
+
+
+def boot_report(info: BootInfo, source: str) -> Report:
+    """The Report a boot log makes: the printed hash digits and the app's description."""
+    # Digits and text the scanner matched: parse_identity cannot refuse them.
+    return Report(identity=parse_identity(info.as_report_object()), source=source)
+
+
+def answers_query(expected: Manifest) -> bool:
+    """Whether the firmware answers `?stamp`: one with a stamp record does; an ESP-IDF app
+    without one reports only its boot log, so nothing is sent to it (SPEC section 6)."""
+    identity = expected.identity
+    return identity.elf_sha256 is None or identity.edit is not None

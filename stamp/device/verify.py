@@ -108,10 +108,7 @@ class Verdict:
             "device": self.device,
             "expected": _manifest_json(self.expected),
             "reported": _report_json(self.reported),
-            "compared": [
-                {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-                for c in self.compared
-            ],
+            "compared": [_comparison_json(c) for c in self.compared],
             "matched_build": _manifest_json(self.matched_build) if self.matched_build else None,
             "heard": {
                 "lines": self.heard.lines,
@@ -271,6 +268,14 @@ def _explain_silence(tally: _Tally) -> str | None:
 def _manifest_json(manifest: Manifest) -> dict[str, Any]:
     record: dict[str, Any] = manifest.identity.as_json()
     record["recorded_at"] = manifest.recorded_at
+    return record
+
+
+def _comparison_json(c: KeyComparison) -> dict[str, Any]:
+    record = {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
+    if c.digits is not None:
+        # A hash printed cut short (ESP-IDF's boot log): how many of its digits were compared.
+        record.update(digits=c.digits, of_digits=len(c.expected), needed_digits=c.needed)
     return record
 
 

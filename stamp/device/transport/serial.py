@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stamp.closing import Closing
+from stamp.device.esp_boot import BootLogScanner, boot_report, clean_line
 from stamp.device.report import QUERY, LineScanner, ReportError, parse_report_line
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
 from stamp.errors import DeviceError, DeviceUnreachable
@@ -169,6 +170,7 @@ class SerialTransport(Closing):
         denied: DeviceError | None = None
         denied_since = 0.0
         scanner = LineScanner()
+        boot_log = BootLogScanner()
         reported = False
         next_query = 0.0
         while (now := self.clock()) < deadline:
@@ -190,6 +192,7 @@ class SerialTransport(Closing):
                     continue
                 denied = None
                 scanner = LineScanner()
+                boot_log = BootLogScanner()
                 reported = not self.query
                 next_query = now
                 yield Heard(HeardKind.STATUS, f"port {self.port} opened", self.clock())
@@ -210,7 +213,7 @@ class SerialTransport(Closing):
                 )
                 continue
             for line in scanner.feed(chunk):
-                heard = self._heard(line)
+                heard = self._heard(line, boot_log)
                 if heard is not None:
                     reported = reported or heard.kind is HeardKind.REPORT
                     yield heard
@@ -292,8 +295,9 @@ class SerialTransport(Closing):
             raise _PortLost(str(exc)) from None
         return data
 
-    def _heard(self, line: bytes) -> Heard | None:
-        text = line.decode("utf-8", errors="replace").strip()
+    def _heard(self, line: bytes, boot_log: BootLogScanner) -> Heard | None:
+        """The line as heard: a report (`@stamp`, or ESP-IDF's boot-log hash line) or not."""
+        text = clean_line(line)  # no device's escape sequences reach a terminal
         if not text:
             return None
         try:
@@ -301,6 +305,10 @@ class SerialTransport(Closing):
         except ReportError as exc:
             log.debug("invalid report line from %s: %s", self.port, exc)
             report = None
+        if report is None:
+            booted = boot_log.feed(text)
+            if booted is not None:
+                report = boot_report(booted, f"serial {self.port} boot log")
         if report is None:
             return Heard(HeardKind.LINE, text, self.clock())
         return Heard(HeardKind.REPORT, text, self.clock(), report=report)
