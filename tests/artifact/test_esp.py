@@ -211,3 +211,19 @@ def test_app_desc_with_full_width_strings() -> None:
     assert desc.project_name == "-" * 31 and desc.idf_version == "z" * 31
     assert parse_app_desc(bytes(256)) is None
     assert parse_app_desc(data[0x20:0x40]) is None
+
+
+def test_without_esptool_an_esp_image_is_one_clear_sentence(
+    monkeypatch: pytest.MonkeyPatch, stamp: Stamp
+) -> None:
+    # None in sys.modules makes `import esptool.bin_image` raise ImportError, as when the
+    # `esp` extra is not installed.
+    monkeypatch.setitem(sys.modules, "esptool.bin_image", None)
+    code, out, err = stamp("inspect", ESP / "esp_idf_blink_esp32s2.bin")
+    assert code == 2 and out == ""
+    assert err.strip() == (
+        "stamp: error: reading ESP-IDF images needs esptool: pip install "
+        "'stamp-firmware[esp]' (or pip install esptool)"
+    )
+    code, _, _ = stamp("inspect", ESP / "esp32c6-appdesc.elf")  # an ELF needs no esptool
+    assert code == 0
