@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, TextIO
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import verdict_message
+from stamp.cli.words import attempt_summary, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
@@ -155,13 +155,7 @@ class _Demo:
         self.say(paint(f"$ {text}", "blue", self.out))
 
     def verdict(self, verdict: Verdict) -> None:
-        colour = {
-            VerdictStatus.VERIFIED: "green",
-            VerdictStatus.MISMATCH: "red",
-            VerdictStatus.NO_REPORT: "yellow",
-        }[verdict.status]
-        label, _, rest = verdict_message(verdict).partition(": ")
-        self.say(f"{paint(label + ':', colour, self.out, bold=True)} {rest}")
+        self.say(painted_verdict(verdict, self.out))
 
     # -- the story -------------------------------------------------------------------
 
@@ -213,6 +207,7 @@ class _Demo:
         return self._build(config, header)
 
     def _flash_with_retries(self, config: Config, env: dict[str, str]) -> None:
+        from stamp.cli.watch import FlashProgress
         from stamp.device.flash import flash_and_verify
         from stamp.device.flash_image import load_flash_image
         from stamp.device.flashers import make_flasher
@@ -237,13 +232,21 @@ class _Demo:
                 retries=RETRIES,
                 timeout=TIMEOUT,
                 settle=SETTLE,
-                progress=self.progress,
-                show_events=True,
+                watcher=FlashProgress(
+                    self.progress,
+                    TIMEOUT,
+                    image,
+                    flasher,
+                    lines=True,
+                    verbose=False,
+                ),
             )
         if result.verdict is not None:
             self.verdict(result.verdict)
         if result.verdict is None or result.verdict.status is not VerdictStatus.VERIFIED:
-            raise DemoFailed(f"the flash should have been verified: {result.final.summary()}")
+            raise DemoFailed(
+                f"the flash should have been verified: {attempt_summary(result.final)}"
+            )
         if len(result.attempts) < 2:
             raise DemoFailed("the first OTA update should have failed and been retried")
 

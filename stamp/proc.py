@@ -28,18 +28,31 @@ class Completed(NamedTuple):
     """The argument list it ran with."""
     returncode: int
     """Its exit status."""
-    stdout: str
-    """Its standard output, decoded as UTF-8 with replacement."""
-    stderr: str
-    """Its standard error, decoded as UTF-8 with replacement."""
+    out: bytes
+    """Its standard output, as bytes (git's NUL-separated records are parsed from these)."""
+    err: bytes
+    """Its standard error, as bytes."""
+
+    @property
+    def stdout(self) -> str:
+        """Standard output decoded as UTF-8 with replacement."""
+        return self.out.decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        """Standard error decoded as UTF-8 with replacement."""
+        return self.err.decode("utf-8", errors="replace")
 
 
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: GIT_* scrubbed, LC_ALL=C, plus `extra`."""
+def clean_env(
+    extra: Mapping[str, str] | None = None, *, keep_git_env: bool = False
+) -> dict[str, str]:
+    """The environment for a child: GIT_* scrubbed (unless `keep_git_env`), LC_ALL=C, plus
+    `extra`."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS
+        if keep_git_env or not key.startswith("GIT_") or key in _KEEP_GIT_VARS
     }
     env["LC_ALL"] = "C"
     env["LANGUAGE"] = ""
@@ -54,24 +67,53 @@ def run(
     cwd: Path | None = None,
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
 ) -> Completed:
-    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
+    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
+
+    `keep_git_env` passes GIT_* through: inside a git hook GIT_INDEX_FILE names the index
+    being committed (a temporary one for `git commit -a`), and the hook must use it.
+    """
+    return start(args, cwd=cwd, env=env, keep_git_env=keep_git_env).wait(timeout)
+
+
+class Running:
+    """A child started by `start`, to be waited for with a timeout."""
+
+    def __init__(self, args: Sequence[str], popen: subprocess.Popen[bytes]) -> None:
+        self.args = tuple(args)
+        self._popen = popen
+
+    def wait(self, timeout: float) -> Completed:
+        """Its result; on a timeout it is killed and TimeoutExpired raised."""
+        try:
+            out, err = self._popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._popen.kill()
+            self._popen.communicate()
+            raise
+        return Completed(self.args, self._popen.returncode, out, err)
+
+
+def start(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
+) -> Running:
+    """Start `args` with captured output and no stdin, for several children at once
+    (`stamp header` runs four gits in parallel); `Running.wait` collects it."""
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    proc = subprocess.run(
+    popen = subprocess.Popen(
         list(args),
         cwd=cwd,
-        env=clean_env(env),
+        env=clean_env(env, keep_git_env=keep_git_env),
         stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    return Completed(
-        args=tuple(args),
-        returncode=proc.returncode,
-        stdout=proc.stdout.decode("utf-8", errors="replace"),
-        stderr=proc.stderr.decode("utf-8", errors="replace"),
-    )
+    return Running(args, popen)
 
 
 STREAM_DRAIN = 0.2

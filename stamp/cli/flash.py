@@ -91,8 +91,11 @@ def flash(
     import sys
 
     from stamp.cli import exits
-    from stamp.cli.output import Progress, paint, print_json
+    from stamp.cli.output import Progress, paint_label, print_json
+    from stamp.cli.records import flash_record
     from stamp.cli.verify import render
+    from stamp.cli.watch import FlashProgress
+    from stamp.cli.words import attempt_summary
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image
@@ -113,19 +116,24 @@ def flash(
             retries=retries,
             timeout=timeout,
             settle=settle,
-            progress=progress,
-            verbose=settings.verbosity > 0,
+            watcher=FlashProgress(
+                progress,
+                timeout,
+                image,
+                flasher,
+                lines=False,
+                verbose=settings.verbosity > 0,
+            ),
         )
     verdict = result.verdict
     if as_json:
-        record = result.to_json()
+        record = flash_record(result)
         record.update(firmware=str(firmware), manifest=str(image.manifest_path), device=device)
         print_json(record)
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = result.final.summary().partition(": ")
-        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
+        sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 

@@ -100,6 +100,7 @@ def verify(
     history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     expected = _expected(manifest_path, history, progress)
+    from stamp.cli.records import verdict_record
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
@@ -121,7 +122,7 @@ def verify(
         finally:
             watch.stop()
     if as_json:
-        record = verdict.to_json()
+        record = verdict_record(verdict)
         record["manifest"] = str(manifest_path) if manifest_path else None
         print_json(record)
     else:
@@ -131,17 +132,9 @@ def verify(
 
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
-    from stamp.cli.output import paint
-    from stamp.cli.words import verdict_message
-    from stamp.device.verify import VerdictStatus
+    from stamp.cli.words import painted_verdict
 
-    colour = {
-        VerdictStatus.VERIFIED: "green",
-        VerdictStatus.MISMATCH: "red",
-        VerdictStatus.NO_REPORT: "yellow",
-    }[verdict.status]
-    label, _, rest = verdict_message(verdict).partition(": ")
-    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:
         stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
     stream.flush()

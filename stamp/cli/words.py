@@ -1,4 +1,4 @@
-"""The words for a verdict: the one sentence `stamp verify` and `stamp flash` print.
+"""The words for a verdict and a flash attempt: what `stamp verify` and `stamp flash` print.
 
 `VERIFIED: device runs edit 111 (git 1a2b3c4d, build-id 5f3a…)`,
 `MISMATCH: device runs edit 109 (git 1a2b3c4, built 25 min ago); expected edit 111`, or
@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
+from stamp.cli.output import paint_label
 from stamp.device.esp_boot import HASH_LEN_OPTION
+from stamp.device.flash import Attempt
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS, KeyComparison
 from stamp.record import GIT_UNKNOWN
@@ -29,6 +31,30 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
         device_runs = _reported_build(verdict, now)
         return f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
     return f"NO REPORT: {_silence(verdict)}"
+
+
+VERDICT_COLOURS = {
+    VerdictStatus.VERIFIED: "green",
+    VerdictStatus.MISMATCH: "red",
+    VerdictStatus.NO_REPORT: "yellow",
+}
+
+
+def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
+    """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
+    return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
+    """One line for a flash attempt: its verdict, or why the flash failed."""
+    if attempt.verdict is None:
+        return f"FLASH FAILED: {attempt.flash_error}"
+    verdict = attempt.verdict
+    if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
+        text = f"NO REPORT: {verdict.heard.explanation}"
+    else:
+        text = verdict_message(verdict, now=now)
+    return f"{text} ({attempt.flash_error})" if attempt.flash_error else text
 
 
 def _short(value: str) -> str:

@@ -22,20 +22,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
-from typing import Any
 
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
-from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
 from stamp.identity import KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
-CAME_ONLINE = "spark/status: online"
-"""The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
 FLASH_DID_NOT_TAKE = (
     "device online, no stamp event; app hash unchanged since last session, "
     "which usually means the flash did not take"
@@ -98,30 +94,6 @@ class Verdict:
     def differing(self) -> tuple[KeyComparison, ...]:
         return tuple(c for c in self.compared if not c.match)
 
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """The verdict record of `stamp verify --json` (also used by `stamp flash`)."""
-        from stamp.cli.words import verdict_message  # it imports this module
-
-        return {
-            "status": self.status.value,
-            "message": verdict_message(self, now=now),
-            "device": self.device,
-            "expected": _manifest_json(self.expected),
-            "reported": _report_json(self.reported),
-            "compared": [_comparison_json(c) for c in self.compared],
-            "matched_build": _manifest_json(self.matched_build) if self.matched_build else None,
-            "heard": {
-                "lines": self.heard.lines,
-                "reports": self.heard.reports,
-                "events": self.heard.events,
-                "notes": list(self.heard.notes),
-                "explanation": self.heard.explanation,
-            },
-            "elapsed": round(self.elapsed, 3),
-            "timeout": self.timeout,
-            "unreachable": self.unreachable,
-        }
-
 
 # --- comparing ------------------------------------------------------------------------
 
@@ -172,7 +144,7 @@ class _Tally:
         if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
             self.notes.append(heard.text)
         # Only the event counts: "device … is online" at the start says nothing of a restart.
-        if heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        if heard.signal is Signal.CAME_ONLINE:
             self.online = True
 
     def summary(self, explanation: str | None = None) -> HeardSummary:
@@ -260,30 +232,3 @@ def _explain_silence(tally: _Tally) -> str | None:
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
         return FLASH_DID_NOT_TAKE
     return None
-
-
-# --- words ----------------------------------------------------------------------------
-
-
-def _manifest_json(manifest: Manifest) -> dict[str, Any]:
-    record: dict[str, Any] = manifest.identity.as_json()
-    record["recorded_at"] = manifest.recorded_at
-    return record
-
-
-def _comparison_json(c: KeyComparison) -> dict[str, Any]:
-    record = {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-    if c.digits is not None:
-        # A hash printed cut short (ESP-IDF's boot log): how many of its digits were compared.
-        record.update(digits=c.digits, of_digits=len(c.expected), needed_digits=c.needed)
-    return record
-
-
-def _report_json(report: Report | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    record: dict[str, Any] = report.identity.known()
-    record["source"] = report.source
-    if report.extra:
-        record["extra"] = report.extra
-    return record

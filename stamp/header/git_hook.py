@@ -19,7 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from stamp import proc
 from stamp.errors import GitError, StampError
+
+GIT_HOOK_TIMEOUT = 60.0
+"""Seconds a git command inside the hook may take."""
 
 MARKER = "# installed by `stamp hooks install`"
 CHAINED_SUFFIX = ".stamp-chained"
@@ -106,23 +110,23 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
     """Those of `paths` that git tracks (in the index the hook is committing)."""
     if not paths:
         return []
-    done = subprocess.run(
-        ["git", "ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]],
-        cwd=cwd,
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise GitError(f"git ls-files failed: {done.stderr.decode(errors='replace').strip()}")
-    listed = {name for name in done.stdout.decode(errors="surrogateescape").split("\0") if name}
-    top = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    done = _git(["ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]], cwd)
+    listed = {name for name in done.out.decode(errors="surrogateescape").split("\0") if name}
+    top = _git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()
     return [p for p in paths if _rel(p, Path(top)) in listed]
+
+
+def _git(args: list[str], cwd: Path) -> proc.Completed:
+    """git inside the hook: with the hook's own GIT_* (its index), bounded in time."""
+    try:
+        done = proc.run(["git", *args], cwd=cwd, timeout=GIT_HOOK_TIMEOUT, keep_git_env=True)
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} did not answer within {GIT_HOOK_TIMEOUT:.0f} s") from None
+    if done.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {done.stderr.strip()}")
+    return done
 
 
 def _rel(path: Path, top: Path) -> str:
@@ -133,16 +137,9 @@ def _rel(path: Path, top: Path) -> str:
 
 
 def stage(paths: list[Path], cwd: Path) -> None:
-    """`git add` the paths with the hook's own environment.
-
-    Deliberately not through stamp.proc: inside the hook GIT_INDEX_FILE names the index
-    being committed (a temporary one for `git commit -a` or `git commit FILE`), and the
-    staged file must land there.
-    """
+    """`git add` the paths with the hook's own environment: inside the hook GIT_INDEX_FILE
+    names the index being committed (a temporary one for `git commit -a` or
+    `git commit FILE`), and the staged file must land there."""
     if not paths:
         return
-    done = subprocess.run(
-        ["git", "add", "--", *[str(p) for p in paths]], cwd=cwd, capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        raise GitError(f"git add failed: {done.stderr.decode(errors='replace').strip()}")
+    _git(["add", "--", *[str(p) for p in paths]], cwd)

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.base import Heard, HeardKind, Signal
 from stamp.device.transport.cloud import CloudTransport
 from stamp.device.transport.cloud_api import CloudClient
 from stamp.device.transport.cloud_events import CloudEvent, heard_from_event, parse_cloud_event
@@ -227,6 +227,19 @@ def test_events_become_heard_items(
     assert (heard.report.source if heard.report else None) == source
     if name == "spark/device/app-hash" and heard.report:
         assert heard.report.identity.app_hash == "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "signal"),
+    [
+        ("spark/status", "online", Signal.CAME_ONLINE),
+        ("spark/status", "offline", Signal.WENT_OFFLINE),
+        ("spark/status", "auto-update", None),
+        ("spark/flash/status", "online", None),
+    ],
+)
+def test_status_events_carry_a_typed_signal(name: str, data: str, signal: Signal | None) -> None:
+    assert heard_from_event(CloudEvent(name, data), 0.0).signal is signal
 
 
 def test_the_event_envelope_is_parsed_leniently() -> None:

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.records import verdict_record
 from stamp.cli.words import verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report
 from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.cloud_events import CloudEvent, heard_from_event
 from stamp.device.verify import (
     APP_HASH_SOURCE,
     HeardSummary,
@@ -267,7 +269,7 @@ def test_cloud_device_online_without_an_app_hash_event() -> None:
     items: list[Heard | Exception] = [
         heard(HeardKind.STATUS, "event stream connected"),
         heard(HeardKind.EVENT, "spark/flash/status: success"),
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
     ]
     verdict, _ = run(items)
     assert verdict.status is VerdictStatus.NO_REPORT
@@ -297,7 +299,7 @@ def test_an_app_hash_event_means_the_flash_took() -> None:
     expected_no_app = manifest(edit=111, git=GIT_A, dirty=False, build_id=BID_A)
     clock = FakeClock()
     items: list[Heard | Exception] = [
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
         said(report(app_hash=APP_B, source=APP_HASH_SOURCE)),
     ]
     transport = ScriptedTransport(items, clock)
@@ -410,7 +412,7 @@ def test_mismatch_with_the_same_edit_shows_what_differs() -> None:
 def test_verdict_record() -> None:
     old = manifest(edit=109, git=GIT_B, dirty=False, build_id=BID_B)
     rep = report(edit=109, git=GIT_B, dirty=False, build_id=BID_B, source="serial", extra={"x": 1})
-    record = _verdict(M, rep, matched_build=old).to_json(now=NOW)
+    record = verdict_record(_verdict(M, rep, matched_build=old), now=NOW)
     assert record["status"] == "mismatch"
     assert record["message"].startswith("MISMATCH: device runs edit 109")
     assert record["expected"]["edit"] == 111 and record["expected"]["app_hash"] == APP_A

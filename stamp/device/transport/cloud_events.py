@@ -18,11 +18,12 @@ import httpx
 from httpx_sse import EventSource
 
 from stamp.device.report import Report, ReportError, parse_json_report, report_from_object
-from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.base import Heard, HeardKind, Signal
 
 STAMP_EVENT = "stamp"
 APP_HASH_EVENT = "spark/device/app-hash"
 STATUS_EVENT = "spark/status"
+_STATUS_SIGNALS = {"online": Signal.CAME_ONLINE, "offline": Signal.WENT_OFFLINE}
 SHOWN_DATA = 120
 """Characters of an event's data shown in the line it is heard as."""
 
@@ -88,7 +89,7 @@ def heard_from_event(event: CloudEvent, at: float) -> Heard:
     data = event.data.strip()
     text = f"{event.name}: {data[:SHOWN_DATA]}"
     if event.name == STATUS_EVENT:
-        return Heard(HeardKind.STATUS, text, at)
+        return Heard(HeardKind.STATUS, text, at, signal=_STATUS_SIGNALS.get(data))
     try:
         if event.name == STAMP_EVENT:
             report: Report = parse_json_report(data, "cloud event stamp")
