@@ -107,7 +107,10 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+    from stamp.device.esp_boot import answers_query
+
+    query = answers_query(image.manifest)
+    with make_flasher(target, config, os.environ, Path.home(), query=query) as flasher:
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,

@@ -237,13 +237,19 @@ def command_args(command: str, image: FlashImage, device: str, device_name: str)
 
 
 def make_flasher(
-    target: DeviceTarget, config: Config, env: Mapping[str, str], home: Path
+    target: DeviceTarget,
+    config: Config,
+    env: Mapping[str, str],
+    home: Path,
+    *,
+    query: bool = True,
 ) -> CloudFlasher | CommandFlasher:
     """The flasher for `--device`: its configured flash_command, else a cloud OTA update.
 
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
     device with one (e.g. `particle flash --usb {bin}`) is flashed by it and heard through
     the cloud. Cloud credentials come from `stamp.device.credentials`, as for `stamp verify`.
+    `query` False: the firmware does not answer `?stamp` (an ESP-IDF app without stamp).
     """
     device_config = config.devices.get(target.name) if target.name else None
     command = device_config.flash_command if device_config else None
@@ -251,7 +257,7 @@ def make_flasher(
         assert target.name is not None
 
         def listen(since: float, clock: Clock) -> Transport:
-            return open_transport(target, config, env, home, clock=clock, since=since)
+            return open_transport(target, config, env, home, clock=clock, since=since, query=query)
 
         return CommandFlasher(
             command,

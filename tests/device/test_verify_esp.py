@@ -210,3 +210,18 @@ def test_manifest_round_trip_keeps_the_esp_keys(tmp_path: Path) -> None:
     manifest = Manifest(identity=identity, recorded_at="2026-12-01T00:00:00Z", esp={"chip": "X"})
     write_manifest(manifest, tmp_path / "m.json")
     assert load_manifest(tmp_path / "m.json") == manifest
+
+
+def test_stamp_flash_verifies_an_esp_idf_app_without_asking(
+    checkout: GitRepo, stamp: Stamp, boards: Callable[..., SerialBoard]
+) -> None:
+    board = boards()
+    (checkout.path / "stamp.toml").write_text(
+        f'[devices.esp]\nserial = "{board.path}"\nflash_command = "true {{bin}}"\n'
+    )
+    code, out, err = stamp(
+        "flash", "--device", "esp", "--retries", "0", "--timeout", TIMEOUT, BLINK.name
+    )
+    assert code == 0, err
+    assert out.startswith("VERIFIED: device runs blink qa-test-v5.0-20220830-4-g4532e6")
+    assert board.queries == 0
