@@ -178,8 +178,8 @@ class KeyComparison:
     match: bool
     """Equal (hex: in full, case-insensitively; a printed prefix: in every printed digit)."""
     digits: int | None = None
-    """For a hash the device printed cut short (ESP-IDF's boot log): how many of its digits
-    were compared; None when compared in full."""
+    """For a hash a device may print cut short (`elf_sha256`, ESP-IDF's boot log): how many
+    of its digits were compared; None for every other key."""
     needed: int | None = None
     """With `digits`: how many matching digits identify the build."""
 
@@ -201,23 +201,17 @@ def compare(expected: Identity, reported: Identity) -> tuple[KeyComparison, ...]
         want, got = getattr(expected, key.name), getattr(reported, key.name)
         if want is None or got is None or key.kind is Kind.INFO:
             continue
-        if _printed_prefix(key, want, got):
-            # SPEC section 5's one exception: the device printed only the first digits.
-            match = want.lower().startswith(got.lower())
+        if key.printed_prefix is not None and isinstance(want, str) and isinstance(got, str):
+            # SPEC section 5's one exception: the device may print only the first digits;
+            # every printed one is compared, and how many is part of the comparison.
+            if len(got) < len(want):
+                match = want.lower().startswith(got.lower())
+            else:
+                match = _equal(key, want, got)
             out.append(KeyComparison(key.name, want, got, match, len(got), key.printed_prefix))
             continue
         out.append(KeyComparison(key.name, want, got, _equal(key, want, got)))
     return tuple(out)
-
-
-def _printed_prefix(key: Key, want: Any, got: Any) -> bool:
-    """`got` is the first digits of `want`'s key as a device printed it, not the whole."""
-    return (
-        key.printed_prefix is not None
-        and isinstance(want, str)
-        and isinstance(got, str)
-        and len(got) < len(want)
-    )
 
 
 def _equal(key: Key, want: Any, got: Any) -> bool:

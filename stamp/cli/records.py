@@ -69,7 +69,7 @@ def _manifest(manifest: Manifest) -> dict[str, Any]:
 def _comparison(c: KeyComparison) -> dict[str, Any]:
     record = {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
     if c.digits is not None:
-        # A hash printed cut short (ESP-IDF's boot log): how many of its digits were compared.
+        # A hash a device may print cut short (ESP-IDF's boot log): how many digits compared.
         record.update(digits=c.digits, of_digits=len(c.expected), needed_digits=c.needed)
     return record
 

@@ -123,10 +123,10 @@ def _verified_build(verdict: Verdict) -> str:
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
-def _app_name(identity: Mapping[str, Any]) -> str:
+def _app_name(identity: Mapping[str, Any], otherwise: str = "the expected build") -> str:
     """An unstamped build by its ESP-IDF app description, e.g. "blink 1.0"."""
     if "project_name" not in identity:
-        return "the expected build"
+        return otherwise
     return " ".join(str(identity[k]) for k in ("project_name", "app_version") if k in identity)
 
 
@@ -150,7 +150,9 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
             _age(build.recorded_at, now),
         ]
         name = (
-            f"edit {build.identity.edit}" if build.identity.edit is not None else "an older build"
+            f"edit {build.identity.edit}"
+            if build.identity.edit is not None
+            else _app_name(identity, "an older build")
         )
         details = [p for p in parts if p]
         if not details:
@@ -175,7 +177,11 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
 def _expected_build(verdict: Verdict) -> str:
     identity = verdict.expected.identity.known()
     differing = [c.key for c in verdict.differing]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the manifest's build"
+    name = (
+        f"edit {identity['edit']}"
+        if "edit" in identity
+        else _app_name(identity, "the manifest's build")
+    )
     # When the edits agree the name alone cannot show the difference: name what differs.
     if "edit" in differing:
         return name

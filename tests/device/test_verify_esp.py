@@ -103,8 +103,9 @@ def test_all_64_digits_compare_in_full(
     code, verdict, _ = verify(stamp, boards(hash_len=64, ellipsis=False), "--timeout", TIMEOUT)
     assert code == 0
     [compared] = verdict["compared"]
-    assert compared["reported"] == SHA and "digits" not in compared
-    assert "of 64 digits" not in verdict["message"]
+    assert compared["reported"] == SHA and compared["digits"] == compared["of_digits"] == 64
+    assert "64 of 64 digits compared" in verdict["message"]
+    assert "CONFIG_APP_RETRIEVE_LEN_ELF_SHA" not in verdict["message"]
 
 
 @pytest.mark.parametrize("position", [0, 9, 15])
@@ -225,3 +226,22 @@ def test_stamp_flash_verifies_an_esp_idf_app_without_asking(
     assert code == 0, err
     assert out.startswith("VERIFIED: device runs blink qa-test-v5.0-20220830-4-g4532e6")
     assert board.queries == 0
+
+
+def test_a_mismatch_names_the_build_from_the_history_by_the_printed_digits(
+    checkout: GitRepo, stamp: Stamp, boards: Callable[..., SerialBoard]
+) -> None:
+    other = FIXTURES / "esp" / "esp32-app-template.bin"
+    code, _, err = stamp("manifest", other)  # now in the history too
+    assert code == 0, err
+    app = esp_app(other.read_bytes(), other.name)
+    assert app is not None
+    code, verdict, _ = verify(stamp, boards(app), "--timeout", TIMEOUT)
+    assert code == 1
+    assert verdict["matched_build"]["elf_sha256"] == app.elf_sha256
+    assert verdict["matched_build"]["project_name"] == "app-template"
+    assert verdict["message"].startswith("MISMATCH: device runs app-template 1cd5752 (built")
+    assert (
+        "expected blink qa-test-v5.0-20220830-4-g4532e6 (ELF SHA-256 3059e6b5"
+        in (verdict["message"])
+    )
