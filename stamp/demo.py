@@ -20,18 +20,18 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
+from stamp.cli.header_print import describe_result
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import attempt_summary, painted_verdict
+from stamp.cli.words import attempt_summary, manifest_facts, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
-from stamp.header.run import HeaderResult, describe_result, run_header
+from stamp.header.run import HeaderResult, run_header
 from stamp.record import StampRecord
 
 if TYPE_CHECKING:
@@ -312,32 +312,17 @@ class _Demo:
         return result
 
     def _build(self, config: Config, header: HeaderResult) -> Manifest:
-        from stamp.artifact.build import build_manifest, default_manifest_path
-        from stamp.artifact.image import load_file
-        from stamp.artifact.manifest import append_history, write_manifest
-        from stamp.state_dir import find_state_dir, history_path
+        from stamp.artifact.recording import record_build
 
         source = (self.project / "main.c").read_bytes()
         firmware = self.project / FIRMWARE
         firmware.parent.mkdir(parents=True, exist_ok=True)
         firmware.write_bytes(build_image(source, header))
         self.command(f"stamp manifest {FIRMWARE}")
-        target = default_manifest_path(firmware)
-        manifest = build_manifest(
-            None,
-            load_file(firmware),
-            manifest_dir=target.parent,
-            recorded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        write_manifest(manifest, target)
-        append_history(history_path(find_state_dir(config)), manifest)
-        shown = target.relative_to(self.project)
-        identity = manifest.identity
-        self.say(
-            f"stamp: manifest {shown} (edit {identity.edit}, git {(identity.git or '')[:8]}, "
-            f"app hash {(identity.app_hash or '')[:8]}…)"
-        )
-        return manifest
+        recorded = record_build(firmware, config)
+        shown = recorded.path.relative_to(self.project)
+        self.say(f"stamp: manifest {shown} ({manifest_facts(recorded.manifest)})")
+        return recorded.manifest
 
     def _history(self, config: Config) -> list[Manifest]:
         from stamp.artifact.manifest import load_history

@@ -15,6 +15,7 @@ from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
 from stamp.artifact.esp import AppDesc, elf_app_desc
 from stamp.artifact.image import BinImage, Firmware, elf_module
 from stamp.artifact.manifest import Manifest
+from stamp.artifact.memory import memory_layout
 from stamp.artifact.particle.format import (
     CRC_SIZE,
     SHA_FROM_END,
@@ -222,6 +223,7 @@ def build_manifest(
         elf=elf.facts.artifact(manifest_dir) if elf else None,
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         particle=particle,
+        memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
 
 

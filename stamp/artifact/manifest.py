@@ -13,7 +13,9 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
-      "particle": {...} | null       # the module info of `stamp inspect --json`, for a .bin
+      "particle": {...} | null,      # the module info of `stamp inspect --json`, for a .bin
+      "memory": {...} | null,        # where the record and image sit on the target
+                                     # (stamp.artifact.memory; absent in older manifests)
       "esp": {...} | null            # the ESP-IDF image info of `stamp inspect --json`
     }
 
@@ -32,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stamp.artifact.memory import MemoryLayout
 from stamp.errors import ArtifactError, StateError
 from stamp.fileio import atomic_write
 from stamp.identity import HASH_KEYS, KEY_NAMES, Identity, parse_identity
@@ -70,6 +73,8 @@ class Manifest:
     """ESP-IDF image info (the `esp` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
+    memory: MemoryLayout | None = None
+    """Where the record and the image sit in the target's memory (from the ELF)."""
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = dict(self.extra)
@@ -84,6 +89,8 @@ class Manifest:
             particle=self.particle,
             esp=self.esp,
         )
+        if self.memory is not None:
+            record["memory"] = self.memory.to_json()
         return record
 
     @classmethod
@@ -96,7 +103,8 @@ class Manifest:
             if schema != SCHEMA_VERSION:
                 raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
             artifacts = record.get("artifacts") or {}
-            known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "esp"}
+            known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory", "esp"}
+            memory = record.get("memory")
             return cls(
                 identity=parse_identity(record),
                 recorded_at=str(record.get("recorded_at", "")),
@@ -105,6 +113,7 @@ class Manifest:
                 particle=record.get("particle"),
                 esp=record.get("esp"),
                 extra={k: v for k, v in record.items() if k not in known},
+                memory=MemoryLayout.from_json(memory) if memory is not None else None,
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{source} is not a valid stamp manifest ({exc})") from None

@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "or particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud.",
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
+    "gdb:HOST:PORT to load it through a debug probe's GDB server.",
 )
 @click.option(
     "--retries",
@@ -75,7 +76,8 @@ def flash(
     Particle device gets an OTA update through the cloud, and only what the device itself
     publishes after the update counts (the cloud's "success" does not). A serial device
     is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
-    replaced; it runs without a shell), then heard on its port.
+    replaced; it runs without a shell), then heard on its port. A gdb: device without
+    one gets the ELF loaded through its GDB server, is reset and let run, then read.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -107,10 +109,7 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    from stamp.device.esp_boot import answers_query
-
-    query = answers_query(image.manifest)
-    with make_flasher(target, config, os.environ, Path.home(), query=query) as flasher:
+    with make_flasher(target, config, os.environ, Path.home(), expected=image.manifest) as flasher:
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,

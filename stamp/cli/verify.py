@@ -30,7 +30,8 @@ UNSTAMPED = "the manifest's build"
     "device",
     required=True,
     metavar="X",
-    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+    "or gdb:HOST:PORT (a debug probe's GDB server).",
 )
 @click.option(
     "--manifest",
@@ -54,6 +55,12 @@ UNSTAMPED = "the manifest's build"
     help="Serial: reset the board into its app through DTR/RTS first, as esptool does "
     "(ESP32 dev boards), so it prints its boot log again.",
 )
+@click.option(
+    "--image",
+    "read_image",
+    is_flag=True,
+    help="gdb: devices: also read back the whole image and compare its SHA-256.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
@@ -62,12 +69,14 @@ def verify(
     manifest_path: Path | None,
     timeout: float,
     reset: bool,
+    read_image: bool,
     as_json: bool,
 ) -> int:
     """Wait for the device's identity report and say whether it runs the expected build.
 
     Listens to the `@stamp {...}` line over serial (asking with `?stamp` meanwhile) or to
-    the `stamp` event, variable and app-hash event on the Particle Cloud, and stops as
+    the `stamp` event, variable and app-hash event on the Particle Cloud, or reads the
+    stamp record out of the target's memory through a GDB server, and stops as
     soon as a report settles it: a matching build-id, app hash, or git and edit with
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
@@ -86,6 +95,7 @@ def verify(
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
       stamp verify --device serial:/dev/ttyUSB0 --manifest build/blink.stamp.json --reset
+      stamp verify --device gdb:localhost:3333 --image
     """
     import os
     import sys
@@ -104,11 +114,19 @@ def verify(
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    from stamp.device.esp_boot import answers_query
+    from stamp.device.target import GdbTarget
+    from stamp.errors import DeviceError
 
-    query = answers_query(expected)
+    if read_image and not isinstance(target, GdbTarget):
+        raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
     with open_transport(
-        target, config, os.environ, Path.home(), query=query, reset=reset
+        target,
+        config,
+        os.environ,
+        Path.home(),
+        expected=expected,
+        read_image=read_image,
+        reset=reset,
     ) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from stamp.artifact.manifest import Manifest
 from stamp.cli.output import paint_label
 from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
@@ -43,6 +44,26 @@ VERDICT_COLOURS = {
 def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
     """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
     return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    elif identity.elf_sha256 is None:
+        facts.append("unstamped")
+    if identity.project_name is not None:
+        facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
+    if identity.elf_sha256:
+        facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:

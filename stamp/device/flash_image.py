@@ -9,7 +9,6 @@ round) when its SHA-256 is still the manifest's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from stamp.artifact.manifest import Artifact, Manifest, build_name, load_manifest
 from stamp.errors import ArtifactError
+from stamp.fileio import sha256_file
 
 if TYPE_CHECKING:
     from stamp.artifact.image import Firmware
@@ -118,11 +118,7 @@ def _artifact_path(manifest_path: Path, artifact: Artifact) -> Path:
 
 
 def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fp:
-            for block in iter(lambda: fp.read(1 << 16), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()

@@ -78,7 +78,8 @@ def _dubious(stderr: str, where: Path) -> GitError:
     )
 
 
-def _is_excluded(path: str, excludes: Sequence[str]) -> bool:
+def is_excluded(path: str, excludes: Sequence[str]) -> bool:
+    """`path` (slash-separated, relative) is one of `excludes` or lies below one."""
     for prefix in excludes:
         prefix = prefix.strip("/")
         if path == prefix or path.startswith(prefix + "/"):
@@ -118,7 +119,7 @@ def parse_status(
             changes.append(Change(parts[10], parts[1]))
         elif rec.startswith("? ") and untracked:
             changes.append(Change(rec[2:], "??"))
-    kept = [c for c in changes if not _is_excluded(c.path, excludes)]
+    kept = [c for c in changes if not is_excluded(c.path, excludes)]
     return oid, branch, kept
 
 

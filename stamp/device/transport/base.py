@@ -32,6 +32,8 @@ class HeardKind(Enum):
     """Connection or device status: port opened, stream connected, device online/offline."""
     EVENT = "event"
     """Some other cloud event (spark/flash/status, last_reset, …)."""
+    PROGRESS = "progress"
+    """How far a long read has come (a debug probe reading an image): shown, not kept."""
 
 
 class Signal(Enum):
