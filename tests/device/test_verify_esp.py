@@ -232,7 +232,7 @@ def test_a_mismatch_names_the_build_from_the_history_by_the_printed_digits(
     checkout: GitRepo, stamp: Stamp, boards: Callable[..., SerialBoard]
 ) -> None:
     other = FIXTURES / "esp" / "esp32-app-template.bin"
-    code, _, err = stamp("manifest", other)  # now in the history too
+    code, _, err = stamp("manifest", other, "-o", "other.stamp.json")  # in the history too
     assert code == 0, err
     app = esp_app(other.read_bytes(), other.name)
     assert app is not None
