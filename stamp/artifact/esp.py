@@ -29,13 +29,12 @@ from stamp.errors import ArtifactError
 ESP_IMAGE_MAGIC = 0xE9
 APP_DESC_MAGIC = 0xABCD5432
 APP_DESC_SIZE = 256
-APP_DESC_IN_BIN = 0x20
-"""File offset of the app description in an app .bin: 8-byte header, 16-byte extended
-header, 8-byte header of the first segment."""
-ELF_SHA256_SIZE = 32
+DIGEST_SIZE = 32
+"""The appended validation hash: a SHA-256."""
 MAX_SEGMENTS = 16
 """The ROM bootloader loads at most 16 segments (esptool refuses more)."""
 HEADER_SIZE = 24
+"""The 8-byte image header and the 16-byte extended header of ESP32-family images."""
 _APPEND_DIGEST_AT = 23
 _CHIP_ID_AT = 12
 APPDESC_SECTIONS = (".flash.appdesc", ".flash.rodata")
@@ -280,7 +279,7 @@ def read_esp_image(data: bytes, name: str) -> EspImage:
         ) from None
     stored = computed = None
     if image.append_digest:
-        if len(image.stored_digest) == ELF_SHA256_SIZE:
+        if len(image.stored_digest) == DIGEST_SIZE:
             stored = image.stored_digest.hex()
         computed = image.calc_digest.hex()
     desc = next((s for s in image.segments if "DROM" in s.get_memory_type(image)), None)

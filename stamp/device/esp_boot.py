@@ -54,11 +54,15 @@ class BootInfo:
     elf_sha256: str
     """The digits of the ELF file's SHA-256 it printed, lowercase (a prefix of 64)."""
     cut_short: bool
-    """The hash was followed by `...` (ESP-IDF before 5 always printed it)."""
+    """The hash was followed by `...`, as older ESP-IDF releases print it."""
     project_name: str | None = None
+    """`Project name:` of the same boot, if it came before the hash."""
     app_version: str | None = None
+    """`App version:` of the same boot, if it came before the hash."""
     compile_time: str | None = None
+    """`Compile time:` of the same boot, if it came before the hash."""
     idf_version: str | None = None
+    """`ESP-IDF:` if printed before the hash (ESP-IDF prints it after, so usually None)."""
 
     @property
     def digits(self) -> int:
