@@ -24,11 +24,11 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[esp]'
+	$(BIN)/python -m pip install -q -e '.[esp,smp]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,esp]'
+	$(BIN)/python -m pip install -q -e '.[test,esp,smp]'
 	@touch $(VENV)/.installed $@
 
 # The ARM toolchain, QEMU, and the host gcc and cmake the integration tests build with:

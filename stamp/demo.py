@@ -35,6 +35,7 @@ from stamp.header.run import HeaderResult, run_header
 from stamp.record import StampRecord
 
 if TYPE_CHECKING:
+    from stamp.artifact.history import History
     from stamp.sim.cloud import CloudSim
 
 DEMO_SEED = 12
@@ -223,12 +224,15 @@ class _Demo:
         image = load_flash_image(self.project / FIRMWARE)
         image = replace(image, path=FIRMWARE)  # shown as the user would type it
         target = parse_device(DEVICE, config)
-        with make_flasher(target, config, env, self.base) as flasher:
+        with (
+            self._history(config) as history,
+            make_flasher(target, config, env, self.base) as flasher,
+        ):
             flasher.prepare(image)
             result = flash_and_verify(
                 flasher,
                 image,
-                self._history(config),
+                history,
                 retries=RETRIES,
                 timeout=TIMEOUT,
                 settle=SETTLE,
@@ -290,8 +294,11 @@ class _Demo:
         )
         self.command(f"stamp verify --device {DEVICE}")
         target = parse_device(DEVICE, config)
-        with open_transport(target, config, env, self.base) as transport:
-            verdict = verify(transport, second, self._history(config), timeout=TIMEOUT)
+        with (
+            self._history(config) as history,
+            open_transport(target, config, env, self.base) as transport,
+        ):
+            verdict = verify(transport, second, history, timeout=TIMEOUT)
         self.verdict(verdict)
         if verdict.status is not VerdictStatus.MISMATCH or verdict.matched_build is None:
             raise DemoFailed(f"stamp verify should have named edit {first.identity.edit}")
@@ -324,11 +331,12 @@ class _Demo:
         self.say(f"stamp: manifest {shown} ({manifest_facts(recorded.manifest)})")
         return recorded.manifest
 
-    def _history(self, config: Config) -> list[Manifest]:
-        from stamp.artifact.manifest import load_history
-        from stamp.state_dir import find_state_dir, history_path
+    def _history(self, config: Config) -> History:
+        """The project's build history (the caller closes it)."""
+        from stamp.artifact.history import History
+        from stamp.state_dir import find_state_dir
 
-        return load_history(history_path(find_state_dir(config)))
+        return History.open(find_state_dir(config))
 
     def _git(self, *args: str) -> None:
         from stamp.proc import run

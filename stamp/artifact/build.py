@@ -65,6 +65,8 @@ def check_agreement(elf: Firmware, bin_file: Firmware) -> None:
     """
     assert elf.elf is not None and bin_file.bin is not None
     image, data = elf.elf.image, bin_file.bin.data
+    if bin_file.mcuboot is not None:
+        data = bin_file.mcuboot.body  # imgtool sign wraps the ELF's bytes in header and TLVs
     if (
         image == data
         or _same_but_suffix(image, data, bin_file.bin.module)
@@ -174,7 +176,11 @@ def build_manifest(
             raise ArtifactError(
                 f"{bin_file.name} is an ELF file, not a .bin: give it as the first argument"
             )
-        check_module(bin_file.bin, bin_file.name)
+        if bin_file.mcuboot is not None:
+            check_mcuboot(bin_file)
+            allow_unstamped = True  # its hash TLV identifies the build, as a device reports it
+        else:
+            check_module(bin_file.bin, bin_file.name)
         raw = bin_file.bin
         if elf is None and raw.module is None and not raw.records and not allow_unstamped:
             raise ArtifactError(
@@ -190,7 +196,10 @@ def build_manifest(
 
     module: ModuleInfo | None = None
     predicted = False
-    if bin_file is not None and bin_file.bin is not None:
+    mcuboot = bin_file.mcuboot if bin_file is not None else None
+    if mcuboot is not None:
+        image_sha256 = mcuboot.image_sha256  # the signed image as flashed (a .hex decoded)
+    elif bin_file is not None and bin_file.bin is not None:
         module = bin_file.bin.module
         image_sha256 = bin_file.facts.sha256  # the .bin is the image
     else:
@@ -218,13 +227,24 @@ def build_manifest(
             build_id=build_id,
             app_hash=app_hash,
             image_sha256=image_sha256,
+            mcuboot_hash=mcuboot.mcuboot_hash if mcuboot else None,
         ),
         recorded_at=recorded_at,
         elf=elf.facts.artifact(manifest_dir) if elf else None,
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         particle=particle,
+        image_version=mcuboot.version_text if mcuboot else None,
+        mcuboot=mcuboot.to_json() if mcuboot else None,
         memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
+
+
+def check_mcuboot(firmware: Firmware) -> None:
+    """ArtifactError when an MCUboot image's hash TLV does not match (or is missing)."""
+    assert firmware.mcuboot is not None
+    problems = firmware.mcuboot.problems()
+    if problems:
+        raise ArtifactError(f"{firmware.name}: {problems[0]}")
 
 
 # --- ESP-IDF ------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from stamp.artifact.build import check_module
 from stamp.artifact.elf import FoundRecord, single_record
 from stamp.artifact.esp import AppDesc, EspImage, elf_app_desc
 from stamp.artifact.image import Firmware, elf_module
+from stamp.artifact.mcuboot import McubootImage
 from stamp.artifact.particle.module import ModuleInfo
 from stamp.errors import ArtifactError
 from stamp.record import StampRecord
@@ -37,8 +38,8 @@ class Inspection:
     firmware: Firmware
     """The file as read."""
     kind: str
-    """"elf", "module" (a Particle module binary), "esp" (an ESP-IDF app image) or "raw"
-    (a plain objcopy image)."""
+    """"elf", "module" (a Particle module binary), "esp" (an ESP-IDF app image), "mcuboot"
+    (an `imgtool sign` image) or "raw" (a plain objcopy image)."""
     records: tuple[FoundRecord, ...]
     """Every stamp record found."""
     record: StampRecord | None
@@ -55,6 +56,8 @@ class Inspection:
     """The module info is of the ELF's image with its placeholders patched (app hash predicted)."""
     problems: tuple[str, ...]
     """What makes the file unusable as a build artifact (exit 2 after showing it)."""
+    mcuboot: McubootImage | None = None
+    """The MCUboot image, for an `imgtool sign` output."""
     esp: EspImage | None = None
     """The ESP-IDF image (an app .bin) as esptool reads it."""
     esp_app: AppDesc | None = None
@@ -74,6 +77,8 @@ class Inspection:
         """SHA-256 of the loadable image."""
         if self.firmware.elf is not None:
             return self.firmware.elf.image_sha256
+        if self.mcuboot is not None:
+            return self.mcuboot.image_sha256  # the same as the file's, unless it was a .hex
         return self.firmware.facts.sha256  # a .bin is its own image
 
     @property
@@ -99,6 +104,8 @@ class Inspection:
             "dirty": record.dirty if record else None,
             "build_id": self.build_id,
             "app_hash": self.app_hash,
+            "mcuboot_hash": self.mcuboot.mcuboot_hash if self.mcuboot else None,
+            "image_version": self.mcuboot.version_text if self.mcuboot else None,
             "image_sha256": self.image_sha256,
             "elf_sha256": self.elf_sha256,
             **_app_fields(self.esp_app),
@@ -119,6 +126,7 @@ class Inspection:
             "particle": self.module.to_json() if self.module else None,
             "particle_from_elf": self.module_patched if self.module else None,
             "esp": _esp_json(self.esp, self.esp_app),
+            "mcuboot": self.mcuboot.to_json() if self.mcuboot else None,
             "problems": list(self.problems),
         }
 
@@ -150,6 +158,8 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
         esp_app = elf_app_desc(elf)
         records, record_problem = elf.records, elf.record_problem
         kind, image, load_address, build_id = "elf", elf.image, elf.base, elf.build_id
+    elif firmware.mcuboot is not None:
+        return _inspect_mcuboot(firmware, firmware.mcuboot)
     else:
         raw = firmware.bin
         assert raw is not None
@@ -219,4 +229,31 @@ def _inspect_esp(firmware: Firmware, esp: EspImage) -> Inspection:
         problems=tuple(problems),
         esp=esp,
         esp_app=esp.app_desc,
+    )
+
+
+def _inspect_mcuboot(firmware: Firmware, image: McubootImage) -> Inspection:
+    """An `imgtool sign` output: stamp records and build-id are looked for in its body."""
+    raw = firmware.bin
+    assert raw is not None
+    problems = [f"{firmware.name}: {problem}" for problem in image.problems()]
+    if raw.record_problem:
+        problems.append(f"{firmware.name}: {raw.record_problem}")
+    try:
+        record = single_record(raw.records, firmware.name)
+    except ArtifactError as exc:
+        problems.append(exc.message)
+        record = None
+    return Inspection(
+        firmware=firmware,
+        kind="mcuboot",
+        records=raw.records,
+        record=record,
+        build_id=raw.build_id,
+        image=image.data,
+        load_address=image.hex_address,
+        module=None,
+        module_patched=False,
+        problems=tuple(problems),
+        mcuboot=image,
     )

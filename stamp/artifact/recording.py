@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from stamp.artifact.build import build_manifest, default_manifest_path
+from stamp.artifact.history import History, LegacyImport, local_origin
 from stamp.artifact.image import load_file
-from stamp.artifact.manifest import Manifest, append_history, write_manifest
+from stamp.artifact.manifest import Manifest, write_manifest
 from stamp.config import Config
-from stamp.errors import ArtifactError
-from stamp.state_dir import find_state_dir, history_path
+from stamp.errors import ArtifactError, StateError
+from stamp.state_dir import find_state_dir
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,8 @@ class Recorded:
     """Where its manifest was written."""
     added: bool
     """It was new to the history (False: the same build was already there)."""
+    legacy_import: LegacyImport | None = None
+    """What importing the old JSON-lines history did, when this run did it (say it once)."""
 
 
 def record_build(
@@ -62,8 +65,15 @@ def record_build(
         allow_unstamped=allow_unstamped,
     )
     write_manifest(manifest, target)
-    added = append_history(history_path(find_state_dir(config)), manifest)
-    return Recorded(manifest, target, added)
+    try:
+        with History.open(find_state_dir(config)) as history:
+            added = history.append(manifest, local_origin(os.environ if env is None else env))
+            legacy = history.legacy_import
+    except StateError as exc:
+        # The build is not lost: its manifest is on disk, and recording it again adds it.
+        exc.message += f" (the manifest {target} was written; run this again to record it)"
+        raise
+    return Recorded(manifest, target, added, legacy)
 
 
 def recorded_at(env: Mapping[str, str]) -> str:

@@ -53,6 +53,7 @@ def manifest(
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.recording import record_build
+    from stamp.cli.history import say_legacy_import
     from stamp.cli.words import manifest_facts
     from stamp.config import load_config
 
@@ -60,6 +61,7 @@ def manifest(
     recorded = record_build(
         firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
     )
+    say_legacy_import(recorded.legacy_import)
     if as_json:
         from stamp.cli.output import print_json
 

@@ -32,6 +32,7 @@ from stamp.device.target import (
     GdbTarget,
     ParticleTarget,
     SerialTarget,
+    SmpTarget,
     open_transport,
 )
 from stamp.device.transport.base import Clock, Transport
@@ -46,6 +47,7 @@ from stamp.errors import (
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
     from stamp.device.flash_gdb import GdbFlasher
+    from stamp.device.flash_smp import SmpFlasher
     from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
 
 FLASH_COMMAND_TIMEOUT = 600.0
@@ -253,8 +255,11 @@ def make_flasher(
     home: Path,
     *,
     expected: Manifest | None = None,
-) -> CloudFlasher | CommandFlasher | GdbFlasher:
-    """The flasher for `--device`: its configured flash_command, else a cloud OTA update.
+    confirm: bool = True,
+) -> CloudFlasher | CommandFlasher | GdbFlasher | SmpFlasher:
+    """The flasher for `--device`: its configured flash_command, else a cloud OTA update,
+    or for an SMP device an upload over SMP (`stamp.device.flash_smp`; `confirm` False
+    leaves the new image unconfirmed).
 
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
     device with one (e.g. `particle flash --usb {bin}`) is flashed by it and heard through
@@ -290,9 +295,9 @@ def make_flasher(
         return CommandFlasher(
             command,
             device_name=target.name,
-            device=target.port if isinstance(target, SerialTarget) else target.device,
+            device=_device_word(target),
             listen=listen,
-            serial=isinstance(target, SerialTarget),
+            serial=isinstance(target, SerialTarget | SmpTarget),
             cwd=config.root,
         )
     if isinstance(target, SerialTarget):
@@ -307,7 +312,22 @@ def make_flasher(
             f"device {target.name!r}{where} has no flash_command: add one to "
             f'[devices.{target.name}], e.g. flash_command = "particle flash --usb {{bin}}"'
         )
+    if isinstance(target, SmpTarget):
+        from stamp.device.flash_smp import SmpFlasher
+
+        return SmpFlasher(target, confirm=confirm)
     return _cloud_flasher(target, config, env, home)
+
+
+def _device_word(target: DeviceTarget) -> str:
+    """What `{device}` in a flash_command becomes."""
+    if isinstance(target, SerialTarget):
+        return target.port
+    if isinstance(target, SmpTarget):
+        return target.where
+    if isinstance(target, GdbTarget):
+        return f"{target.host}:{target.port}"
+    return target.device
 
 
 def _cloud_flasher(

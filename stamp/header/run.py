@@ -37,7 +37,7 @@ from stamp.header.render import (
     write_if_changed,
 )
 from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE, StampRecord, report_json
-from stamp.state_dir import find_state_dir, history_path
+from stamp.state_dir import find_state_dir
 
 
 # Records on `stamp header`'s no-op path are NamedTuples, not dataclasses: importing
@@ -110,7 +110,7 @@ def run_header(
     with locked(state_dir):
         previous = load_state(state_dir)
         existing = [out_dir / name for name, _ in templates.sources]
-        edit, bumped = next_edit(previous, fingerprint, existing, history_path(state_dir))
+        edit, bumped = next_edit(previous, fingerprint, existing, state_dir)
         if state.shallow and not (previous and previous.shallow_warned):
             warnings.append("this is a shallow clone: `describe` may miss tags")
         context = _context(config, state, edit, env)

@@ -69,3 +69,47 @@ def test_linker_lines_match_the_example_linker_script() -> None:
     script = (REPO_ROOT / "examples" / "cortex-m3" / "lm3s6965.ld").read_text()
     assert "KEEP(*(.stamp))" in script and "PROVIDE(__stamp_build_id = .)" in script
     assert "KEEP(*(.stamp))" in README and "PROVIDE(__stamp_build_id = .)" in README
+
+
+def _shown_in(expected: list[str], actual: list[str]) -> None:
+    """Every README line (but `...`) appears in the actual output, in order."""
+    at = 0
+    for line in expected:
+        if line.strip() == "...":
+            continue
+        pieces = re.split(r"[0-9]+(?= bytes)", line)
+        pattern = re.compile("[0-9]+".join(map(re.escape, pieces)) + "$")
+        while at < len(actual) and not pattern.match(actual[at]):
+            at += 1
+        assert at < len(actual), f"README line not in the output: {line!r}\n{actual}"
+        at += 1
+
+
+def test_zephyr_mcuboot_howto(repo: GitRepo, tmp_path: Path) -> None:
+    """The how-to's transcripts, run on an image the real imgtool signed."""
+    from stamp.artifact.image import load_file
+    from stamp.sim.smp import SmpBoard
+    from stamp.sim.smp_server import SmpServer
+    from stamp.sim.smp_slots import Slots
+    from tests.support.mcuboot import app_body, keygen, sign
+
+    howto = README.split("## Zephyr / MCUboot how-to", 1)[1].split("\n## ", 1)[0]
+    inspect_block, flash_block = re.findall(r"```console\n(.*?)```", howto, flags=re.S)
+    key = keygen(tmp_path, "ecdsa-p256")
+    sign(repo.path, app_body(edit=41), "old.signed.bin", key=key, version="1.1.0")
+    sign(repo.path, app_body(edit=42), "zephyr.signed.bin", key=key, version="1.2.0")
+    for command, expected in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", inspect_block, re.M):
+        done = run_stamp(*shlex.split(command)[1:], cwd=repo.path)
+        assert done.returncode == 0, done.stderr
+        _shown_in(expected.splitlines(), done.stdout.splitlines())
+
+    old = load_file(repo.path / "old.signed.bin").mcuboot
+    assert old is not None
+    with SmpBoard(SmpServer(Slots(old), reset_delay=0.2)) as board:
+        board.start()
+        for command, expected in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n)*)", flash_block, re.M):
+            command = command.replace("/dev/ttyACM0", board.path)
+            done = run_stamp(*shlex.split(command)[1:], cwd=repo.path)
+            assert done.returncode == 0, done.stderr
+            lines = [line.replace("/dev/ttyACM0", board.path) for line in expected.splitlines()]
+            _shown_in(lines, (done.stderr + done.stdout).splitlines())
