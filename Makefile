@@ -27,11 +27,11 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[sim,smp]'
+	$(BIN)/python -m pip install -q -e '.[sim,esp,smp]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test,smp]'
+	$(BIN)/python -m pip install -q -e '.[test,esp,smp]'
 	@touch $(VENV)/.installed $@
 
 # The ARM toolchain, QEMU, and the host gcc and cmake the integration tests build with:

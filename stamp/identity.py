@@ -37,10 +37,18 @@ class Kind(Enum):
     """A git commit in hex, or "unknown"; identifies a build only together with `edit`."""
     HASH = "hash"
     """A hash of the build in hex: equal hashes identify the same build."""
+    INFO = "info"
+    """Informational text (ESP-IDF's app version, …): shown beside the keys, never compared,
+    so it never decides a verdict."""
 
 
-def _key(kind: Kind) -> Any:
-    return field(default=None, metadata={"kind": kind})
+def _key(kind: Kind, *, printed_prefix: int | None = None) -> Any:
+    return field(default=None, metadata={"kind": kind, "printed_prefix": printed_prefix})
+
+
+ESP_PRINTED_DIGITS = 16
+"""Fewest digits of `elf_sha256` a device may print and still identify its build: ESP-IDF's
+default CONFIG_APP_RETRIEVE_LEN_ELF_SHA (SPEC section 5)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,17 @@ class Identity:
     """SHA-256 of the loadable image, lowercase hex."""
     mcuboot_hash: str | None = _key(Kind.HASH)
     """MCUboot: the image's SHA-256 TLV (what a Zephyr device reports per slot), lowercase hex."""
+    elf_sha256: str | None = _key(Kind.HASH, printed_prefix=ESP_PRINTED_DIGITS)
+    """ESP-IDF: SHA-256 of the ELF file, stored in the image's app description (64 hex); an
+    ESP-IDF boot log prints only its first CONFIG_APP_RETRIEVE_LEN_ELF_SHA digits."""
+    app_version: str | None = _key(Kind.INFO)
+    """ESP-IDF: the app description's version (PROJECT_VER)."""
+    project_name: str | None = _key(Kind.INFO)
+    """ESP-IDF: the app description's project name."""
+    idf_version: str | None = _key(Kind.INFO)
+    """ESP-IDF: the ESP-IDF version the app was built with."""
+    compile_time: str | None = _key(Kind.INFO)
+    """ESP-IDF: the app description's compile date and time ("Sep 13 2022 19:46:07")."""
 
     def known(self) -> dict[str, Any]:
         """The keys whose value is known, in KEYS order."""
@@ -79,13 +98,18 @@ class Key:
     """The key as it appears in manifests, reports and --json."""
     kind: Kind
     """How its values look and compare."""
+    printed_prefix: int | None = None
+    """A hash that a device may report cut short to its first digits: every reported digit
+    is compared, and a match identifies the build only with at least this many digits."""
 
     @property
     def is_hex(self) -> bool:
         return self.kind in (Kind.COMMIT, Kind.HASH)
 
 
-KEYS: tuple[Key, ...] = tuple(Key(f.name, f.metadata["kind"]) for f in fields(Identity))
+KEYS: tuple[Key, ...] = tuple(
+    Key(f.name, f.metadata["kind"], f.metadata["printed_prefix"]) for f in fields(Identity)
+)
 """Every identity key, in SPEC section 5's order."""
 KEY_NAMES: tuple[str, ...] = tuple(key.name for key in KEYS)
 HASH_KEYS: tuple[str, ...] = tuple(key.name for key in KEYS if key.kind is Kind.HASH)
@@ -116,6 +140,9 @@ def parse_identity(obj: Mapping[str, Any], *, empty_is_unknown: bool = False) ->
                 raise IdentityError(f"bad {key.name} {_shown(value)}")
         elif key.kind is Kind.FLAG:
             if not isinstance(value, bool):
+                raise IdentityError(f"bad {key.name} {_shown(value)}")
+        elif key.kind is Kind.INFO:
+            if not isinstance(value, str):
                 raise IdentityError(f"bad {key.name} {_shown(value)}")
         else:
             if not isinstance(value, str):
@@ -151,15 +178,39 @@ class KeyComparison:
     reported: Any
     """The device's value."""
     match: bool
-    """Equal (hex: in full, case-insensitively)."""
+    """Equal (hex: in full, case-insensitively; a printed prefix: in every printed digit)."""
+    digits: int | None = None
+    """For a hash a device may print cut short (`elf_sha256`, ESP-IDF's boot log): how many
+    of its digits were compared; None for every other key."""
+    needed: int | None = None
+    """With `digits`: how many matching digits identify the build."""
+
+    @property
+    def too_short(self) -> bool:
+        """A matching printed prefix with too few digits to identify the build."""
+        return (
+            self.match
+            and self.digits is not None
+            and self.needed is not None
+            and (self.digits < self.needed)
+        )
 
 
 def compare(expected: Identity, reported: Identity) -> tuple[KeyComparison, ...]:
-    """Compare the keys known on both sides, in KEYS order."""
+    """Compare the comparable keys known on both sides, in KEYS order (INFO never is)."""
     out: list[KeyComparison] = []
     for key in KEYS:
         want, got = getattr(expected, key.name), getattr(reported, key.name)
-        if want is None or got is None:
+        if want is None or got is None or key.kind is Kind.INFO:
+            continue
+        if key.printed_prefix is not None and isinstance(want, str) and isinstance(got, str):
+            # SPEC section 5's one exception: the device may print only the first digits;
+            # every printed one is compared, and how many is part of the comparison.
+            if len(got) < len(want):
+                match = want.lower().startswith(got.lower())
+            else:
+                match = _equal(key, want, got)
+            out.append(KeyComparison(key.name, want, got, match, len(got), key.printed_prefix))
             continue
         out.append(KeyComparison(key.name, want, got, _equal(key, want, got)))
     return tuple(out)
@@ -177,7 +228,7 @@ def _equal(key: Key, want: Any, got: Any) -> bool:
 def strong_match(compared: Iterable[KeyComparison]) -> bool:
     """At least one key that identifies a build matched (git counts only with edit)."""
     by_key = {c.key: c for c in compared}
-    if any(by_key[k].match for k in HASH_KEYS if k in by_key):
+    if any(by_key[k].match and not by_key[k].too_short for k in HASH_KEYS if k in by_key):
         return True
     git, edit = by_key.get("git"), by_key.get("edit")
     return bool(

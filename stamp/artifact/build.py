@@ -9,8 +9,10 @@ build (`stamp_record`). `default_manifest_path` is where the manifest goes.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from stamp.artifact.elf import ElfImage, FoundRecord, single_record
+from stamp.artifact.esp import AppDesc, elf_app_desc
 from stamp.artifact.image import BinImage, Firmware, elf_module
 from stamp.artifact.linking import WHERE_IT_GOES, missing_record_reason, placement_problem
 from stamp.artifact.manifest import Manifest
@@ -174,6 +176,9 @@ def build_manifest(
         raise ArtifactError("give the firmware's ELF, its .bin, or both")
     if elf is not None and elf.elf is None:
         raise ArtifactError(f"{elf.name} is not an ELF file")
+    esp = _esp_parts(elf, bin_file)
+    if esp is not None:
+        return _esp_manifest(elf, bin_file, esp, manifest_dir=manifest_dir, recorded_at=recorded_at)
     if bin_file is not None:
         if bin_file.bin is None:
             raise ArtifactError(
@@ -253,6 +258,97 @@ def check_mcuboot(firmware: Firmware) -> None:
     problems = firmware.mcuboot.problems()
     if problems:
         raise ArtifactError(f"{firmware.name}: {problems[0]}")
+
+
+# --- ESP-IDF ------------------------------------------------------------------------------
+
+
+def _esp_parts(elf: Firmware | None, bin_file: Firmware | None) -> tuple[AppDesc, ...] | None:
+    """The app descriptions of an ESP-IDF build's files (.bin first), None for other builds;
+    ArtifactError for an ESP-IDF .bin that is damaged or cannot be matched to its ELF."""
+    found: list[AppDesc] = []
+    raw = bin_file.bin if bin_file is not None else None
+    if bin_file is not None and raw is not None:
+        if raw.esp_damage:
+            raise ArtifactError(raw.esp_damage)
+        if raw.esp is not None:
+            problems = raw.esp.problems(bin_file.name)
+            if problems:
+                raise ArtifactError(problems[0])
+            assert raw.esp.app_desc is not None  # else a problem
+            found.append(raw.esp.app_desc)
+    desc = elf_app_desc(elf.elf) if elf is not None and elf.elf is not None else None
+    if desc is not None:
+        found.append(desc)
+    return tuple(found) or None
+
+
+def check_esp_pair(elf: Firmware, bin_file: Firmware) -> None:
+    """ArtifactError unless the ESP-IDF .bin stores the ELF's SHA-256 (it was made from it)."""
+    esp = bin_file.bin.esp if bin_file.bin is not None else None
+    if esp is None:
+        raise ArtifactError(
+            f"{elf.name} is an ESP-IDF app but {bin_file.name} is not an ESP-IDF image: "
+            "give the .bin that `idf.py build` (esptool elf2image) made from it"
+        )
+    if elf.elf is None or elf_app_desc(elf.elf) is None:
+        raise ArtifactError(
+            f"{bin_file.name} is an ESP-IDF image but {elf.name} holds no ESP-IDF app "
+            "description: is it the app's ELF?"
+        )
+    if esp.elf_sha256 != elf.facts.sha256:
+        raise ArtifactError(
+            f"{bin_file.name} was made from another ELF (it stores ELF SHA-256 "
+            f"{esp.elf_sha256}, {elf.name} hashes to {elf.facts.sha256}): a .bin left over "
+            f"from an older build; rebuild, or regenerate it from {elf.name}"
+        )
+
+
+def _esp_manifest(
+    elf: Firmware | None,
+    bin_file: Firmware | None,
+    descs: tuple[AppDesc, ...],
+    *,
+    manifest_dir: Path,
+    recorded_at: str,
+) -> Manifest:
+    """An ESP-IDF build's manifest: `elf_sha256` identifies it, a stamp record is optional
+    (the boot log reports the build without one)."""
+    if elf is not None and bin_file is not None:
+        check_esp_pair(elf, bin_file)
+    desc = descs[0]
+    esp: dict[str, Any]
+    if bin_file is not None and bin_file.bin is not None and bin_file.bin.esp is not None:
+        image = bin_file.bin.esp
+        elf_sha256, esp = image.elf_sha256, image.to_json()
+        image_sha256, build_id = bin_file.facts.sha256, bin_file.bin.build_id
+    else:
+        assert elf is not None and elf.elf is not None
+        elf_sha256, esp = elf.facts.sha256, {"app_desc": desc.to_json(), "from_elf": True}
+        image_sha256, build_id = elf.elf.image_sha256, elf.elf.build_id
+    if elf is not None and elf.elf is not None:
+        build_id = elf.elf.build_id
+    source = elf if elf is not None else bin_file
+    assert source is not None
+    record = stamp_record(source, allow_unstamped=True)
+    return Manifest(
+        identity=Identity(
+            edit=record.edit if record else None,
+            git=record.git if record else None,
+            dirty=record.dirty if record else None,
+            build_id=build_id,
+            image_sha256=image_sha256,
+            elf_sha256=elf_sha256,
+            app_version=desc.app_version,
+            project_name=desc.project_name,
+            idf_version=desc.idf_version,
+            compile_time=desc.compile_time,
+        ),
+        recorded_at=recorded_at,
+        elf=elf.facts.artifact(manifest_dir) if elf else None,
+        bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
+        esp=esp,
+    )
 
 
 def default_manifest_path(firmware: Path) -> Path:

@@ -31,6 +31,7 @@ from stamp.artifact.elf import (
     read_elf,
     scan_image,
 )
+from stamp.artifact.esp import EspImage, EsptoolMissing, looks_like_esp_image, read_esp_image
 from stamp.artifact.manifest import Artifact
 from stamp.artifact.mcuboot import McubootImage, decode_intel_hex, is_intel_hex, read_mcuboot
 from stamp.artifact.particle.build import patch_suffix
@@ -93,10 +94,16 @@ class BinImage:
     """Why a record-like block was rejected (e.g. a newer layout), when none is valid."""
     build_id: str | None
     """The GNU build-id, when exactly one build-id note is in the image."""
+    esp: EspImage | None = None
+    """The ESP-IDF (esptool) image parse, when the file starts like one and reads."""
+    esp_damage: str | None = None
+    """Why a file that starts like an ESP-IDF image cannot be read (cut short, mangled)."""
 
     @property
     def damaged(self) -> str | None:
         """Why it looks like a module that cannot be trusted (cut short, edited), or None."""
+        if self.esp is not None or self.esp_damage is not None:
+            return None  # an ESP-IDF image: its damage is esp_damage / EspImage.problems
         if self.module is not None:
             # A padded or combined file has no suffix at its end by design (SPEC section 7).
             if self.module.suffix_valid or self.module.module_size != len(self.data):
@@ -137,8 +144,10 @@ class Firmware:
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_bin(data: bytes) -> BinImage:
-    """Parse a raw image: Particle module info, stamp records and build-id (no I/O)."""
+def read_bin(data: bytes, name: str = "the image") -> BinImage:
+    """Parse a raw image: Particle module or ESP-IDF image info, stamp records and build-id
+    (no I/O). ArtifactError only when an ESP-IDF image needs esptool and it is missing."""
+    esp, esp_damage = _read_esp(data, name)
     module: ModuleInfo | None = None
     reason: str | None = None
     truncated = False
@@ -156,7 +165,20 @@ def read_bin(data: bytes) -> BinImage:
         records=records,
         record_problem=problem,
         build_id=scan_build_id(data),
+        esp=esp,
+        esp_damage=esp_damage,
     )
+
+
+def _read_esp(data: bytes, name: str) -> tuple[EspImage | None, str | None]:
+    if not looks_like_esp_image(data):
+        return None, None
+    try:
+        return read_esp_image(data, name), None
+    except EsptoolMissing:
+        raise
+    except ArtifactError as exc:
+        return None, exc.message
 
 
 def _trailing_suffix_size(data: bytes) -> int | None:
@@ -301,8 +323,8 @@ def _raw_firmware(facts: FileFacts, data: bytes) -> Firmware:
                 f"{name} is an Intel hex file but not an MCUboot image (no header magic at "
                 f"{address:#x}): give the .bin, or the .hex that imgtool sign wrote"
             )
-        return Firmware(facts=facts, bin=read_bin(data), mcuboot=mcuboot)
-    return Firmware(facts=facts, bin=read_bin(data), mcuboot=read_mcuboot(data, name))
+        return Firmware(facts=facts, bin=read_bin(data, name), mcuboot=mcuboot)
+    return Firmware(facts=facts, bin=read_bin(data, name), mcuboot=read_mcuboot(data, name))
 
 
 def load_bytes(data: bytes, name: str) -> Firmware:

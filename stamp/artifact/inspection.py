@@ -14,6 +14,7 @@ from typing import Any
 
 from stamp.artifact.build import check_module
 from stamp.artifact.elf import FoundRecord, single_record
+from stamp.artifact.esp import AppDesc, EspImage, elf_app_desc
 from stamp.artifact.image import Firmware, elf_module
 from stamp.artifact.mcuboot import McubootImage
 from stamp.artifact.particle.module import ModuleInfo
@@ -37,8 +38,8 @@ class Inspection:
     firmware: Firmware
     """The file as read."""
     kind: str
-    """"elf", "module" (a Particle module binary), "mcuboot" (an `imgtool sign` image) or
-    "raw" (a plain objcopy image)."""
+    """"elf", "module" (a Particle module binary), "esp" (an ESP-IDF app image), "mcuboot"
+    (an `imgtool sign` image) or "raw" (a plain objcopy image)."""
     records: tuple[FoundRecord, ...]
     """Every stamp record found."""
     record: StampRecord | None
@@ -57,6 +58,19 @@ class Inspection:
     """What makes the file unusable as a build artifact (exit 2 after showing it)."""
     mcuboot: McubootImage | None = None
     """The MCUboot image, for an `imgtool sign` output."""
+    esp: EspImage | None = None
+    """The ESP-IDF image (an app .bin) as esptool reads it."""
+    esp_app: AppDesc | None = None
+    """The ESP-IDF app description, of the .bin or found in the ELF."""
+
+    @property
+    def elf_sha256(self) -> str | None:
+        """ESP-IDF's identity of the build: the ELF's file SHA-256 (stored in the .bin)."""
+        if self.esp is not None:
+            return self.esp.elf_sha256
+        if self.esp_app is not None:
+            return self.firmware.facts.sha256  # the ELF itself: what the .bin will store
+        return None
 
     @property
     def image_sha256(self) -> str:
@@ -93,6 +107,8 @@ class Inspection:
             "mcuboot_hash": self.mcuboot.mcuboot_hash if self.mcuboot else None,
             "image_version": self.mcuboot.version_text if self.mcuboot else None,
             "image_sha256": self.image_sha256,
+            "elf_sha256": self.elf_sha256,
+            **_app_fields(self.esp_app),
             "image_size": len(self.image),
             "load_address": self.load_address,
             "stamp_records": [record_json(found) for found in self.records],
@@ -109,9 +125,28 @@ class Inspection:
             },
             "particle": self.module.to_json() if self.module else None,
             "particle_from_elf": self.module_patched if self.module else None,
+            "esp": _esp_json(self.esp, self.esp_app),
             "mcuboot": self.mcuboot.to_json() if self.mcuboot else None,
             "problems": list(self.problems),
         }
+
+
+def _app_fields(desc: AppDesc | None) -> dict[str, str | None]:
+    """The informational fields of SPEC section 5 that an ESP-IDF app carries."""
+    return {
+        "app_version": desc.app_version if desc else None,
+        "project_name": desc.project_name if desc else None,
+        "idf_version": desc.idf_version if desc else None,
+        "compile_time": desc.compile_time if desc else None,
+    }
+
+
+def _esp_json(esp: EspImage | None, app: AppDesc | None) -> dict[str, Any] | None:
+    if esp is not None:
+        return esp.to_json()
+    if app is not None:
+        return {"app_desc": app.to_json(), "from_elf": True}
+    return None
 
 
 def inspect_firmware(firmware: Firmware) -> Inspection:
@@ -120,6 +155,7 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
     if firmware.elf is not None:
         elf = firmware.elf
         module, patched = elf_module(elf.image)
+        esp_app = elf_app_desc(elf)
         records, record_problem = elf.records, elf.record_problem
         kind, image, load_address, build_id = "elf", elf.image, elf.base, elf.build_id
     elif firmware.mcuboot is not None:
@@ -127,6 +163,10 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
     else:
         raw = firmware.bin
         assert raw is not None
+        if raw.esp_damage:
+            raise ArtifactError(raw.esp_damage)
+        if raw.esp is not None:
+            return _inspect_esp(firmware, raw.esp)
         if raw.module is None and raw.damaged:
             raise ArtifactError(f"{firmware.name} is a damaged Particle module: {raw.damaged}")
         if raw.module is None and not raw.records and not raw.record_problem:
@@ -134,7 +174,7 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
                 f"{firmware.name} is neither an ELF file nor a Particle module binary, and "
                 "holds no stamp record"
             )
-        module, patched = raw.module, False
+        module, patched, esp_app = raw.module, False, None
         records, record_problem = raw.records, raw.record_problem
         kind = "module" if module else "raw"
         image, load_address, build_id = raw.data, None, raw.build_id
@@ -160,6 +200,35 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
         module=module,
         module_patched=patched,
         problems=tuple(problems),
+        esp_app=esp_app,
+    )
+
+
+def _inspect_esp(firmware: Firmware, esp: EspImage) -> Inspection:
+    """An ESP-IDF app .bin: esptool's view, its checks as problems, any stamp record."""
+    raw = firmware.bin
+    assert raw is not None
+    problems = esp.problems(firmware.name)
+    if raw.record_problem:
+        problems.append(f"{firmware.name}: {raw.record_problem}")
+    try:
+        record = single_record(raw.records, firmware.name)
+    except ArtifactError as exc:
+        problems.append(exc.message)
+        record = None
+    return Inspection(
+        firmware=firmware,
+        kind="esp",
+        records=raw.records,
+        record=record,
+        build_id=raw.build_id,
+        image=raw.data,
+        load_address=None,
+        module=None,
+        module_patched=False,
+        problems=tuple(problems),
+        esp=esp,
+        esp_app=esp.app_desc,
     )
 
 

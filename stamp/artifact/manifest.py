@@ -8,11 +8,15 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "edit": 111, "git": "<40 hex>", "dirty": false,
       "build_id": "<hex>" | null, "app_hash": "<64 hex>" | null, "image_sha256": "<64 hex>",
       "mcuboot_hash": "<64 hex>" | null, "image_version": "1.2.3+4" | null,
+      "elf_sha256": "<64 hex>" | null,   # ESP-IDF: the ELF's SHA-256 (the app description's)
+      "app_version": str | null, "project_name": str | null,     # ESP-IDF, informational
+      "idf_version": str | null, "compile_time": str | null,
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
       "particle": {...} | null,      # the module info of `stamp inspect --json`, for a .bin
       "mcuboot": {...} | null,       # the MCUboot image info of `stamp inspect --json`
+      "esp": {...} | null,           # the ESP-IDF image info of `stamp inspect --json`
       "memory": {...} | null         # where the record and image sit on the target
     }                                # (stamp.artifact.memory; absent in older manifests)
 
@@ -65,6 +69,8 @@ class Manifest:
     """MCUboot: the image header's version ("1.2.3+4"); informational, never decides."""
     mcuboot: dict[str, Any] | None = None
     """MCUboot image info (the `mcuboot` object of `stamp inspect --json`)."""
+    esp: dict[str, Any] | None = None
+    """ESP-IDF image info (the `esp` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
     memory: MemoryLayout | None = None
@@ -83,6 +89,7 @@ class Manifest:
             particle=self.particle,
             image_version=self.image_version,
             mcuboot=self.mcuboot,
+            esp=self.esp,
         )
         if self.memory is not None:
             record["memory"] = self.memory.to_json()
@@ -99,7 +106,7 @@ class Manifest:
                 raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
             artifacts = record.get("artifacts") or {}
             known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory"}
-            known |= {"image_version", "mcuboot"}
+            known |= {"image_version", "mcuboot", "esp"}
             memory = record.get("memory")
             return cls(
                 identity=parse_identity(record),
@@ -109,6 +116,7 @@ class Manifest:
                 particle=record.get("particle"),
                 image_version=_optional(record.get("image_version"), str),
                 mcuboot=_optional(record.get("mcuboot"), dict),
+                esp=record.get("esp"),
                 extra={k: v for k, v in record.items() if k not in known},
                 memory=MemoryLayout.from_json(memory) if memory is not None else None,
             )
@@ -169,7 +177,8 @@ def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str
     mcuboot_hash = manifest.identity.mcuboot_hash
     if mcuboot_hash and manifest.image_version:
         return f"image {manifest.image_version} (mcuboot_hash {mcuboot_hash[:8]}…)"
-    for key in HASH_KEYS:
+    # image_sha256 last: every build has one, and no device reports it by itself.
+    for key in sorted(HASH_KEYS, key=lambda k: k == "image_sha256"):
         value = getattr(manifest.identity, key)
         if value:
             return f"{key} {value[:8]}…"

@@ -125,7 +125,9 @@ def flash(
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     with (
         history or contextlib.nullcontext(),
-        make_flasher(target, config, os.environ, Path.home(), confirm=not no_confirm) as flasher,
+        make_flasher(
+            target, config, os.environ, Path.home(), confirm=not no_confirm, expected=image.manifest
+        ) as flasher,
     ):
         flasher.prepare(image)
         result = flash_and_verify(

@@ -58,6 +58,8 @@ def render(result: Inspection) -> list[str]:
         )
     elif result.kind == "module":
         lines.append(f"{facts.path}: Particle module binary, {facts.size} bytes")
+    elif result.esp is not None:
+        lines.append(f"{facts.path}: ESP-IDF app image for {result.esp.chip}, {facts.size} bytes")
     elif result.mcuboot is not None:
         how = "Intel hex" if result.mcuboot.source_format == "hex" else "binary"
         lines.append(f"{facts.path}: MCUboot image ({how}), {facts.size} bytes")
@@ -84,6 +86,8 @@ def render(result: Inspection) -> list[str]:
             lines.append(_row("section", f"{section.name:<20} {placed}  {section.size} bytes"))
     if result.module is not None:
         lines.extend(_module_lines(result.module, patched=result.module_patched))
+    if result.esp_app is not None:
+        lines.extend(_esp_lines(result))
     if result.mcuboot is not None:
         lines.extend(_mcuboot_lines(result.mcuboot))
     for problem in result.problems:
@@ -136,6 +140,41 @@ def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
         lines.append(_row("CRC32", f"MISMATCH (stored {m.stored_crc}, content {m.computed_crc})"))
     for problem in m.problems:
         lines.append(_row("note", problem))
+    return lines
+
+
+def _esp_lines(result: Inspection) -> list[str]:
+    desc, esp = result.esp_app, result.esp
+    assert desc is not None
+    title = "ESP-IDF app" if esp is not None else "ESP-IDF app (the ELF's app description)"
+    lines = [
+        title,
+        _row("project", desc.project_name),
+        _row("app version", desc.app_version),
+        _row("compile time", desc.compile_time),
+        _row("ESP-IDF", desc.idf_version),
+    ]
+    if esp is None:
+        lines.append(_row("ELF SHA-256", f"{result.elf_sha256} (this file; the .bin stores it)"))
+        return lines
+    lines.append(_row("ELF SHA-256", result.elf_sha256 or "none (all zeros: not patched in)"))
+    lines.append(_row("chip", f"{esp.chip} (chip id {esp.chip_id}), entry {esp.entry:#010x}"))
+    lines.append(_row("segments", str(len(esp.segments))))
+    if esp.checksum_ok:
+        lines.append(_row("checksum", f"ok ({esp.stored_checksum:#04x})"))
+    else:
+        lines.append(
+            _row(
+                "checksum",
+                f"BAD (stored {esp.stored_checksum:#04x}, content {esp.computed_checksum:#04x})",
+            )
+        )
+    if esp.digest_ok is None:
+        lines.append(_row("validation", "none appended"))
+    elif esp.digest_ok:
+        lines.append(_row("validation", f"ok ({esp.stored_digest})"))
+    else:
+        lines.append(_row("validation", f"BAD (content hashes to {esp.computed_digest})"))
     return lines
 
 

@@ -45,14 +45,15 @@ def manifest(
     """Record what was really built: stamp record, build-id, image and app hashes.
 
     FIRMWARE is the linked ELF, or a .bin on its own. With --bin, the .bin must hold the
-    ELF's loadable bytes (a stale .bin is an error). The manifest is written atomically
-    and appended to the checkout's build history, which `stamp verify` uses to name the
-    build a device really runs.
+    ELF's loadable bytes, or for ESP-IDF store the ELF's SHA-256 (a stale .bin is an
+    error). The manifest is written atomically and appended to the checkout's build
+    history, which `stamp verify` uses to name the build a device really runs.
 
     \b
     Examples:
       stamp manifest build/app.elf                       # -> build/app.stamp.json
       stamp manifest build/app.elf --bin build/app.bin   # Particle: adds the app hash
+      stamp manifest build/blink.elf --bin build/blink.bin   # ESP-IDF: the ELF SHA-256
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.recording import record_build

@@ -16,6 +16,7 @@ from stamp.cli.words import attempt_summary, verdict_message
 from stamp.device.flash import Attempt, FlashResult
 from stamp.device.report import Report
 from stamp.device.verify import Verdict
+from stamp.identity import KeyComparison
 
 
 def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str, Any]:
@@ -26,10 +27,7 @@ def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str
         "device": verdict.device,
         "expected": _manifest(verdict.expected),
         "reported": _report(verdict.reported),
-        "compared": [
-            {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-            for c in verdict.compared
-        ],
+        "compared": [_comparison(c) for c in verdict.compared],
         "matched_build": (
             _manifest(verdict.matched_build, verdict.matched_origin)
             if verdict.matched_build
@@ -74,6 +72,14 @@ def _manifest(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any
     record["recorded_at"] = manifest.recorded_at
     if origin is not None:  # a pulled build: where it was made (`stamp history pull`)
         record["origin"] = asdict(origin)
+    return record
+
+
+def _comparison(c: KeyComparison) -> dict[str, Any]:
+    record = {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
+    if c.digits is not None:
+        # A hash a device may print cut short (ESP-IDF's boot log): how many digits compared.
+        record.update(digits=c.digits, of_digits=len(c.expected), needed_digits=c.needed)
     return record
 
 

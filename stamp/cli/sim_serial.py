@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from stamp.cli.app import Settings
+
+if TYPE_CHECKING:
+    from stamp.sim.esp import EspApp
 
 _GIT_SHA = re.compile(r"[0-9a-fA-F]{40}|unknown")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
@@ -37,6 +41,25 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.option("--dirty/--clean", default=None, help="Report a dirty (or clean) tree instead.")
 @click.option("--build-id", callback=_check_hex, help="Report this GNU build-id (hex) instead.")
 @click.option(
+    "--elf-sha256",
+    callback=_check_hex,
+    help="ESP-IDF image: report this ELF SHA-256 (hex) instead of the image's.",
+)
+@click.option(
+    "--hash-len",
+    type=click.IntRange(1, 64),
+    default=16,
+    show_default=True,
+    metavar="N",
+    help="ESP-IDF image: digits of the ELF SHA-256 the boot log prints "
+    "(CONFIG_APP_RETRIEVE_LEN_ELF_SHA).",
+)
+@click.option(
+    "--ellipsis/--no-ellipsis",
+    default=None,
+    help="ESP-IDF image: print `...` after the hash (default: as its ESP-IDF release does).",
+)
+@click.option(
     "--boot-delay",
     type=click.FloatRange(min=0.0),
     default=0.5,
@@ -58,6 +81,9 @@ def sim_serial(
     git_sha: str | None,
     dirty: bool | None,
     build_id: str | None,
+    elf_sha256: str | None,
+    hash_len: int,
+    ellipsis: bool | None,
     boot_delay: float,
     reboot_every: float | None,
 ) -> int:
@@ -68,9 +94,15 @@ def sim_serial(
     report among some log lines at boot and answers each `?stamp` line. Its identity
     is the stamp record (and build-id) in --firmware; the other options override it.
 
+    Given an ESP-IDF app image (or its ELF) it boots like that app: the ESP-IDF boot
+    log with the app description and the first --hash-len digits of the ELF SHA-256,
+    its `@stamp` line only if the image holds a stamp record (and only then does it
+    answer `?stamp`).
+
     \b
     Examples:
       stamp sim serial --firmware build/firmware.elf
+      stamp sim serial --firmware build/blink.bin --hash-len 64
       stamp sim serial --edit 7 --git 0123456789abcdef0123456789abcdef01234567
     """
     import json
@@ -78,10 +110,24 @@ def sim_serial(
     import sys
     from types import FrameType
 
-    from stamp.sim.serial import SerialBoard
+    from stamp.sim.esp import boot_log
+    from stamp.sim.serial import SerialBoard, report_line
 
-    identity = _identity(firmware, edit=edit, git=git_sha, dirty=dirty, build_id=build_id)
-    board = SerialBoard(identity, boot_delay=boot_delay, reboot_every=reboot_every)
+    overrides = {"edit": edit, "git": git_sha, "dirty": dirty, "build_id": build_id}
+    identity, app = _identity(firmware, overrides)
+    log_bytes = None
+    if app is not None:
+        if elf_sha256 is not None:
+            app = dataclasses.replace(app, elf_sha256=elf_sha256)
+        report = report_line(identity) if identity else None
+        log_bytes = boot_log(app, hash_len=hash_len, ellipsis=ellipsis, report=report)
+    board = SerialBoard(
+        identity,
+        boot_delay=boot_delay,
+        reboot_every=reboot_every,
+        answer_queries=app is None or bool(identity),
+        boot_log=log_bytes,
+    )
 
     def on_sigterm(signum: int, frame: FrameType | None) -> None:
         board.stop()
@@ -91,9 +137,14 @@ def sim_serial(
         click.echo(json.dumps({"device": board.device}))
         sys.stdout.flush()
         if settings.verbosity >= 0:
+            reporting = json.dumps(identity) if identity else "no @stamp line"
+            if app is not None:
+                reporting = (
+                    f"an ESP-IDF boot log ({app.desc.project_name}, ELF SHA-256 "
+                    f"{app.elf_sha256[:hash_len]}), {reporting}"
+                )
             click.echo(
-                f"stamp: simulated board on {board.path} reporting {json.dumps(identity)}; "
-                "Ctrl-C stops",
+                f"stamp: simulated board on {board.path} reporting {reporting}; Ctrl-C stops",
                 err=True,
             )
         board.run()
@@ -104,28 +155,31 @@ def sim_serial(
 
 
 def _identity(
-    firmware: Path | None,
-    *,
-    edit: int | None,
-    git: str | None,
-    dirty: bool | None,
-    build_id: str | None,
-) -> dict[str, Any]:
-    """The firmware's identity with the command line's overrides applied."""
+    firmware: Path | None, overrides: dict[str, Any]
+) -> tuple[dict[str, Any], EspApp | None]:
+    """The firmware's identity with the command line's overrides applied, and its ESP-IDF
+    app when it is one (whose identity may be empty: no stamp record)."""
     from stamp.errors import ArtifactError
     from stamp.record import GIT_UNKNOWN
+    from stamp.sim.esp import esp_app
     from stamp.sim.serial import identity_from_image
 
     identity: dict[str, Any] = {"edit": 1, "git": GIT_UNKNOWN}
+    app = None
     if firmware is not None:
         try:
             data = firmware.read_bytes()
         except OSError as exc:
             raise ArtifactError(f"cannot read {firmware}: {exc.strerror}") from None
+        app = esp_app(data, str(firmware))
         try:
             identity = identity_from_image(data)
         except ArtifactError as exc:
-            raise ArtifactError(f"{firmware}: {exc}") from None
-    overrides = {"edit": edit, "git": git, "dirty": dirty, "build_id": build_id}
-    identity.update({key: value for key, value in overrides.items() if value is not None})
-    return identity
+            if app is None:
+                raise ArtifactError(f"{firmware}: {exc}") from None
+            identity = {}  # an ESP-IDF app without stamp: its boot log is its report
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if given and not identity:
+        identity = {"edit": 1, "git": GIT_UNKNOWN}
+    identity.update(given)
+    return identity, app

@@ -54,6 +54,12 @@ UNSTAMPED = "the manifest's build"
     help="Seconds to wait for a report that settles the question.",
 )
 @click.option(
+    "--reset",
+    is_flag=True,
+    help="Serial: reset the board into its app through DTR/RTS first, as esptool does "
+    "(ESP32 dev boards), so it prints its boot log again.",
+)
+@click.option(
     "--allow-unconfirmed",
     is_flag=True,
     help="SMP: accept the build running as an unconfirmed test image (it reverts at the "
@@ -72,6 +78,7 @@ def verify(
     device: str,
     manifest_path: Path | None,
     timeout: float,
+    reset: bool,
     allow_unconfirmed: bool,
     read_image: bool,
     as_json: bool,
@@ -89,6 +96,11 @@ def verify(
     hash with the manifest's mcuboot_hash; an active image that is not confirmed will
     revert at the next reset and does not verify unless --allow-unconfirmed.
 
+    An ESP-IDF app needs no stamp code: its boot log (`ELF file SHA256:`) is the report.
+    Every digit it prints is compared; 16 or more matching digits verify (the verdict says
+    how many of the 64), fewer cannot. Such a device is not sent `?stamp`; --reset makes
+    it boot again.
+
     Exit status: 0 verified, 1 mismatch (or an unconfirmed SMP image), 3 no usable report
     before the timeout or the device unreachable, 2 a bad device, config or manifest.
 
@@ -97,6 +109,7 @@ def verify(
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device serial:/dev/ttyUSB0 --manifest build/blink.stamp.json --reset
       stamp verify --device smp:serial:/dev/ttyACM0 --manifest build/zephyr/zephyr.stamp.json
       stamp verify --device gdb:localhost:3333 --image
     """
@@ -127,7 +140,13 @@ def verify(
             raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
         transport = stack.enter_context(
             open_transport(
-                target, config, os.environ, Path.home(), expected=expected, read_image=read_image
+                target,
+                config,
+                os.environ,
+                Path.home(),
+                expected=expected,
+                read_image=read_image,
+                reset=reset,
             )
         )
         progress.line(

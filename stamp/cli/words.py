@@ -14,10 +14,11 @@ from typing import Any, TextIO
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
 from stamp.cli.output import paint_label
+from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
 from stamp.device.image_state import RunState
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.identity import HASH_KEYS
+from stamp.identity import HASH_KEYS, KeyComparison
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -101,8 +102,12 @@ def manifest_facts(manifest: Manifest) -> str:
     if identity.edit is not None:
         facts.append(f"edit {identity.edit}")
         facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
-    else:
+    elif identity.elf_sha256 is None:
         facts.append("unstamped")
+    if identity.project_name is not None:
+        facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
+    if identity.elf_sha256:
+        facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
     if identity.build_id:
         facts.append(f"build-id {identity.build_id[:4]}…")
     if identity.app_hash:
@@ -141,6 +146,7 @@ _LABELS = {
     "build_id": "build-id",
     "app_hash": "app hash",
     "image_sha256": "image sha256",
+    "elf_sha256": "ELF SHA-256",
     "mcuboot_hash": "MCUboot hash",
 }
 """How a hash key is called in a sentence; any other key by its name with spaces."""
@@ -150,8 +156,28 @@ def label(key: str) -> str:
     return _LABELS.get(key, key.replace("_", " "))
 
 
-def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    return [f"{label(k)} {_short(identity[k])}" for k in keys if identity.get(k)]
+def _hash_parts(
+    identity: Mapping[str, Any], keys: Iterable[str], shown: Mapping[str, int] | None = None
+) -> list[str]:
+    """ "build-id 5f3a…" for each known key; `shown`: digits to show of a key (to reach the
+    first digit that differs)."""
+    parts = []
+    for k in keys:
+        value = identity.get(k)
+        if value:
+            digits = max(SHORT_HEX, (shown or {}).get(k, 0))
+            parts.append(f"{label(k)} {value if len(value) <= digits else value[:digits] + '…'}")
+    return parts
+
+
+def _to_difference(verdict: Verdict) -> dict[str, int]:
+    """For each differing hex key, the digits up to and including its first difference."""
+    out = {}
+    for c in verdict.differing:
+        if isinstance(c.expected, str) and isinstance(c.reported, str):
+            pairs = zip(c.expected.lower(), c.reported.lower(), strict=False)
+            out[c.key] = next((i for i, (a, b) in enumerate(pairs) if a != b), 0) + 1
+    return out
 
 
 def _verified_build(verdict: Verdict) -> str:
@@ -168,9 +194,26 @@ def _verified_build(verdict: Verdict) -> str:
     name = (
         f"edit {identity['edit']}"
         if "edit" in identity
-        else _unstamped(verdict.expected, "the expected build")
+        else _unstamped(verdict.expected, _app_name(identity))
     )
+    parts += [_digits_note(c) for c in verdict.compared if c.match and c.digits is not None]
     return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def _app_name(identity: Mapping[str, Any], otherwise: str = "the expected build") -> str:
+    """An unstamped build by its ESP-IDF app description, e.g. "blink 1.0"."""
+    if "project_name" not in identity:
+        return otherwise
+    return " ".join(str(identity[k]) for k in ("project_name", "app_version") if k in identity)
+
+
+def _digits_note(c: KeyComparison) -> str:
+    """ "16 of 64 digits compared, …": how much of a hash printed cut short was checked."""
+    whole = len(c.expected)
+    note = f"{c.digits} of {whole} digits compared"
+    if c.key == "elf_sha256" and c.digits is not None and c.digits < whole:
+        note += f"; {HASH_LEN_OPTION}={whole} in sdkconfig prints all {whole}"
+    return note
 
 
 def _reported_build(verdict: Verdict, now: datetime) -> str:
@@ -187,7 +230,7 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
         name = (
             f"edit {build.identity.edit}"
             if build.identity.edit is not None
-            else _unstamped(build, "an older build")
+            else _unstamped(build, _app_name(identity, "an older build"))
         )
         details = [p for p in parts if p]
         if not details:
@@ -197,7 +240,7 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     parts = [
         f"edit {identity['edit']}" if "edit" in identity else None,
         _git_part(identity.get("git"), identity.get("dirty")),
-        *_hash_parts(identity, HASH_KEYS),
+        *_hash_parts(identity, HASH_KEYS, _to_difference(verdict)),
     ]
     if report.image_version:
         parts.insert(0, f"version {report.image_version}")
@@ -217,7 +260,7 @@ def _expected_build(verdict: Verdict) -> str:
     name = (
         f"edit {identity['edit']}"
         if "edit" in identity
-        else _unstamped(verdict.expected, "the manifest's build")
+        else _unstamped(verdict.expected, _app_name(identity, "the manifest's build"))
     )
     # When the edits agree the name alone cannot show the difference: name what differs.
     if "edit" in differing:
@@ -229,7 +272,9 @@ def _expected_build(verdict: Verdict) -> str:
             parts.append(git)
         if "dirty" in differing and not identity.get("dirty"):
             parts.append("clean")
-    parts += _hash_parts(identity, [k for k in HASH_KEYS if k in differing])
+    parts += _hash_parts(
+        identity, [k for k in HASH_KEYS if k in differing], _to_difference(verdict)
+    )
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
@@ -287,6 +332,13 @@ def _why_inconclusive(verdict: Verdict) -> str:
     assert report is not None
     count = _plural(verdict.heard.reports, "report")
     keys = ", ".join(report.identity.known()) or "no identity keys"
+    short = next((c for c in verdict.compared if c.too_short), None)
+    if short is not None:
+        return (
+            f"the device printed only {short.digits} of the {label(short.key)}'s "
+            f"{len(short.expected)} digits: they match, but fewer than {short.needed} cannot "
+            f"identify the build ({HASH_LEN_OPTION}={len(short.expected)} in sdkconfig prints all)"
+        )
     if not verdict.compared:
         hint = ""
         if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:

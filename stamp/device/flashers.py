@@ -46,6 +46,7 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
     from stamp.device.flash_gdb import GdbFlasher
     from stamp.device.flash_smp import SmpFlasher
     from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
@@ -269,6 +270,7 @@ def make_flasher(
     env: Mapping[str, str],
     home: Path,
     *,
+    expected: Manifest | None = None,
     confirm: bool = True,
 ) -> CloudFlasher | CommandFlasher | GdbFlasher | SmpFlasher:
     """The flasher for `--device`: its configured flash_command, else a cloud OTA update,
@@ -278,6 +280,8 @@ def make_flasher(
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
     device with one (e.g. `particle flash --usb {bin}`) is flashed by it and heard through
     the cloud. Cloud credentials come from `stamp.device.credentials`, as for `stamp verify`.
+    `expected` (the build being flashed) tells a serial transport whether the firmware
+    answers `?stamp` (an ESP-IDF app without stamp does not).
     """
     device_config = config.devices.get(target.name) if target.name else None
     command = device_config.flash_command if device_config else None
@@ -300,7 +304,9 @@ def make_flasher(
         assert target.name is not None
 
         def listen(since: float, clock: Clock) -> Transport:
-            return open_transport(target, config, env, home, clock=clock, since=since)
+            return open_transport(
+                target, config, env, home, clock=clock, since=since, expected=expected
+            )
 
         return CommandFlasher(
             command,

@@ -258,6 +258,7 @@ def open_transport(
     since: float | None = None,
     expected: Manifest | None = None,
     read_image: bool = False,
+    reset: bool = False,
 ) -> Transport:
     """The transport that hears `target` (not yet listening; use it as a context manager).
 
@@ -269,6 +270,9 @@ def open_transport(
     Cloud credentials come from `stamp.device.credentials` (the token never leaves the client).
     A GDB target reads the memory `expected` (the manifest) records, and with `read_image`
     reads back the whole image too; ArtifactError when the manifest has no addresses.
+    A serial transport sends `?stamp` only when the firmware answers it (decided from
+    `expected`); `reset` resets the board into its app through DTR/RTS once the port is
+    open (serial only; DeviceError for others).
     """
     if isinstance(target, GdbTarget):
         from stamp.device.transport.gdb import GdbTransport
@@ -276,9 +280,15 @@ def open_transport(
         layout = expected.memory if expected is not None else None
         return GdbTransport(target.host, target.port, layout, read_image=read_image, clock=clock)
     if isinstance(target, SerialTarget):
+        from stamp.device.esp_boot import answers_query
         from stamp.device.transport.serial import SerialTransport
 
-        return SerialTransport(target.port, target.baud, clock=clock)
+        query = expected is None or answers_query(expected)
+        return SerialTransport(target.port, target.baud, clock=clock, query=query, reset=reset)
+    if reset:
+        raise DeviceError(
+            f"--reset toggles a serial port's DTR/RTS lines: {target.describe()} has none"
+        )
     if isinstance(target, SmpTarget):
         from stamp.device.transport.smp import SmpTransport
 

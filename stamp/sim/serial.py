@@ -91,6 +91,7 @@ class SerialBoard(Closing):
         boot_delay: float = DEFAULT_BOOT_DELAY,
         reboot_every: float | None = None,
         answer_queries: bool = True,
+        boot_log: bytes | None = None,
         clock: Clock = monotonic,
     ) -> None:
         self.identity = dict(identity)
@@ -100,6 +101,9 @@ class SerialBoard(Closing):
         """Seconds between simulated resets (None: never)."""
         self.answer_queries = answer_queries
         """False: a firmware that reports only at boot and ignores `?stamp`."""
+        self.boot_log = boot_log
+        """What the board prints at each boot instead of the example firmware's lines (an
+        ESP-IDF app's boot log, `stamp.sim.esp`)."""
         self.clock = clock
         self.boots = 0
         """Boot sequences printed so far (whether or not anyone heard them)."""
@@ -124,6 +128,7 @@ class SerialBoard(Closing):
         fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
+        self._reset_pending = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
@@ -154,6 +159,12 @@ class SerialBoard(Closing):
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
 
+    def reset(self) -> None:
+        """Press EN: the board boots again now (from another thread, e.g. a DTR/RTS bridge)."""
+        self._reset_pending = True
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"r")
+
     def close(self) -> None:
         """Stop the board and release the pseudo-terminal; idempotent."""
         self.stop()
@@ -171,6 +182,9 @@ class SerialBoard(Closing):
         next_boot = self.clock() + self.boot_delay
         while not self._stopping:
             now = self.clock()
+            if self._reset_pending:
+                self._reset_pending = False
+                next_boot = now
             if now >= next_boot:
                 self._boot()
                 next_boot = now + self.reboot_every if self.reboot_every else math.inf
@@ -213,6 +227,10 @@ class SerialBoard(Closing):
             log.debug("ignored input line %r on %s", line[:40], self.path)
 
     def _boot(self) -> None:
+        if self.boot_log is not None:
+            self._send(self.boot_log)
+            self.boots += 1
+            return
         reason = "power-on" if self.boots == 0 else "watchdog"
         # Noise around the report, with both line endings a real board uses.
         self._send(

@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
-FIXTURES = REPO_ROOT.parent / "shared" / "fixtures"
+# Beside the repository (/work/main -> /work/shared); a worktree under /work/wt/NAME finds
+# it one level further up.
+FIXTURES = next(
+    (d / "shared" / "fixtures" for d in REPO_ROOT.parents if (d / "shared" / "fixtures").is_dir()),
+    REPO_ROOT.parent / "shared" / "fixtures",
+)
 EXAMPLE = REPO_ROOT / "examples" / "cortex-m3"
 
 Stamp = Callable[..., tuple[int, str, str]]

@@ -57,7 +57,13 @@ BUSY_TIMEOUT = 30.0
 _CANDIDATES = 200
 """Rows sharing a value with a report that are checked, newest first, to name its build."""
 
-_SQL_TYPE = {Kind.COUNTER: "INTEGER", Kind.FLAG: "INTEGER", Kind.COMMIT: "TEXT", Kind.HASH: "TEXT"}
+_SQL_TYPE = {
+    Kind.COUNTER: "INTEGER",
+    Kind.FLAG: "INTEGER",
+    Kind.COMMIT: "TEXT",
+    Kind.HASH: "TEXT",
+    Kind.INFO: "TEXT",
+}
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS builds (
     number INTEGER PRIMARY KEY,

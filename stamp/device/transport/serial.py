@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from stamp.closing import Closing
+from stamp.device.esp_boot import BootLogScanner, boot_report, clean_line
 from stamp.device.report import QUERY, LineScanner, ReportError, parse_report_line
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
 from stamp.errors import DeviceError, DeviceUnreachable
@@ -29,6 +30,8 @@ READ_SLICE = 0.1
 """Seconds one read may block: how often the deadline and the query timer are checked."""
 WRITE_TIMEOUT = 0.5
 """Seconds a `?stamp` query may wait for room in the output buffer before it is dropped."""
+RESET_HOLD = 0.1
+"""Seconds EN is held low by `--reset` (esptool's hard reset for USB-UART bridges)."""
 PERMISSION_GRACE = 2.0
 """Seconds "permission denied" is retried before it is an error: a re-enumerated USB port
 appears as root-only, and udev gives it to the dialout group a moment later."""
@@ -113,6 +116,8 @@ class SerialTransport(Closing):
         clock: Clock = monotonic,
         query_interval: float = 1.0,
         open_retry: float = 0.2,
+        query: bool = True,
+        reset: bool = False,
     ) -> None:
         self.port = port
         """A device path (/dev/ttyACM0) or a pyserial URL (socket://127.0.0.1:4444, loop://)."""
@@ -124,6 +129,14 @@ class SerialTransport(Closing):
         """Seconds between `?stamp` queries while no report has arrived."""
         self.open_retry = open_retry
         """Seconds between attempts to open a port that is not there."""
+        self.query = query
+        """Send `?stamp`; False for firmware that does not answer it (an ESP-IDF app
+        without stamp, whose report is its boot log)."""
+        self.reset = reset
+        """Reset the board into its app through DTR/RTS once the port is open (ESP32 dev
+        boards' auto-reset circuit), so its boot log is printed again."""
+        self.resets = 0
+        """Resets pulsed so far."""
         self._serial: Any = None
 
     def describe(self) -> str:
@@ -162,6 +175,7 @@ class SerialTransport(Closing):
         denied: DeviceError | None = None
         denied_since = 0.0
         scanner = LineScanner()
+        boot_log = BootLogScanner()
         reported = False
         next_query = 0.0
         while (now := self.clock()) < deadline:
@@ -182,12 +196,15 @@ class SerialTransport(Closing):
                         yield Heard(HeardKind.STATUS, f"waiting for {self.port} to appear", now)
                     time.sleep(max(0.0, min(self.open_retry, deadline - now)))
                     continue
-                opened_once = True
                 denied = None
                 scanner = LineScanner()
-                reported = False
+                boot_log = BootLogScanner()
+                reported = not self.query
                 next_query = now
                 yield Heard(HeardKind.STATUS, f"port {self.port} opened", self.clock())
+                if self.reset and not opened_once:
+                    yield Heard(HeardKind.STATUS, self._reset_into_app(), self.clock())
+                opened_once = True
                 continue
             try:
                 if not reported and now >= next_query:
@@ -202,7 +219,7 @@ class SerialTransport(Closing):
                 )
                 continue
             for line in scanner.feed(chunk):
-                heard = self._heard(line)
+                heard = self._heard(line, boot_log)
                 if heard is not None:
                     reported = reported or heard.kind is HeardKind.REPORT
                     yield heard
@@ -224,12 +241,15 @@ class SerialTransport(Closing):
     def _open(self) -> None:
         import serial
 
+        # pyserial's RFC 2217 client refuses a write timeout (NotImplementedError); its
+        # writes go to a TCP socket, which does not wait for the device to drain them.
+        write_timeout = None if self.port.startswith("rfc2217://") else WRITE_TIMEOUT
         try:
             port = serial.serial_for_url(
                 self.port,
                 baudrate=self.baud,
                 timeout=READ_SLICE,
-                write_timeout=WRITE_TIMEOUT,
+                write_timeout=write_timeout,
             )
         except ValueError as exc:  # unknown URL scheme, impossible baud rate
             raise DeviceError(f"cannot use serial port {self.port}: {exc}") from None
@@ -243,6 +263,30 @@ class SerialTransport(Closing):
             raise _PortAbsent(str(exc), denied=hard, refused=refused) from None
         self._serial = port
         log.debug("opened %s", self.describe())
+
+    def _reset_into_app(self) -> str:
+        """Pulse EN through RTS with IO0 high through DTR; the Heard text of the outcome.
+
+        This is esptool's `--after hard_reset` for USB-UART bridges (esptool/reset.py
+        `HardReset`, esp_pylib `hard_reset`): on the dev boards' two-transistor circuit an
+        asserted RTS alone pulls EN low, DTR deasserted keeps IO0 high so the chip boots
+        its app and not the ROM download mode (which esptool's ClassicReset enters). DTR
+        is written again after each RTS change, as esptool does for Windows' usbser.sys.
+        """
+        port = self._serial
+        try:
+            port.dtr = False  # IO0 high: boot the app
+            port.rts = True  # EN low: hold the chip in reset
+            port.dtr = port.dtr
+            time.sleep(RESET_HOLD)
+            port.rts = False  # EN high: run
+            port.dtr = port.dtr
+        except (OSError, ValueError) as exc:
+            # ptys, TCP bridges and some USB ROM interfaces have no modem-control lines.
+            log.debug("DTR/RTS on %s: %s", self.port, exc)
+            return f"could not reset: {self.port} has no DTR/RTS lines to toggle"
+        self.resets += 1
+        return f"reset the board through DTR/RTS (EN pulsed for {RESET_HOLD:g} s)"
 
     def _query(self) -> None:
         import serial
@@ -265,8 +309,9 @@ class SerialTransport(Closing):
             raise _PortLost(str(exc)) from None
         return data
 
-    def _heard(self, line: bytes) -> Heard | None:
-        text = line.decode("utf-8", errors="replace").strip()
+    def _heard(self, line: bytes, boot_log: BootLogScanner) -> Heard | None:
+        """The line as heard: a report (`@stamp`, or ESP-IDF's boot-log hash line) or not."""
+        text = clean_line(line)  # no device's escape sequences reach a terminal
         if not text:
             return None
         try:
@@ -274,6 +319,10 @@ class SerialTransport(Closing):
         except ReportError as exc:
             log.debug("invalid report line from %s: %s", self.port, exc)
             report = None
+        if report is None:
+            booted = boot_log.feed(text)
+            if booted is not None:
+                report = boot_report(booted, f"serial {self.port} boot log")
         if report is None:
             return Heard(HeardKind.LINE, text, self.clock())
         return Heard(HeardKind.REPORT, text, self.clock(), report=report)
