@@ -160,7 +160,10 @@ class _Demo:
     # -- the story -------------------------------------------------------------------
 
     def run(self) -> None:
+        from stamp.sim import require_sim_extra
         from stamp.sim.cloud import CloudSim, SimTiming
+
+        require_sim_extra()
         from stamp.sim.cloud_http import CloudServer
 
         self.say(

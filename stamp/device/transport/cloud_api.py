@@ -42,6 +42,9 @@ IDLE_TIMEOUT = 30.0
 """Seconds without a byte (the cloud sends a keep-alive every ~9 s) before reconnecting."""
 MAX_RETRY_WAIT = 30.0
 """Longest Retry-After a plain request waits out before giving up."""
+VARIABLE_WAIT = 35.0
+"""Seconds a variable read waits: the cloud answers 408 after about 30 s for a device it
+believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
 
 REJECTED_TOKEN = (
@@ -135,9 +138,23 @@ class CloudClient(Closing):
             raise self._failure(response, device=device_id_or_name)
         return self._device_info(self._json(response))
 
-    def get_variable(self, device_id: str, name: str) -> str | None:
-        """A cloud variable's value; None when the device is offline or has no such variable."""
-        response = self._request("GET", f"/v1/devices/{_segment(device_id)}/{_segment(name)}")
+    def get_variable(self, device_id: str, name: str, *, wait: float = VARIABLE_WAIT) -> str | None:
+        """A cloud variable's value; None when the device is offline or has no such variable.
+
+        The cloud waits up to about 30 s for a device it believes online before its 408,
+        longer than the other calls' timeout: this read waits `wait` seconds for it.
+        """
+        path = f"/v1/devices/{_segment(device_id)}/{_segment(name)}"
+        try:
+            response = self._request("GET", path, timeout=httpx.Timeout(self.timeout, read=wait))
+        except DeviceUnreachable as exc:
+            if exc.detail != "ReadTimeout":
+                raise
+            raise DeviceUnreachable(
+                f"the Particle Cloud gave no answer within {wait:.3g} s (it waits about 30 s "
+                "for a device it believes online that does not answer)",
+                detail=exc.detail,
+            ) from None
         if response.status_code in (404, 408):  # unknown variable / device did not answer
             log.debug("variable %s of %s: %d", name, device_id, response.status_code)
             return None
@@ -160,7 +177,7 @@ class CloudClient(Closing):
             f"/v1/devices/{_segment(device_id)}",
             files={"file": (filename, data, "application/octet-stream")},
         )
-        if response.status_code == 400:
+        if response.status_code == 400 and not _is_token_error(response):
             raise FlashError(
                 f"the Particle Cloud refused to flash {filename} to {device_id}: "
                 f"{self._message(response)}"
@@ -340,6 +357,15 @@ class CloudClient(Closing):
             last_heard=heard if isinstance(heard, str) else None,
             variables=tuple(variables) if isinstance(variables, dict) else (),
         )
+
+
+def _is_token_error(response: httpx.Response) -> bool:
+    """api.particle.io's 400 for a request without a token (`invalid_request`)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("error") == "invalid_request"
 
 
 def _segment(text: str) -> str:
