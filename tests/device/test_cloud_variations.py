@@ -93,7 +93,7 @@ def test_the_verdict_is_right_whatever_the_ota_story(
     else:
         assert verdict.status is VerdictStatus.VERIFIED, heard
         assert verdict.reported is not None
-        assert verdict.reported.app_hash == new.manifest.app_hash
+        assert verdict.reported.identity.app_hash == new.manifest.identity.app_hash
 
 
 @pytest.mark.parametrize("variation", ["field", "seeded"])
