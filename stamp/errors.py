@@ -49,6 +49,18 @@ class StateError(StampError):
     """The edit counter state or build history cannot be read or written."""
 
 
+class HistoryBusy(StateError):
+    """Another process held the build history's write lock for longer than stamp waits."""
+
+    exit_code = EXIT_NO_REPORT
+
+
+class RemoteError(StampError):
+    """A git remote could not be reached, or refused an exchange of the build history."""
+
+    exit_code = EXIT_NO_REPORT
+
+
 class TemplateError(StampError):
     """A template is missing, malformed, or refers to an unknown variable."""
 

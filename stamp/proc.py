@@ -68,13 +68,16 @@ def run(
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
     keep_git_env: bool = False,
+    input: bytes | None = None,
 ) -> Completed:
     """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
 
     `keep_git_env` passes GIT_* through: inside a git hook GIT_INDEX_FILE names the index
     being committed (a temporary one for `git commit -a`), and the hook must use it.
+    `input` is written to its standard input (otherwise it reads nothing).
     """
-    return start(args, cwd=cwd, env=env, keep_git_env=keep_git_env).wait(timeout)
+    running = start(args, cwd=cwd, env=env, keep_git_env=keep_git_env, stdin=input is not None)
+    return running.wait(timeout, input=input)
 
 
 class Running:
@@ -84,10 +87,11 @@ class Running:
         self.args = tuple(args)
         self._popen = popen
 
-    def wait(self, timeout: float) -> Completed:
-        """Its result; on a timeout it is killed and TimeoutExpired raised."""
+    def wait(self, timeout: float, *, input: bytes | None = None) -> Completed:
+        """Its result; on a timeout it is killed and TimeoutExpired raised. `input` goes to
+        its standard input (started with `stdin=True`)."""
         try:
-            out, err = self._popen.communicate(timeout=timeout)
+            out, err = self._popen.communicate(input=input, timeout=timeout)
         except subprocess.TimeoutExpired:
             self._popen.kill()
             self._popen.communicate()
@@ -101,15 +105,17 @@ def start(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     keep_git_env: bool = False,
+    stdin: bool = False,
 ) -> Running:
-    """Start `args` with captured output and no stdin, for several children at once
-    (`stamp header` runs four gits in parallel); `Running.wait` collects it."""
+    """Start `args` with captured output and no stdin (a pipe with `stdin`), for several
+    children at once (`stamp header` runs four gits in parallel); `Running.wait` collects
+    it."""
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
     popen = subprocess.Popen(
         list(args),
         cwd=cwd,
         env=clean_env(env, keep_git_env=keep_git_env),
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

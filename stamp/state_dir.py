@@ -14,7 +14,6 @@ from stamp.config import Config
 from stamp.proc import run
 
 STATE_SUBDIR = "stamp"
-HISTORY_NAME = "history.jsonl"
 
 
 def git_dir_of(directory: Path) -> Path | None:
@@ -36,8 +35,3 @@ def find_state_dir(config: Config, git_dir: Path | None = None) -> Path:
     if git_dir is not None:
         return git_dir / STATE_SUBDIR
     return config.root / ".stamp"
-
-
-def history_path(state_dir: Path) -> Path:
-    """The build history file (JSON Lines, one manifest per line, oldest first)."""
-    return state_dir / HISTORY_NAME

@@ -1,4 +1,4 @@
-"""The manifest: the expected identity of one build, and the build history of a checkout.
+"""The manifest: the expected identity of one build.
 
 A manifest is JSON (`NAME.stamp.json` beside the ELF) with the identity keys of SPEC
 section 5 at the top level, so a script can read `.edit` or `.build_id` directly:
@@ -14,28 +14,23 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "memory": {...} | null         # where the record and image sit on the target
     }                                # (stamp.artifact.memory; absent in older manifests)
 
-The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
-first, bounded to HISTORY_LIMIT entries; `stamp verify` uses it to name the build a device
-really runs.
+Every manifest `stamp manifest` writes is also recorded in the build history
+(stamp.artifact.history), which `stamp verify` uses to name the build a device really runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stamp.artifact.memory import MemoryLayout
-from stamp.errors import ArtifactError, StateError
+from stamp.errors import ArtifactError
 from stamp.fileio import atomic_write
 from stamp.identity import HASH_KEYS, KEY_NAMES, Identity, parse_identity
 
 SCHEMA_VERSION = 1
-HISTORY_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -148,60 +143,6 @@ def load_manifest(path: Path) -> Manifest:
             f"manifest {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
         ) from None
     return Manifest.from_json(record, str(path))
-
-
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
-def load_history(path: Path) -> list[Manifest]:
-    """Every readable manifest in the history file, oldest first; bad lines are skipped."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise StateError(f"cannot read build history {path}: {exc.strerror or exc}") from None
-    entries: list[Manifest] = []
-    for raw in lines:
-        try:
-            entries.append(Manifest.from_json(json.loads(raw), str(path)))
-        except (ValueError, ArtifactError):
-            continue  # a line torn by a crash in an older stamp, or hand-edited: skip it
-    return entries
-
-
-def _same_build(a: Manifest, b: Manifest) -> bool:
-    return a.identity == b.identity and a.elf == b.elf and a.bin == b.bin
-
-
-def append_history(path: Path, manifest: Manifest) -> bool:
-    """Add `manifest` unless the newest entry is the same build; returns True if added.
-
-    The file is rewritten atomically under a lock, so concurrent writers and a crash at
-    any instant leave a complete history, and it stays bounded to HISTORY_LIMIT entries.
-    """
-    try:
-        with _locked(path):
-            entries = load_history(path)
-            if any(_same_build(entry, manifest) for entry in entries[-HISTORY_LIMIT:]):
-                return False
-            entries.append(manifest)
-            entries = entries[-HISTORY_LIMIT:]
-            data = b"".join(
-                json.dumps(e.to_json(), sort_keys=True).encode() + b"\n" for e in entries
-            )
-            atomic_write(path, data)
-    except OSError as exc:
-        raise StateError(f"cannot update build history {path}: {exc.strerror or exc}") from None
-    return True
 
 
 def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str:

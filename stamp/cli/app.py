@@ -30,6 +30,7 @@ COMMANDS = {
     "verify": "stamp.cli.verify:verify",
     "flash": "stamp.cli.flash:flash",
     "hooks": "stamp.cli.hooks:hooks",
+    "history": "stamp.cli.history:history",
     "sim": "stamp.cli.sim:sim",
     "demo": "stamp.cli.demo:demo",
 }

@@ -59,8 +59,8 @@ def main() -> None:
         cli_main()
         return
     from stamp.cli import exits
+    from stamp.cli.header_print import header_main
     from stamp.errors import StampError
-    from stamp.header.run import header_main
 
     try:
         code = header_main(**options)  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import click
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
-    from stamp.artifact.manifest import Manifest
+    from stamp.artifact.history import History
     from stamp.cli.app import Settings
     from stamp.config import Config
 
@@ -89,6 +89,7 @@ def flash(
       stamp flash --device particle:my_photon --retries 3 build/firmware.bin
       stamp flash --device bench --timeout 20 --json build/firmware.elf
     """
+    import contextlib
     import os
     import sys
 
@@ -109,12 +110,15 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+    with (
+        history or contextlib.nullcontext(),
+        make_flasher(target, config, os.environ, Path.home()) as flasher,
+    ):
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,
             image,
-            history,
+            history or [],
             retries=retries,
             timeout=timeout,
             settle=settle,
@@ -139,16 +143,15 @@ def flash(
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 
-def _history(config: Config) -> list[Manifest]:
-    """The build history, to name the build a device runs instead; empty if unreadable."""
+def _history(config: Config) -> History | None:
+    """The build history, to name the build a device runs instead; None if unreadable."""
     import logging
 
-    from stamp.artifact.manifest import load_history
+    from stamp.cli.history import open_history
     from stamp.errors import StateError
-    from stamp.state_dir import find_state_dir, history_path
 
     try:
-        return load_history(history_path(find_state_dir(config)))
+        return open_history(config)
     except StateError as exc:
         logging.getLogger("stamp.device.flash").warning("%s; builds will not be named", exc)
-        return []
+        return None

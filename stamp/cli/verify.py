@@ -11,6 +11,7 @@ from stamp.artifact.manifest import build_name
 from stamp.cli import exits
 
 if TYPE_CHECKING:
+    from stamp.artifact.history import History
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
     from stamp.cli.output import Progress
@@ -84,6 +85,7 @@ def verify(
       stamp verify --device particle:my_photon --timeout 60 --json
       stamp verify --device gdb:localhost:3333 --image
     """
+    import contextlib
     import os
     import sys
 
@@ -94,21 +96,26 @@ def verify(
 
     config = load_config(settings.config_path)
     target = parse_device(device, config)
-    history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    expected = _expected(manifest_path, history, progress)
-    from stamp.cli.records import verdict_record
-    from stamp.cli.watch import Watch
+    with contextlib.ExitStack() as stack:
+        history = _open_history(config, required=manifest_path is None)
+        if history is not None:
+            stack.enter_context(history)
+        expected = _expected(manifest_path, history, progress)
+        from stamp.cli.records import verdict_record
+        from stamp.cli.watch import Watch
 
-    watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    from stamp.device.target import GdbTarget
-    from stamp.errors import DeviceError
+        watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
+        from stamp.device.target import GdbTarget
+        from stamp.errors import DeviceError
 
-    if read_image and not isinstance(target, GdbTarget):
-        raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
-    with open_transport(
-        target, config, os.environ, Path.home(), expected=expected, read_image=read_image
-    ) as transport:
+        if read_image and not isinstance(target, GdbTarget):
+            raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
+        transport = stack.enter_context(
+            open_transport(
+                target, config, os.environ, Path.home(), expected=expected, read_image=read_image
+            )
+        )
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
             f"(expecting {build_name(expected, UNSTAMPED)})"
@@ -116,7 +123,7 @@ def verify(
         watch.start()
         try:
             verdict = run_verify(
-                transport, expected, history, timeout=timeout, on_heard=watch.heard
+                transport, expected, history or [], timeout=timeout, on_heard=watch.heard
             )
         finally:
             watch.stop()
@@ -139,39 +146,40 @@ def render(verdict: Verdict, stream: TextIO) -> None:
     stream.flush()
 
 
-def _load_history(config: Config, *, required: bool) -> list[Manifest]:
+def _open_history(config: Config, *, required: bool) -> History | None:
+    """The build history; without it only builds cannot be named, unless it is `required`."""
     import logging
 
-    from stamp.artifact.manifest import load_history
+    from stamp.cli.history import open_history
     from stamp.errors import StateError
-    from stamp.state_dir import find_state_dir, history_path
 
     try:
-        return load_history(history_path(find_state_dir(config)))
+        return open_history(config)
     except StateError as exc:
         if required:
             raise
         # Only used to name the build a device runs on a mismatch: go on without it.
         logging.getLogger("stamp.device.verify").warning("%s; builds will not be named", exc)
-        return []
+        return None
 
 
-def _expected(path: Path | None, history: list[Manifest], progress: Progress) -> Manifest:
+def _expected(path: Path | None, history: History | None, progress: Progress) -> Manifest:
     from stamp.artifact.manifest import load_manifest
     from stamp.errors import ArtifactError
 
     if path is not None:
         return load_manifest(path)
-    if not history:
+    newest = history.newest_local() if history is not None else None
+    if newest is None:
         raise ArtifactError(
             "no --manifest given and this checkout's build history is empty: run "
             "`stamp manifest FIRMWARE.elf` after the build, or pass --manifest FILE.stamp.json"
         )
-    newest = history[-1]
-    source = newest.elf or newest.bin
+    build = newest.manifest
+    source = build.elf or build.bin
     made_from = f" from {source.path}" if source else ""
     progress.line(
         f"stamp: no --manifest given: using the newest build in the history, "
-        f"{build_name(newest, UNSTAMPED)}{made_from}, recorded {newest.recorded_at}"
+        f"{build_name(build, UNSTAMPED)}{made_from}, recorded {build.recorded_at}"
     )
-    return newest
+    return build

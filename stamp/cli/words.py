@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from stamp.artifact.history.records import Origin
+from stamp.artifact.manifest import Manifest
 from stamp.cli.output import paint_label
 from stamp.device.flash import Attempt
 from stamp.device.verify import Verdict, VerdictStatus
@@ -42,6 +44,22 @@ VERDICT_COLOURS = {
 def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
     """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
     return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    else:
+        facts.append("unstamped")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
@@ -102,10 +120,11 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     build = verdict.matched_build
     if build is not None:
         identity = build.identity.known()
-        parts = [
-            _git_part(identity.get("git"), identity.get("dirty")),
-            _age(build.recorded_at, now),
-        ]
+        parts = [_git_part(identity.get("git"), identity.get("dirty"))]
+        if verdict.matched_origin is not None:  # pulled: "built by CI on host X, 3 days ago"
+            parts += [origin_words(verdict.matched_origin), age_words(build.recorded_at, now)]
+        else:
+            parts.append(_age(build.recorded_at, now))
         name = (
             f"edit {build.identity.edit}" if build.identity.edit is not None else "an older build"
         )
@@ -210,3 +229,34 @@ def _why_inconclusive(verdict: Verdict) -> str:
         f"{count} heard, but the last ({keys}) cannot confirm a build: that needs a matching "
         "build-id, app hash, or git and edit"
     )
+
+
+def origin_words(origin: Origin | None) -> str:
+    """Where a build was made: "built by CI on host ci-7", "built by ana on host laptop"."""
+    if origin is None or (origin.host is None and origin.user is None and not origin.ci):
+        return "built elsewhere"
+    who = "CI" if origin.ci else origin.user
+    text = "built" + (f" by {who}" if who else "")
+    return text + (f" on host {origin.host}" if origin.host else "")
+
+
+def age_words(recorded_at: str, now: datetime | None = None) -> str | None:
+    """How long ago: "3 days ago", "25 min ago" (None for an unreadable time)."""
+    age = _age(recorded_at, now or datetime.now(UTC))
+    if age is None or not age.startswith("built "):
+        return age
+    rest = age.removeprefix("built ")
+    return rest if rest.endswith("ago") or rest == "just now" else age
+
+
+def build_summary(manifest: Manifest) -> str:
+    """One build in one line of `stamp history list`: edit, git, dirty, short hashes."""
+    identity = manifest.identity.known()
+    parts = [f"edit {identity['edit']}" if "edit" in identity else "unstamped"]
+    git = identity.get("git")
+    if git is not None:
+        parts.append("git unknown" if git == GIT_UNKNOWN else f"git {git[:SHORT_HEX]}")
+    if identity.get("dirty"):
+        parts.append("dirty")
+    parts += _hash_parts(identity, HASH_KEYS)
+    return ", ".join(parts)

@@ -19,13 +19,12 @@ report and then ends, instead of waiting out the whole timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from stamp.artifact.manifest import Manifest
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
-from stamp.device.verify import Verdict, VerdictStatus, verify
+from stamp.device.verify import History, Verdict, VerdictStatus, verify
 from stamp.errors import FlashError
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class _Unwatched:
 def flash_and_verify(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     *,
     retries: int = DEFAULT_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
@@ -177,7 +176,7 @@ def flash_and_verify(
 def _attempt(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     number: int,
     *,
     timeout: float,

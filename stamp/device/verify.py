@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
+from stamp.artifact.history.records import Build, Origin
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
-from stamp.identity import KeyComparison, compare, identifies, strong_match
+from stamp.identity import Identity, KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
@@ -89,6 +91,9 @@ class Verdict:
     """How long it was willing to wait, in seconds."""
     unreachable: str | None = None
     """Why the device could not be reached, when that ended the wait."""
+    matched_origin: Origin | None = None
+    """Where `matched_build` was made, when it was pulled from another clone (`stamp
+    history pull`); None for this checkout's own builds."""
 
     @property
     def differing(self) -> tuple[KeyComparison, ...]:
@@ -110,11 +115,33 @@ def assess(
     return None, compared
 
 
-def find_build(history: Sequence[Manifest], report: Report) -> Manifest | None:
+class BuildIndex(Protocol):
+    """Where builds are looked up by identity: the build history (stamp.artifact.history)."""
+
+    def candidates(self, identity: Identity) -> Sequence[Build]:
+        """Builds sharing a strong key's value with `identity`, newest first."""
+        ...
+
+
+History = BuildIndex | Sequence[Manifest]
+"""The build history, or (in tests and the demo) a list of manifests, oldest first."""
+
+
+def find_build(history: History, report: Report) -> Manifest | None:
     """The newest history entry that `report` identifies (by the strong keys), if any."""
+    found = _named_build(history, report)
+    return found.manifest if found is not None else None
+
+
+def _named_build(history: History, report: Report) -> Build | None:
+    if not isinstance(history, Sequence):
+        for build in history.candidates(report.identity):
+            if identifies(compare(build.manifest.identity, report.identity)):
+                return build
+        return None
     for entry in reversed(history):
         if identifies(compare(entry.identity, report.identity)):
-            return entry
+            return Build(number=0, manifest=entry, origin=None)
     return None
 
 
@@ -160,7 +187,7 @@ class _Tally:
 def verify(
     transport: Transport,
     expected: Manifest,
-    history: Sequence[Manifest],
+    history: History,
     *,
     timeout: float,
     clock: Clock = monotonic,
@@ -187,7 +214,7 @@ def verify(
                 status, compared = assess(expected, heard.report)
                 if status is not None:
                     matched = (
-                        find_build(history, heard.report)
+                        _named_build(history, heard.report)
                         if status is VerdictStatus.MISMATCH
                         else None
                     )
@@ -196,7 +223,8 @@ def verify(
                         expected=expected,
                         reported=heard.report,
                         compared=compared,
-                        matched_build=matched,
+                        matched_build=matched.manifest if matched else None,
+                        matched_origin=_pulled_origin(matched),
                         heard=tally.summary(),
                         elapsed=clock() - start,
                         device=transport.describe(),
@@ -232,3 +260,10 @@ def _explain_silence(tally: _Tally) -> str | None:
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
         return FLASH_DID_NOT_TAKE
     return None
+
+
+def _pulled_origin(build: Build | None) -> Origin | None:
+    """Where a pulled build was made (a build of this checkout needs no introduction)."""
+    if build is None or build.pulled_from is None:
+        return None
+    return build.origin or Origin(host=None, user=None, ci=False)

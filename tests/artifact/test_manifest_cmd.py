@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from stamp.artifact.manifest import load_history, load_manifest
+from stamp.artifact.history import History
+from stamp.artifact.manifest import load_manifest
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.module import parse_module
 from stamp.config import load_config
 from stamp.record import StampRecord
-from stamp.state_dir import find_state_dir, history_path
+from stamp.state_dir import find_state_dir
 from tests.support import FIXTURES, GitRepo, Stamp, make_repo, require_tool, run_stamp
 from tests.support.elf import (
     CFLAGS,
@@ -40,8 +41,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> GitRepo:
 
 
 def history(repo: GitRepo) -> list[dict[str, object]]:
-    path = history_path(find_state_dir(load_config(cwd=repo.path)))
-    return [entry.to_json() for entry in load_history(path)]
+    """The manifests in the checkout's build history, oldest first."""
+    with History.open(find_state_dir(load_config(cwd=repo.path))) as builds:
+        return [entry.manifest.to_json() for entry in reversed(builds.newest())]
 
 
 def assert_nothing_written(directory: Path, before: set[Path]) -> None:
@@ -334,7 +336,8 @@ def test_whole_pipeline_with_stamp_header(tmp_path: Path) -> None:
         done.stdout,
     ), done.stdout
     state = find_state_dir(load_config(cwd=checkout.path))
-    assert len(load_history(history_path(state))) == 1
+    with History.open(state) as builds:
+        assert builds.count() == 1
 
 
 @pytest.mark.toolchain
