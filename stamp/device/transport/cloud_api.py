@@ -51,6 +51,9 @@ VARIABLE_WAIT = 35.0
 """Seconds a variable read waits: the cloud answers 408 after about 30 s for a device it
 believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
+BUDGETED_RETRIES = 10
+"""429s a request with a shared budget retries: its pause holds every thread back, so the
+cloud sees no more requests for each retry than without one."""
 
 REJECTED_TOKEN = (
     "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
@@ -249,7 +252,8 @@ class CloudClient(ProductCalls, Closing):
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; waits out 429 Retry-After a few times; DeviceUnreachable when down."""
         limit = kwargs.pop("max_bytes", None)
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        retries = RATE_LIMIT_RETRIES if self.budget is None else BUDGETED_RETRIES
+        for attempt in range(retries + 1):
             if self.budget is not None:
                 self.budget.acquire()
             try:
@@ -263,7 +267,7 @@ class CloudClient(ProductCalls, Closing):
             if response.status_code != 429:
                 return response
             limited = self._rate_limited(response)
-            if attempt == RATE_LIMIT_RETRIES or limited.retry_after > self._max_retry_wait:
+            if attempt == retries or limited.retry_after > self._max_retry_wait:
                 raise limited
             log.debug("rate limited: retrying in %.1f s", limited.retry_after)
             if self.budget is not None:
