@@ -159,7 +159,9 @@ def serve_until_signalled(
     """Serve `sim` until SIGTERM (returns) or Ctrl-C (KeyboardInterrupt), then shut down.
 
     The first line written to `out` (stdout) is the JSON object scripts read: api_url,
-    token, devices (and products, when there are any).
+    token, devices (and products, when there are any). From then on SIGTERM only asks
+    for the shutdown, also while it runs and after it: a second SIGTERM (a supervisor
+    repeating itself) must not turn a clean exit into death by signal.
     """
     try:
         server = CloudServer(sim, host, port, keepalive=keepalive)
@@ -167,21 +169,18 @@ def serve_until_signalled(
         sim.close()
         raise StampError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
-    try:
-        with server:
-            stream = out or sys.stdout
-            hello: dict[str, object] = {
-                "api_url": server.api_url,
-                "token": sim.token,
-                "devices": device_summary(sim.devices),
-            }
-            if sim.products:
-                hello["products"] = [{"id": p.id, "slug": p.name} for p in sim.products]
-            stream.write(json.dumps(hello) + "\n")
-            stream.flush()
-            log.info("simulated Particle Cloud at %s", server.api_url)
-            while not stop.wait(0.5):
-                pass
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    with server:
+        stream = out or sys.stdout
+        hello: dict[str, object] = {
+            "api_url": server.api_url,
+            "token": sim.token,
+            "devices": device_summary(sim.devices),
+        }
+        if sim.products:
+            hello["products"] = [{"id": p.id, "slug": p.name} for p in sim.products]
+        stream.write(json.dumps(hello) + "\n")
+        stream.flush()
+        log.info("simulated Particle Cloud at %s", server.api_url)
+        while not stop.wait(0.5):
+            pass

@@ -106,7 +106,7 @@ def test_every_category_is_counted_exactly(builds: dict[str, ProductBuild]) -> N
     by_id = {d.device.info.id: d for d in report.devices}
     assert {by_id[i].status for i in older} == {DeviceStatus.OTHER}
     assert all(by_id[i].build is not None for i in older)
-    assert {by_id[i].build.manifest.identity.edit for i in older if by_id[i].build} == {11}
+    assert {b.manifest.identity.edit for i in older if (b := by_id[i].build)} == {11}
     assert {by_id[i].silence for i in silent + unstamped} == {Silence.NO_VARIABLE}
     assert {by_id[i].status for i in never} == {DeviceStatus.NEVER_SEEN}
     # Particle believes the rogue devices run the released version 2: they do not.
