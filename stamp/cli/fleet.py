@@ -254,14 +254,13 @@ def _build_words(build: Build, now: datetime | None) -> str:
 
 
 def _device_words(d: FleetDevice, now: datetime | None) -> str:
-    from stamp.cli.words import label
+    from stamp.cli.words import identity_summary
     from stamp.device.fleet import DeviceStatus
 
     if d.status is DeviceStatus.OTHER and d.build is not None:
         return f"runs {_build_words(d.build, now)}"
     if d.status is DeviceStatus.UNKNOWN and d.reported is not None:
-        keys = ", ".join(f"{label(k)} {str(v)[:8]}" for k, v in d.reported.identity.known().items())
-        return f"runs a build not in the history ({keys})"
+        return f"runs a build not in the history ({identity_summary(d.reported.identity)})"
     reason = {
         "no_variable": "no stamp event and no stamp variable",
         "unreachable": "its stamp variable could not be read",

@@ -16,7 +16,7 @@ from stamp.artifact.manifest import Manifest
 from stamp.cli.output import paint_label
 from stamp.device.flash import Attempt
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.identity import HASH_KEYS
+from stamp.identity import HASH_KEYS, Identity
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -251,7 +251,12 @@ def age_words(recorded_at: str, now: datetime | None = None) -> str | None:
 
 def build_summary(manifest: Manifest) -> str:
     """One build in one line of `stamp history list`: edit, git, dirty, short hashes."""
-    identity = manifest.identity.known()
+    return identity_summary(manifest.identity)
+
+
+def identity_summary(known: Identity) -> str:
+    """An identity in one line: edit, git, dirty, short hashes."""
+    identity = known.known()
     parts = [f"edit {identity['edit']}" if "edit" in identity else "unstamped"]
     git = identity.get("git")
     if git is not None:

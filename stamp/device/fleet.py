@@ -165,6 +165,7 @@ def survey(
     try:
         run.list_devices(group)
         run.wait(reader.signals, pool, on_progress)
+        run.refresh_view(group)
     finally:
         reader.stop()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -208,6 +209,17 @@ class _Survey:
             # The cloud filters by group too; this keeps the answer right if it did not.
             if group is None or group in device.groups:
                 self.slots.setdefault(device.info.id, _Slot(device, eligible))
+
+    def refresh_view(self, group: str | None) -> None:
+        """Read the device list again, so that Particle's view is as fresh as the reports
+        it is set against (a rollout changes it while the survey listens)."""
+        try:
+            for device in self.client.list_product_devices(self.product, group=group):
+                slot = self.slots.get(device.info.id)
+                if slot is not None:
+                    slot.device = device
+        except DeviceUnreachable:
+            pass  # the view from the start stands
 
     def wait(
         self,
