@@ -199,10 +199,11 @@ class ProductLife:
             at = rng.uniform(0.0, window)
             self._scheduler.after(at, partial(self.set_online, device_id, False))
             if device_id in back:
-                self._scheduler.after(at + rng.uniform(*away), partial(self._reconnect, device_id))
+                self._scheduler.after(at + rng.uniform(*away), partial(self.reconnect, device_id))
         return back, gone
 
-    def _reconnect(self, device_id: str) -> None:
+    def reconnect(self, device_id: str) -> None:
+        """The device is back online; a pending update follows once its handshake is done."""
         self.set_online(device_id, True)
         # A pending update goes out once the handshake is done: about a boot's time.
         self._scheduler.after(self.timing.boot, partial(self.update_if_due, device_id))
