@@ -8,6 +8,7 @@ never seen; and Particle's own view set against what each device reports.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -198,3 +199,30 @@ def _wait_for_stream(scene: FleetScene) -> None:
     while scene.sim.subscriber_count() == 0:
         assert time.monotonic() < deadline, "the survey never opened the product stream"
         time.sleep(0.01)
+
+
+def test_after_a_flaky_rollout_the_counts_are_the_simulators_truth(
+    builds: dict[str, ProductBuild],
+) -> None:
+    v1, v2 = builds["v1"], builds["v2"]
+    with fleet_cloud(300, v1.image, fail_rate=0.3, seed=9) as scene:
+        scene.sim.add_product_firmware(scene.product, 2, v2.image)
+        scene.sim.release(scene.product, 2, product_default=True, rollout=0.5)
+        scene.sim.churn(scene.product, leave=0.1, never_back=0.05, window=0.5, away=(0.1, 0.3))
+        scene.settle()
+        truth = Counter(
+            ("online" if d.online else "offline", d.firmware.product_version)
+            for d in scene.sim.devices
+        )
+        report = run_survey(scene, v2, [v1.manifest])
+    assert counts(report) == {
+        "expected": truth["online", 2],
+        "other": truth["online", 1],
+        "unknown": 0,
+        "silent": 0,
+        "offline": truth["offline", 1] + truth["offline", 2],
+        "never_seen": 0,
+    }
+    assert truth["online", 1] > 0 and truth["online", 2] > 0  # the OTA did fail for some
+    assert truth["offline", 1] + truth["offline", 2] > 0  # some never reconnected
+    assert report.disagreeing == ()  # the simulated cloud's view is the devices' own
