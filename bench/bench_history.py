@@ -224,7 +224,8 @@ def main() -> int:
         f"Measured {time.strftime('%Y-%m-%d')} on {machine()}, Python {sys.version.split()[0]},"
         f" SQLite {__import__('sqlite3').sqlite_version}; `bench/bench_history.py`: a history "
         f"of {options.builds:,} builds ({size / 1e6:.0f} MB, filled in {fill:.0f} s) against an "
-        f"empty one, {options.runs} interleaved whole-process runs each after a warm-up round.",
+        f"empty one, {options.runs} interleaved whole-process runs each after a warm-up round; "
+        f"load average {os.getloadavg()[0]:.1f} at the end.",
         "",
         "| command | 100,000 builds | empty history | ratio (goal <= 1.1) |",
         "|---|---:|---:|---:|",

@@ -90,9 +90,12 @@ def verify(
     import sys
 
     from stamp.cli.output import Progress, print_json
+    from stamp.cli.records import verdict_record
+    from stamp.cli.watch import Watch
     from stamp.config import load_config
-    from stamp.device.target import open_transport, parse_device
+    from stamp.device.target import GdbTarget, open_transport, parse_device
     from stamp.device.verify import verify as run_verify
+    from stamp.errors import DeviceError
 
     config = load_config(settings.config_path)
     target = parse_device(device, config)
@@ -102,13 +105,7 @@ def verify(
         if history is not None:
             stack.enter_context(history)
         expected = _expected(manifest_path, history, progress)
-        from stamp.cli.records import verdict_record
-        from stamp.cli.watch import Watch
-
         watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-        from stamp.device.target import GdbTarget
-        from stamp.errors import DeviceError
-
         if read_image and not isinstance(target, GdbTarget):
             raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
         transport = stack.enter_context(

@@ -251,3 +251,33 @@ def test_the_words_for_a_pulled_build() -> None:
     )
     by_hand = replace(verdict, matched_origin=Origin("laptop", "ana", False))
     assert "built by ana on host laptop, 3 days ago" in verdict_message(by_hand, now=now)
+
+
+def test_stamp_manifest_runs_killed_at_random_lose_no_finished_build(repo: GitRepo) -> None:
+    """kill -9 of `stamp manifest` at any instant: the history stays whole, and every run
+    that finished has its build in it."""
+    import random
+    import signal
+    import time
+
+    builds = [make_build(repo.path / "build", edit, repo.head) for edit in range(1, 21)]
+    procs = [spawn_stamp("manifest", f"build/{b.image.name}", cwd=repo.path) for b in builds]
+    rng = random.Random(12)
+    victims = rng.sample(range(20), 10)
+    for index in victims:
+        time.sleep(rng.uniform(0, 0.05))
+        procs[index].send_signal(signal.SIGKILL)
+    finished = set()
+    for edit, proc in enumerate(procs, start=1):
+        code = proc.wait(timeout=600)
+        proc.communicate()
+        if code == 0:
+            finished.add(edit)
+    db = sqlite3.connect(state(repo) / DB_NAME)
+    assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    db.close()
+    with History.open(state(repo)) as history:
+        recorded = {b.manifest.identity.edit for b in history.newest()}
+    assert finished <= recorded and len(finished) >= 10
+    build = make_build(repo.path / "build", 99, repo.head)  # and the history still takes builds
+    assert run_stamp("manifest", f"build/{build.image.name}", cwd=repo.path).returncode == 0
