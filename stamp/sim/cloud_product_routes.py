@@ -3,8 +3,9 @@
 Paths and fields follow Particle's Cloud API reference ("Product firmware", "Update
 product device"):
 
-- `POST /v1/products/:p/firmware` multipart: `binary` (particle-api-js's field; `file`
-  accepted too), `version`, `title`, `description`;
+- `POST /v1/products/:p/firmware` multipart: the binary (the reference names the field
+  `binary`; particle-api-js's `uploadProductFirmware` sends it as `firmware.bin`: any
+  file field is taken), `version`, `title`, `description`;
 - `PUT /v1/products/:p/firmware/release` `version`, `product_default` (true: the whole
   product), `groups` (a list, or comma-separated), and the simulator's own `rollout`
   (seconds the updates are spread over; the real cloud's pace is its own);
@@ -51,8 +52,8 @@ class ProductApi:
     async def upload(self, request: web.Request) -> web.Response:
         product = self._product(request)
         fields = await form_fields(request)
-        image = fields.get("binary", fields.get("file"))
-        if not isinstance(image, bytes):
+        image = next((value for value in fields.values() if isinstance(value, bytes)), None)
+        if image is None:
             raise SimRefused(400, "A `binary` file is required")
         if len(image) > MAX_UPLOAD:
             raise SimRefused(413, f"Request body larger than {MAX_UPLOAD} bytes")
