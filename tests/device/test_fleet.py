@@ -226,3 +226,16 @@ def test_after_a_flaky_rollout_the_counts_are_the_simulators_truth(
     assert truth["online", 1] > 0 and truth["online", 2] > 0  # the OTA did fail for some
     assert truth["offline", 1] + truth["offline", 2] > 0  # some never reconnected
     assert report.disagreeing == ()  # the simulated cloud's view is the devices' own
+
+
+def test_a_device_list_page_beyond_the_bound_is_refused(
+    builds: dict[str, ProductBuild], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import stamp.device.transport.cloud_devices as cloud_devices
+    from stamp.errors import ConfigError
+
+    monkeypatch.setattr(cloud_devices, "MAX_PAGE_BYTES", 4096)  # a page of 20 is ~20 KB
+    with fleet_cloud(20, builds["v2"].image) as scene, scene.cloud.client() as client:
+        with pytest.raises(ConfigError, match="sent more than 4096 bytes"):
+            list(client.list_product_devices(str(scene.product.id)))
+        assert len(list(client.list_product_devices(str(scene.product.id), per_page=2))) == 20
