@@ -186,3 +186,38 @@ def test_an_unknown_product_is_exit_2(
     assert "no product 'no-such-product'" in err
     assert scene.cloud.token not in err
     assert "Traceback" not in err
+
+
+def test_a_build_pulled_from_ci_is_named_with_where_it_was_built(
+    repo: GitRepo,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from dataclasses import asdict
+
+    from stamp.artifact.history import Origin
+    from stamp.artifact.history.records import note_line
+
+    monkeypatch.chdir(repo.path)
+    ci_build = product_build(repo.path / "ci", 214, 1)
+    current = product_build(repo.path / "build", 215, 2)
+    with History.open(find_state_dir(load_config(cwd=repo.path))) as history:
+        history.append(current.manifest, None)
+        line = note_line(
+            ci_build.manifest.to_json(), asdict(Origin(host="ci-7", user="runner", ci=True))
+        )
+        history.add_pulled([line], "origin", "2026-12-01T00:00:00Z")
+    with fleet_cloud(40, current.image) as scene:
+        scene.install(scene.take(3), ci_build.image)
+        code = fleet(scene, monkeypatch, tmp_path)
+        json_code = fleet(scene, monkeypatch, tmp_path, "--json")
+    out, err = capsys.readouterr()
+    assert code == json_code == 1, err
+    text, record = out.split("\n{", 1)
+    assert "       3    edit 214, git 1a2b3c4d" in text
+    assert "built by CI on host ci-7" in text
+    other = [d for d in json.loads("{" + record)["devices"] if d["status"] == "other"]
+    assert [d["build"]["origin"] for d in other] == [
+        {"host": "ci-7", "user": "runner", "ci": True}
+    ] * 3
