@@ -57,17 +57,8 @@ from stamp.device.verify import History, VerdictStatus, assess, named_build
 from stamp.errors import DeviceUnreachable
 from stamp.identity import KeyComparison
 
-__all__ = [
-    "CloudView",
-    "DeviceStatus",
-    "FleetDevice",
-    "FleetOutcome",
-    "FleetProgress",
-    "FleetReport",
-    "Silence",
-    "cloud_view",
-    "survey",
-]
+__all__ = ["CloudView", "DeviceStatus", "FleetDevice", "FleetOutcome", "FleetProgress"]
+__all__ += ["FleetReport", "Silence", "cloud_view", "survey"]
 
 LISTEN_FIRST = 3.0
 """Seconds to listen for devices' own reports before reading the variable of the silent."""
@@ -200,6 +191,8 @@ class _Survey:
         self.reads = 0
         self.in_flight = 0
         self.timed_out = False
+        self.changed = True
+        """Something came in since the slots were last looked over."""
         self.last_report: float | None = None
         self._progress_at = self.start
 
@@ -227,12 +220,18 @@ class _Survey:
         pool: ThreadPoolExecutor,
         on_progress: Callable[[FleetProgress], None] | None,
     ) -> None:
-        """Take in events and variable reads until every online device is settled."""
+        """Take in events and variable reads until every online device is settled.
+
+        The slots are looked over (O(devices)) only when something came in or a device's
+        variable became due, not on every idle poll."""
+        due = self.start  # when the next variable read falls due
         while True:
             now = self.clock()
-            self._queue_reads(now, pool)
-            if not any(slot.pending for slot in self.slots.values()):
-                break
+            if self.changed or now >= due:
+                self.changed = False
+                due = self._queue_reads(now, pool)
+                if not any(slot.pending for slot in self.slots.values()):
+                    break
             if now >= self.deadline:
                 self.timed_out = True
                 break
@@ -248,6 +247,7 @@ class _Survey:
                 except queue.Empty:
                     break
                 self._read_done(device_id, future)
+                self.changed = True
             if on_progress is not None and self.clock() - self._progress_at >= PROGRESS_EVERY:
                 self._progress_at = self.clock()
                 on_progress(self.progress())
@@ -274,6 +274,7 @@ class _Survey:
         slot = self.slots.get((item.event.coreid or "").lower())
         if slot is None:
             return  # another group's device, or the account's own publish
+        self.changed = True
         now = self.clock()
         heard = heard_from_event(item.event, now)
         if heard.signal is Signal.WENT_OFFLINE:
@@ -305,14 +306,21 @@ class _Survey:
 
     # -- variable reads --------------------------------------------------------------
 
-    def _queue_reads(self, now: float, pool: ThreadPoolExecutor) -> None:
+    def _queue_reads(self, now: float, pool: ThreadPoolExecutor) -> float:
+        """Queue the reads that are due; returns when the next one falls due."""
+        due = self.deadline
         for slot in self.slots.values():
-            if slot.pending and slot.read is _Read.NOT_YET and slot.eligible_at <= now:
-                slot.read = _Read.QUEUED
-                self.in_flight += 1
-                device_id = slot.device.info.id
-                future = pool.submit(self._read, device_id)
-                future.add_done_callback(partial(self._queue_result, device_id))
+            if not slot.pending or slot.read is not _Read.NOT_YET:
+                continue
+            if slot.eligible_at > now:
+                due = min(due, slot.eligible_at)
+                continue
+            slot.read = _Read.QUEUED
+            self.in_flight += 1
+            device_id = slot.device.info.id
+            future = pool.submit(self._read, device_id)
+            future.add_done_callback(partial(self._queue_result, device_id))
+        return due
 
     def _queue_result(self, device_id: str, future: Future[str | None]) -> None:
         self.results.put((device_id, future))
