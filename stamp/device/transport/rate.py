@@ -7,6 +7,9 @@ thousands of devices would be. A token bucket shared by every thread of one clie
 under the limit in any 5-minute window (the burst plus the refill over 300 s never
 exceeds 10,000), and a 429's Retry-After pauses every thread, not only the one that was
 refused. Nothing here sleeps on its own clock: `clock` and `sleep` are passed in.
+
+Libraries considered: pyrate-limiter and limits do token buckets, but neither pauses all
+callers for a server's Retry-After, and both would be a new dependency for forty lines.
 """
 
 from __future__ import annotations
