@@ -20,9 +20,11 @@ import httpx
 from stamp.errors import ConfigError, StampError
 
 PRODUCT_PAGE = 1000
-"""Devices asked for per page of a product's device list (the most Particle serves)."""
+"""Devices asked for per page of a product's device list; a cloud that serves fewer says so
+in `meta.total_pages`, which the listing follows."""
 MAX_PAGES = 1000
-"""Pages of a device list read at most (a million devices): a bound on a broken `meta`."""
+"""Pages of a device list read at most (a million devices at 1,000 a page): a bound on a
+broken `meta`."""
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 """The largest device-list page read (1,000 devices are about 1 MB)."""
 
