@@ -29,6 +29,7 @@ COMMANDS = {
     "inspect": "stamp.cli.inspect:inspect_cmd",
     "verify": "stamp.cli.verify:verify",
     "flash": "stamp.cli.flash:flash",
+    "fleet": "stamp.cli.fleet:fleet",
     "hooks": "stamp.cli.hooks:hooks",
     "history": "stamp.cli.history:history",
     "sim": "stamp.cli.sim:sim",

@@ -20,6 +20,7 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
+    from stamp.device.fleet_report import FleetOutcome
     from stamp.device.verify import VerdictStatus
 
 
@@ -31,6 +32,17 @@ def for_verdict(status: VerdictStatus | None) -> int:
     if status is VerdictStatus.VERIFIED:
         return EXIT_OK
     if status in (VerdictStatus.MISMATCH, VerdictStatus.UNCONFIRMED):
+        return EXIT_MISMATCH
+    return EXIT_NO_REPORT
+
+
+def for_fleet(outcome: FleetOutcome) -> int:
+    """0 every online device runs the expected build, 1 some run another, 3 some silent."""
+    from stamp.device.fleet_report import FleetOutcome
+
+    if outcome is FleetOutcome.ALL_EXPECTED:
+        return EXIT_OK
+    if outcome is FleetOutcome.MISMATCH:
         return EXIT_MISMATCH
     return EXIT_NO_REPORT
 

@@ -25,11 +25,11 @@ def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str
         "status": verdict.status.value,
         "message": verdict_message(verdict, now=now),
         "device": verdict.device,
-        "expected": _manifest(verdict.expected),
-        "reported": _report(verdict.reported),
+        "expected": manifest_record(verdict.expected),
+        "reported": report_record(verdict.reported),
         "compared": [_comparison(c) for c in verdict.compared],
         "matched_build": (
-            _manifest(verdict.matched_build, verdict.matched_origin)
+            manifest_record(verdict.matched_build, verdict.matched_origin)
             if verdict.matched_build
             else None
         ),
@@ -66,7 +66,8 @@ def flash_record(result: FlashResult, *, now: datetime | None = None) -> dict[st
     }
 
 
-def _manifest(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any]:
+def manifest_record(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any]:
+    """A build's identity keys and when it was recorded (and where, when pulled)."""
     record: dict[str, Any] = manifest.identity.as_json()
     record["image_version"] = manifest.image_version
     record["recorded_at"] = manifest.recorded_at
@@ -83,7 +84,8 @@ def _comparison(c: KeyComparison) -> dict[str, Any]:
     return record
 
 
-def _report(report: Report | None) -> dict[str, Any] | None:
+def report_record(report: Report | None) -> dict[str, Any] | None:
+    """A device's report: the identity keys it carried and where it came from."""
     if report is None:
         return None
     record: dict[str, Any] = report.identity.known()

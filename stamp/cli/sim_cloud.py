@@ -45,6 +45,12 @@ from stamp.cli.app import Settings
     help="Put the devices in this many products (dealt round-robin).",
 )
 @click.option(
+    "--groups",
+    metavar="NAMES",
+    default="",
+    help="Comma-separated product groups to deal each product's devices into, round-robin.",
+)
+@click.option(
     "--speed",
     type=click.FloatRange(0.01, 10_000.0, min_open=False),
     default=30.0,
@@ -83,6 +89,7 @@ def sim_cloud(
     seed: int | None,
     firmware: Path | None,
     product_count: int,
+    groups: str,
     speed: float,
     variations: str,
     boot_delay: float | None,
@@ -101,6 +108,7 @@ def sim_cloud(
       stamp sim cloud --port 0 --devices 2
       stamp sim cloud --fail-rate 0.5 --seed 1 --firmware build/app.bin
       stamp sim cloud --products 2 --devices 100 --speed 1 --variations field
+      stamp sim cloud --products 1 --devices 300 --groups beta,production
     """
     from dataclasses import replace
 
@@ -134,5 +142,9 @@ def sim_cloud(
         )
     except SimRefused as exc:
         raise ArtifactError(f"{firmware} is not a Particle module binary: {exc}") from None
+    names = tuple(name for name in groups.split(",") if name)
+    for product in sim.products if names else ():
+        for number, device in enumerate(sim.devices_of("sim_user", product.id)):
+            sim.set_groups(device.id, (names[number % len(names)],))
     serve_until_signalled(sim, host, port, keepalive=keepalive)
     return 0

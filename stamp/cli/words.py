@@ -18,7 +18,7 @@ from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
 from stamp.device.image_state import RunState
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.identity import HASH_KEYS, KeyComparison
+from stamp.identity import HASH_KEYS, Identity, KeyComparison
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -376,7 +376,12 @@ def age_words(recorded_at: str, now: datetime | None = None) -> str | None:
 
 def build_summary(manifest: Manifest) -> str:
     """One build in one line of `stamp history list`: edit, git, dirty, short hashes."""
-    identity = manifest.identity.known()
+    return identity_summary(manifest.identity)
+
+
+def identity_summary(known: Identity) -> str:
+    """An identity in one line: edit, git, dirty, short hashes."""
+    identity = known.known()
     parts = [f"edit {identity['edit']}" if "edit" in identity else "unstamped"]
     git = identity.get("git")
     if git is not None:

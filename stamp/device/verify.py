@@ -137,11 +137,12 @@ History = BuildIndex | Sequence[Manifest]
 
 def find_build(history: History, report: Report) -> Manifest | None:
     """The newest history entry that `report` identifies (by the strong keys), if any."""
-    found = _named_build(history, report)
+    found = named_build(history, report)
     return found.manifest if found is not None else None
 
 
-def _named_build(history: History, report: Report) -> Build | None:
+def named_build(history: History, report: Report) -> Build | None:
+    """The history's newest build that `report` identifies, with where it came from."""
     if not isinstance(history, Sequence):
         for build in history.candidates(report.identity):
             if identifies(compare(build.manifest.identity, report.identity)):
@@ -225,7 +226,7 @@ def verify(
                 )
                 if status is not None:
                     matched = (
-                        _named_build(history, heard.report)
+                        named_build(history, heard.report)
                         if status is VerdictStatus.MISMATCH
                         else None
                     )
@@ -235,7 +236,7 @@ def verify(
                         reported=heard.report,
                         compared=compared,
                         matched_build=matched.manifest if matched else None,
-                        matched_origin=_pulled_origin(matched),
+                        matched_origin=pulled_origin(matched),
                         heard=tally.summary(),
                         elapsed=clock() - start,
                         device=transport.describe(),
@@ -273,7 +274,7 @@ def _explain_silence(tally: _Tally) -> str | None:
     return None
 
 
-def _pulled_origin(build: Build | None) -> Origin | None:
+def pulled_origin(build: Build | None) -> Origin | None:
     """Where a pulled build was made (a build of this checkout needs no introduction)."""
     if build is None or build.pulled_from is None:
         return None

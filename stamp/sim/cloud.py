@@ -39,6 +39,7 @@ from stamp.sim.cloud_model import (
     make_devices,
 )
 from stamp.sim.cloud_ota import Variation, draw_style
+from stamp.sim.cloud_product import ProductLife
 from stamp.sim.cloud_streams import (
     EVENT_TTL,
     SUBSCRIBER_LIMIT,
@@ -61,7 +62,7 @@ STAMP_VARIABLE = "stamp"
 UNKNOWN_DEVICE = "I didn't recognize that device name or ID"
 
 
-class CloudSim(DeviceLife, Closing):
+class CloudSim(DeviceLife, ProductLife, Closing):
     """N simulated devices behind a Particle Cloud; thread-safe; close() when done."""
 
     def __init__(

@@ -128,6 +128,7 @@ class Admin:
     def routes(self) -> list[web.RouteDef]:
         return [
             web.post("/_sim/streams/drop", self.drop),
+            web.get("/_sim/streams", self.streams),
             web.get("/_sim/flashes", self.flashes),
             web.post("/_sim/publish", self.publish),
             web.post("/_sim/throttle", self.throttle),
@@ -136,6 +137,9 @@ class Admin:
 
     async def drop(self, request: web.Request) -> web.Response:
         return reply({"ok": True, "dropped": self.sim.drop_streams()})
+
+    async def streams(self, request: web.Request) -> web.Response:
+        return reply({"open": self.sim.subscriber_count()})
 
     async def flashes(self, request: web.Request) -> web.Response:
         return reply(

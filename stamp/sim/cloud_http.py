@@ -34,6 +34,7 @@ require_sim_extra()
 from aiohttp import web  # noqa: E402  (after the check that says what to install)
 
 from stamp.sim.cloud_admin import SIM_KEY, Admin, make_guard, redact, stamp_date  # noqa: E402
+from stamp.sim.cloud_product_routes import ProductApi  # noqa: E402
 from stamp.sim.cloud_routes import MAX_UPLOAD, CloudApi  # noqa: E402
 
 __all__ = ["CloudServer", "redact", "serve_until_signalled"]
@@ -56,6 +57,7 @@ def build_app(sim: CloudSim, keepalive: float) -> web.Application:
     app.on_response_prepare.append(stamp_date)
     app.add_routes(Admin(sim).routes())
     app.add_routes(CloudApi(sim, keepalive).routes())
+    app.add_routes(ProductApi(sim).routes())
     return app
 
 

@@ -35,7 +35,8 @@ INVALID_TOKEN = {
 
 def device_json(device: DeviceSnapshot, *, detail: bool) -> dict[str, Any]:
     """A device as `GET /v1/devices` (or, with detail, `GET /v1/devices/:id`) shows it."""
-    heard = iso8601(device.last_heard)
+    # A device that never reached the cloud has no last_heard (null in Particle's list).
+    heard = iso8601(device.last_heard) if device.last_heard else None
     variables = {"stamp": "string"} if device.online and device.firmware.report else {}
     record: dict[str, Any] = {
         "id": device.id,

@@ -191,6 +191,9 @@ class CloudApi:
         page = _positive(request.query.get("page"), 1)
         per_page = min(_positive(request.query.get("per_page"), DEFAULT_PER_PAGE), MAX_PER_PAGE)
         devices = self.sim.devices_of(owner_of(request), product.id)
+        if request.query.get("groups"):  # comma-separated; a device in any of them
+            wanted = set(request.query["groups"].split(","))
+            devices = [d for d in devices if wanted & set(d.groups)]
         return reply(device_page(devices, page, per_page))
 
     async def product_device(self, request: web.Request) -> web.Response:

@@ -115,7 +115,24 @@ async function publish() {
     return { published, ...got, unfiltered };
 }
 
-const scenarios = { basics, ota, publish };
+async function release() {
+    // A product release as a fleet manager scripts it: upload, release to a group, lock
+    // one device, then list the group (tests/sim/test_particle_api_js_product.py).
+    const particle = new Particle({ baseUrl: env.PARTICLE_API_URL });
+    const auth = env.PARTICLE_ACCESS_TOKEN;
+    const product = env.PRODUCT;
+    const out = {};
+    out.upload = await outcome(particle.uploadProductFirmware(
+        { file: env.FIRMWARE, version: 2, title: 'v2', description: 'the release', product, auth }));
+    out.release = await outcome(
+        particle.releaseProductFirmware({ version: 2, product, groups: ['beta'], auth }));
+    out.lock = await outcome(particle.lockDeviceProductFirmware(
+        { deviceId: env.LOCKED, desiredFirmwareVersion: 2, product, auth }));
+    out.beta = await outcome(particle.listDevices({ product, groups: ['beta'], perPage: 1000, auth }));
+    return out;
+}
+
+const scenarios = { basics, ota, publish, release };
 
 async function main() {
     const scenario = scenarios[process.argv[2]];

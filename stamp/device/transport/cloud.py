@@ -58,7 +58,7 @@ _POLL = 0.25
 _STOP_JOIN = 2.0
 
 
-class _Kind(Enum):
+class NewsKind(Enum):
     """What the reader thread tells listen()."""
 
     CONNECTED = "connected"
@@ -70,10 +70,10 @@ class _Kind(Enum):
 
 
 @dataclass(frozen=True)
-class _Signal:
+class StreamNews:
     """What the reader thread tells listen()."""
 
-    kind: _Kind
+    kind: NewsKind
     """Which of the reader's news it is."""
     event: CloudEvent | None = None
     """The event, for EVENT."""
@@ -83,21 +83,26 @@ class _Signal:
     """The error to raise in listen(), for FATAL."""
 
 
-class _StreamReader(threading.Thread):
-    """Reads one device's event stream into a queue, reconnecting with backoff."""
+class StreamReader(threading.Thread):
+    """Reads one device's event stream (or a product's) into a queue, reconnecting with
+    backoff; a bounded queue (`max_queued`) holds the stream back instead of growing."""
 
     def __init__(
         self,
         client: CloudClient,
-        device_id: str,
+        device_id: str | None,
         *,
         reconnect_delay: float,
         idle_timeout: float,
+        product: str | None = None,
+        max_queued: int = 0,
     ) -> None:
-        super().__init__(name=f"stamp-cloud-events-{device_id[:8]}", daemon=True)
-        self.signals: queue.Queue[_Signal] = queue.Queue()
+        name = device_id[:8] if device_id else f"product-{product}"
+        super().__init__(name=f"stamp-cloud-events-{name}", daemon=True)
+        self.signals: queue.Queue[StreamNews] = queue.Queue(max_queued)
         self._client = client
         self._device_id = device_id
+        self._product = product
         self._reconnect_delay = reconnect_delay
         self._idle_timeout = idle_timeout
         self._stopping = threading.Event()
@@ -109,24 +114,24 @@ class _StreamReader(threading.Thread):
         while not self._stopping.is_set():
             connected = False
             wait = delay
-            kind = _Kind.UNREACHABLE
+            kind = NewsKind.UNREACHABLE
             try:
                 with self._client.open_events(
-                    self._device_id, idle_timeout=self._idle_timeout
+                    self._device_id, idle_timeout=self._idle_timeout, product=self._product
                 ) as response:
                     with self._lock:
                         if self._stopping.is_set():
                             return
                         self._response = response
                     connected = True
-                    self.signals.put(_Signal(_Kind.CONNECTED))
+                    self._put(StreamNews(NewsKind.CONNECTED))
                     for event in iter_cloud_events(response):
-                        self.signals.put(_Signal(_Kind.EVENT, event))
+                        self._put(StreamNews(NewsKind.EVENT, event))
                 reason = "the cloud ended the stream"
             except RateLimited as exc:
-                kind, reason, wait = _Kind.LIMITED, exc.message, exc.retry_after
+                kind, reason, wait = NewsKind.LIMITED, exc.message, exc.retry_after
             except (AuthError, DeviceError, ConfigError) as exc:
-                self.signals.put(_Signal(_Kind.FATAL, error=exc))
+                self._put(StreamNews(NewsKind.FATAL, error=exc))
                 return
             except StampError as exc:
                 reason = exc.message
@@ -140,12 +145,19 @@ class _StreamReader(threading.Thread):
             if self._stopping.is_set():
                 return
             if connected:
-                kind, delay = _Kind.DROPPED, self._reconnect_delay
+                kind, delay = NewsKind.DROPPED, self._reconnect_delay
                 wait = delay
-            elif kind is _Kind.UNREACHABLE:
+            elif kind is NewsKind.UNREACHABLE:
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
-            self.signals.put(_Signal(kind, reason=reason))
+            self._put(StreamNews(kind, reason=reason))
             self._stopping.wait(wait)
+
+    def _put(self, news: StreamNews) -> None:
+        """Queue `news`, waiting while the queue is full, unless stop() is called."""
+        while not self._stopping.is_set():
+            with suppress(queue.Full):
+                self.signals.put(news, timeout=_POLL)
+                return
 
     def stop(self) -> None:
         """Stop reading: wake a blocked read by shutting the socket, then join."""
@@ -195,7 +207,7 @@ class CloudTransport(Closing):
         self._owns_client = owns_client
         self._reconnect_delay = reconnect_delay
         self._idle_timeout = idle_timeout
-        self._reader: _StreamReader | None = None
+        self._reader: StreamReader | None = None
         self._closed = False
 
     def describe(self) -> str:
@@ -207,7 +219,7 @@ class CloudTransport(Closing):
         self.info = info
         state = "online" if info.online else "offline"
         yield Heard(HeardKind.STATUS, f"device {info.label} is {state}", self._clock())
-        reader = _StreamReader(
+        reader = StreamReader(
             self.client,
             info.id,
             reconnect_delay=self._reconnect_delay,
@@ -228,12 +240,12 @@ class CloudTransport(Closing):
                 except queue.Empty:
                     continue
                 now = self._clock()
-                if signal.kind is _Kind.EVENT and signal.event is not None:
+                if signal.kind is NewsKind.EVENT and signal.event is not None:
                     if self._too_old(signal.event):
                         log.debug("ignored %s published before the start", signal.event.name)
                         continue
                     yield heard_from_event(signal.event, now)
-                elif signal.kind is _Kind.CONNECTED:
+                elif signal.kind is NewsKind.CONNECTED:
                     connections += 1
                     yield Heard(
                         HeardKind.STATUS,
@@ -245,16 +257,16 @@ class CloudTransport(Closing):
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id, deadline)
-                elif signal.kind is _Kind.DROPPED:
+                elif signal.kind is NewsKind.DROPPED:
                     yield Heard(
                         HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
                     )
-                elif signal.kind is _Kind.UNREACHABLE:
+                elif signal.kind is NewsKind.UNREACHABLE:
                     unreachable = signal.reason
                     yield Heard(HeardKind.STATUS, f"{signal.reason}; retrying", now)
-                elif signal.kind is _Kind.LIMITED:
+                elif signal.kind is NewsKind.LIMITED:
                     yield Heard(HeardKind.STATUS, signal.reason, now)
-                elif signal.kind is _Kind.FATAL and signal.error is not None:
+                elif signal.kind is NewsKind.FATAL and signal.error is not None:
                     raise signal.error
         finally:
             self._stop_reader()

@@ -1,10 +1,12 @@
 """The Particle Cloud's HTTP API, as much of it as stamp uses: `CloudClient`.
 
 `CloudClient` lists and looks up devices, reads a variable, starts an OTA update and
-opens a device's event stream (read by `stamp.device.transport.cloud`). Every answer stamp
-cannot use becomes a StampError that says what to do: a rejected token, an unknown
-device, a cloud that is down or rate limiting (a short Retry-After is waited out), an
-address that is not the API.
+opens a device's event stream (read by `stamp.device.transport.cloud`); for a product
+(`stamp fleet`) it pages through the product's devices (`ProductCalls`) and opens the
+product's stream. Every answer stamp cannot use becomes a StampError that says what to
+do: a rejected token, an unknown device or product, a cloud that is down or rate
+limiting (a short Retry-After is waited out; with a shared `RequestBudget` every thread
+waits), an address that is not the API.
 
 The token goes in the `Authorization: Bearer` header only: never a URL (httpx logs
 URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too:
@@ -19,7 +21,6 @@ import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +28,10 @@ import httpx
 
 from stamp import __version__
 from stamp.closing import Closing
+from stamp.device.transport.cloud_devices import DeviceInfo, ProductCalls, device_info
+
+__all__ = ["CloudClient", "DeviceInfo", "RateLimited"]
+from stamp.device.transport.rate import RequestBudget
 from stamp.errors import (
     AuthError,
     ConfigError,
@@ -51,36 +56,17 @@ VARIABLE_WAIT = 35.0
 """Seconds a variable read waits: the cloud answers 408 after about 30 s for a device it
 believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
+BUDGETED_RETRIES = 10
+"""429s a request with a shared budget retries: its pause holds every thread back, so the
+cloud sees no more requests for each retry than without one."""
 
 REJECTED_TOKEN = (
     "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
     "or set PARTICLE_ACCESS_TOKEN"
 )
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 _QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']*")
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """A device as the cloud describes it."""
-
-    id: str
-    """24 hex digits."""
-    name: str | None
-    """Its name, None when unnamed."""
-    online: bool
-    """Connected to the cloud right now."""
-    platform_id: int | None = None
-    """Particle platform (6 Photon, 12 Argon, …)."""
-    last_heard: str | None = None
-    """ISO 8601 time the cloud last heard from it."""
-    variables: tuple[str, ...] = ()
-    """Names of the cloud variables its firmware registered (when the cloud says)."""
-
-    @property
-    def label(self) -> str:
-        """How to name it to a person: "name (id)" or the id."""
-        return f"{self.name} ({self.id})" if self.name else self.id
 
 
 class RateLimited(DeviceUnreachable):
@@ -91,7 +77,7 @@ class RateLimited(DeviceUnreachable):
         self.retry_after = retry_after
 
 
-class CloudClient(Closing):
+class CloudClient(ProductCalls, Closing):
     """The Particle Cloud API subset stamp uses; one HTTP connection pool; close() it."""
 
     def __init__(
@@ -101,7 +87,10 @@ class CloudClient(Closing):
         *,
         timeout: float = 10.0,
         max_retry_wait: float = MAX_RETRY_WAIT,
+        budget: RequestBudget | None = None,
     ) -> None:
+        """`budget` (shared by every thread using this client) paces the requests and
+        pauses them all after a 429; without one a 429 is waited out per request."""
         if not _TOKEN_CHARS.fullmatch(token):
             raise AuthError(
                 "the Particle access token holds spaces or non-ASCII characters, which no "
@@ -114,6 +103,7 @@ class CloudClient(Closing):
         """Seconds the cloud's clock is ahead of ours, from its last Date header."""
         self._token = token
         self._max_retry_wait = max_retry_wait
+        self.budget = budget
         self._http = httpx.Client(
             base_url=self.api_url,
             headers={"Authorization": f"Bearer {token}", "User-Agent": f"stamp/{__version__}"},
@@ -206,14 +196,21 @@ class CloudClient(Closing):
 
     @contextmanager
     def open_events(
-        self, device_id: str | None, prefix: str = "", *, idle_timeout: float = IDLE_TIMEOUT
+        self,
+        device_id: str | None,
+        prefix: str = "",
+        *,
+        idle_timeout: float = IDLE_TIMEOUT,
+        product: str | None = None,
     ) -> Iterator[httpx.Response]:
-        """The open event stream of one device (or of all, for None).
+        """The open event stream of one device (or of all, for None; of a product's).
 
         Raises before yielding when the cloud refuses it (RateLimited for 429); errors
         while reading the stream are httpx's own (the caller knows it was connected).
         """
-        if device_id is None:
+        if product is not None:
+            path = f"/v1/products/{_segment(product)}/events"
+        elif device_id is None:
             path = "/v1/devices/events"
         else:
             path = f"/v1/devices/{_segment(device_id)}/events"
@@ -225,6 +222,8 @@ class CloudClient(Closing):
             headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
             timeout=httpx.Timeout(self.timeout, read=idle_timeout),
         )
+        if self.budget is not None:
+            self.budget.acquire()
         try:
             response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
@@ -238,7 +237,7 @@ class CloudClient(Closing):
                     raise self._unreachable(exc) from None
                 if response.status_code == 429:
                     raise self._rate_limited(response)
-                raise self._failure(response, device=device_id)
+                raise self._failure(response, device=device_id, product=product)
             self._note_server_time(response)
             kind = response.headers.get("content-type", "").partition(";")[0].strip()
             if kind != "text/event-stream":
@@ -258,20 +257,42 @@ class CloudClient(Closing):
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """One request; waits out 429 Retry-After a few times; DeviceUnreachable when down."""
-        for attempt in range(RATE_LIMIT_RETRIES + 1):
+        limit = kwargs.pop("max_bytes", None)
+        retries = RATE_LIMIT_RETRIES if self.budget is None else BUDGETED_RETRIES
+        for attempt in range(retries + 1):
+            if self.budget is not None:
+                self.budget.acquire()
             try:
-                response = self._http.request(method, path, **kwargs)
+                if limit is None:
+                    response = self._http.request(method, path, **kwargs)
+                else:
+                    response = self._read_bounded(method, path, limit, **kwargs)
             except httpx.TransportError as exc:
                 raise self._unreachable(exc) from None
             log.debug("%s %s -> %d", method, path, response.status_code)
             if response.status_code != 429:
                 return response
             limited = self._rate_limited(response)
-            if attempt == RATE_LIMIT_RETRIES or limited.retry_after > self._max_retry_wait:
+            if attempt == retries or limited.retry_after > self._max_retry_wait:
                 raise limited
             log.debug("rate limited: retrying in %.1f s", limited.retry_after)
-            time.sleep(limited.retry_after)
+            if self.budget is not None:
+                self.budget.pause(limited.retry_after)  # every thread waits, not only this one
+            else:
+                time.sleep(limited.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _read_bounded(self, method: str, path: str, limit: int, **kwargs: Any) -> httpx.Response:
+        """A response whose body is read only up to `limit` bytes (ConfigError beyond)."""
+        with self._http.stream(method, path, **kwargs) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    raise self._not_the_api(f"{path} sent more than {limit} bytes")
+        # The body is decoded already: a second Content-Encoding pass would break it.
+        headers = [(k, v) for k, v in response.headers.items() if k not in _BODY_HEADERS]
+        return httpx.Response(response.status_code, headers=headers, content=bytes(body))
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -298,10 +319,18 @@ class CloudClient(Closing):
         text = "; ".join(parts) or f"HTTP {response.status_code}"
         return self.scrub(text)[:300]
 
-    def _failure(self, response: httpx.Response, *, device: str | None = None) -> StampError:
+    def _failure(
+        self, response: httpx.Response, *, device: str | None = None, product: str | None = None
+    ) -> StampError:
         """The StampError for an unexpected answer."""
         status = response.status_code
         message = self._message(response)
+        if product is not None and status in (403, 404) and "token" not in message.lower():
+            return DeviceError(
+                f"no product {product!r} for this Particle account (at {self.host}): check "
+                "the product id or slug in the Particle console",
+                detail=message,
+            )
         if status == 401 or (status == 400 and "token" in message.lower()):
             return AuthError(REJECTED_TOKEN.format(status=status), detail=message)
         if device is not None and (
@@ -342,27 +371,16 @@ class CloudClient(Closing):
             detail=type(exc).__name__,
         )
 
+    def _device_info(self, item: Any) -> DeviceInfo:
+        try:
+            return device_info(item)
+        except ValueError as exc:
+            raise self._not_the_api(str(exc)) from None
+
     def _not_the_api(self, what: str) -> ConfigError:
         return ConfigError(
             f"{self.api_url} does not behave like the Particle Cloud API ({what}): "
             "check PARTICLE_API_URL or `api_url` in the config"
-        )
-
-    def _device_info(self, item: Any) -> DeviceInfo:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-            raise self._not_the_api("a device without an id")
-        name = item.get("name")
-        online = item.get("online", item.get("connected"))
-        platform = item.get("platform_id")
-        heard = item.get("last_heard")
-        variables = item.get("variables")
-        return DeviceInfo(
-            id=item["id"].lower(),
-            name=name if isinstance(name, str) and name else None,
-            online=online is True,
-            platform_id=platform if isinstance(platform, int) else None,
-            last_heard=heard if isinstance(heard, str) else None,
-            variables=tuple(variables) if isinstance(variables, dict) else (),
         )
 
 
