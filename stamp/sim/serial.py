@@ -12,27 +12,23 @@ so a simulated board "runs" exactly what `stamp manifest` extracted from the sam
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import io
 import json
 import logging
 import math
 import os
 import select
-import threading
-import tty
 from collections.abc import Mapping
 from typing import Any
 
 from stamp.artifact.elf import read_elf
 from stamp.artifact.image import scan_build_id
-from stamp.closing import Closing
 from stamp.device.report import QUERY, LineScanner
 from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError
 from stamp.record import find_records, report_object
+from stamp.sim.board import BoardLoop, open_pty, pty_connected
 
 log = logging.getLogger("stamp.sim.serial")
 
@@ -77,7 +73,7 @@ def report_line(identity: Mapping[str, Any]) -> bytes:
     return b"@stamp " + json.dumps(dict(identity), separators=(",", ":")).encode("ascii")
 
 
-class SerialBoard(Closing):
+class SerialBoard(BoardLoop):
     """A simulated board on a new pseudo-terminal; `run()` it, or `start()` it in a thread.
 
     Open `path` (or give `device` to stamp) to talk to it. `stop()` ends `run()` from
@@ -110,27 +106,10 @@ class SerialBoard(Closing):
         self.queries = 0
         """`?stamp` lines received so far (answered or not)."""
         self._report = report_line(self.identity)
-        self._master, slave = os.openpty()
-        try:
-            # Raw: no echo of what the client sends, no newline translation.
-            tty.setraw(slave)
-            path = os.ttyname(slave)
-        except BaseException:
-            os.close(self._master)
-            raise
-        finally:
-            # Only clients hold the slave side: then the master shows POLLHUP exactly
-            # while nobody has the port open, which is how the board knows to stay silent.
-            os.close(slave)
-        self.path = path
+        self._master, self.path = open_pty()
         """The pty's device path, e.g. /dev/pts/3."""
-        flags = fcntl.fcntl(self._master, fcntl.F_GETFL)
-        fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
+        super().__init__()
         self._reset_pending = False
-        self._thread: threading.Thread | None = None
-        self._closed = False
 
     @property
     def device(self) -> str:
@@ -140,41 +119,18 @@ class SerialBoard(Closing):
     @property
     def connected(self) -> bool:
         """Someone has the port open right now."""
-        if self._closed:
-            return False
-        poller = select.poll()
-        poller.register(self._master, select.POLLIN)
-        return not any(ev & select.POLLHUP for _, ev in poller.poll(0))
+        return not self._closed and pty_connected(self._master)
 
-    def start(self) -> None:
-        """Run the board in a background thread (for tests and embedding)."""
-        self._thread = threading.Thread(target=self.run, name=f"sim serial {self.path}")
-        self._thread.daemon = True
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Make `run()` return soon; safe from a signal handler or another thread."""
-        self._stopping = True  # a plain flag: setting it is safe inside a signal handler
-        # OSError: closed already, or the pipe is full of wake-ups; run() sees the flag.
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+    def thread_name(self) -> str:
+        return f"sim serial {self.path}"
 
     def reset(self) -> None:
         """Press EN: the board boots again now (from another thread, e.g. a DTR/RTS bridge)."""
         self._reset_pending = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"r")
+        self._wake(b"r")
 
-    def close(self) -> None:
-        """Stop the board and release the pseudo-terminal; idempotent."""
-        self.stop()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if not self._closed:
-            self._closed = True
-            for fd in (self._master, self._wake_r, self._wake_w):
-                os.close(fd)
+    def _release(self) -> None:
+        os.close(self._master)
 
     def run(self) -> None:
         """Boot, then answer queries (and reboot, if asked) until `stop()`."""

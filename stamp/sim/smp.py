@@ -9,21 +9,17 @@ a reset) is interleaved, as on a real UART; while nobody has the port open it is
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import logging
 import os
 import select
-import threading
-import tty
 from typing import Any
 
 from smp import packet as smppacket
 from smp.exceptions import SMPException
 
-from stamp.closing import Closing
 from stamp.device.report import LineScanner
+from stamp.sim.board import BoardLoop, open_pty, pty_connected
 from stamp.sim.smp_server import BUF_SIZE, SmpServer
 from stamp.sim.smp_slots import Slots
 
@@ -37,29 +33,15 @@ MAX_STALLS = 200
 """Times a write to a client that does not read waits 5 ms before the bytes are dropped."""
 
 
-class SmpBoard(Closing):
+class SmpBoard(BoardLoop):
     """The simulated device on a new pseudo-terminal; `run()` it or `start()` a thread."""
 
     def __init__(self, server: SmpServer) -> None:
         self.server = server
         self._decoder: Any = None
-        self._master, slave = os.openpty()
-        try:
-            tty.setraw(slave)
-            path = os.ttyname(slave)
-        except BaseException:
-            os.close(self._master)
-            raise
-        finally:
-            os.close(slave)  # only clients hold it: POLLHUP on the master = nobody there
-        self.path = path
+        self._master, self.path = open_pty()
         """The pty's device path, e.g. /dev/pts/3."""
-        flags = fcntl.fcntl(self._master, fcntl.F_GETFL)
-        fcntl.fcntl(self._master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        super().__init__()
 
     @property
     def slots(self) -> Slots:
@@ -79,31 +61,13 @@ class SmpBoard(Closing):
 
     @property
     def connected(self) -> bool:
-        if self._closed:
-            return False
-        poller = select.poll()
-        poller.register(self._master, select.POLLIN)
-        return not any(ev & select.POLLHUP for _, ev in poller.poll(0))
+        return not self._closed and pty_connected(self._master)
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"sim smp {self.path}", daemon=True)
-        self._thread.start()
+    def thread_name(self) -> str:
+        return f"sim smp {self.path}"
 
-    def stop(self) -> None:
-        """Make `run()` return soon; safe from a signal handler or another thread."""
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def close(self) -> None:
-        self.stop()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if not self._closed:
-            self._closed = True
-            for fd in (self._master, self._wake_r, self._wake_w):
-                os.close(fd)
+    def _release(self) -> None:
+        os.close(self._master)
 
     def run(self) -> None:
         """Answer SMP requests until `stop()`."""

@@ -12,9 +12,8 @@ import contextlib
 import os
 import select
 import socket
-import threading
 
-from stamp.closing import Closing
+from stamp.sim.board import BoardLoop
 from stamp.sim.smp_server import SmpServer
 from stamp.sim.smp_slots import Slots
 
@@ -22,7 +21,7 @@ IDLE_POLL = 0.05
 MAX_DATAGRAM = 65535
 
 
-class SmpUdpBoard(Closing):
+class SmpUdpBoard(BoardLoop):
     """The simulated device on a UDP port; `run()` it or `start()` a thread."""
 
     def __init__(self, server: SmpServer, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -34,10 +33,7 @@ class SmpUdpBoard(Closing):
             self._sock.close()
             raise
         self.host, self.port = self._sock.getsockname()[:2]
-        self._wake_r, self._wake_w = os.pipe()
-        self._stopping = False
-        self._thread: threading.Thread | None = None
-        self._closed = False
+        super().__init__()
 
     @property
     def device(self) -> str:
@@ -51,27 +47,11 @@ class SmpUdpBoard(Closing):
     def reset(self) -> None:
         self.server.reset()
 
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name=f"sim smp udp {self.port}")
-        self._thread.daemon = True
-        self._thread.start()
+    def thread_name(self) -> str:
+        return f"sim smp udp {self.port}"
 
-    def stop(self) -> None:
-        """Make `run()` return soon; safe from a signal handler or another thread."""
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
-
-    def close(self) -> None:
-        self.stop()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        if not self._closed:
-            self._closed = True
-            self._sock.close()
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+    def _release(self) -> None:
+        self._sock.close()
 
     def run(self) -> None:
         """Answer datagrams until `stop()`."""
