@@ -208,35 +208,38 @@ def _inspect_esp(firmware: Firmware, esp: EspImage) -> Inspection:
     """An ESP-IDF app .bin: esptool's view, its checks as problems, any stamp record."""
     raw = firmware.bin
     assert raw is not None
-    problems = esp.problems(firmware.name)
-    if raw.record_problem:
-        problems.append(f"{firmware.name}: {raw.record_problem}")
-    try:
-        record = single_record(raw.records, firmware.name)
-    except ArtifactError as exc:
-        problems.append(exc.message)
-        record = None
-    return Inspection(
-        firmware=firmware,
-        kind="esp",
-        records=raw.records,
-        record=record,
-        build_id=raw.build_id,
-        image=raw.data,
-        load_address=None,
-        module=None,
-        module_patched=False,
-        problems=tuple(problems),
-        esp=esp,
-        esp_app=esp.app_desc,
+    return _inspect_image(
+        firmware, "esp", esp.problems(firmware.name), image=raw.data, load_address=None, esp=esp
     )
 
 
 def _inspect_mcuboot(firmware: Firmware, image: McubootImage) -> Inspection:
     """An `imgtool sign` output: stamp records and build-id are looked for in its body."""
+    problems = [f"{firmware.name}: {problem}" for problem in image.problems()]
+    return _inspect_image(
+        firmware,
+        "mcuboot",
+        problems,
+        image=image.data,
+        load_address=image.hex_address,
+        mcuboot=image,
+    )
+
+
+def _inspect_image(
+    firmware: Firmware,
+    kind: str,
+    problems: list[str],
+    *,
+    image: bytes,
+    load_address: int | None,
+    esp: EspImage | None = None,
+    mcuboot: McubootImage | None = None,
+) -> Inspection:
+    """A signed or packaged image (ESP-IDF, MCUboot): its own checks' problems, plus the
+    stamp record and build-id looked for in its bytes."""
     raw = firmware.bin
     assert raw is not None
-    problems = [f"{firmware.name}: {problem}" for problem in image.problems()]
     if raw.record_problem:
         problems.append(f"{firmware.name}: {raw.record_problem}")
     try:
@@ -246,14 +249,16 @@ def _inspect_mcuboot(firmware: Firmware, image: McubootImage) -> Inspection:
         record = None
     return Inspection(
         firmware=firmware,
-        kind="mcuboot",
+        kind=kind,
         records=raw.records,
         record=record,
         build_id=raw.build_id,
-        image=image.data,
-        load_address=image.hex_address,
+        image=image,
+        load_address=load_address,
         module=None,
         module_patched=False,
         problems=tuple(problems),
-        mcuboot=image,
+        esp=esp,
+        esp_app=esp.app_desc if esp is not None else None,
+        mcuboot=mcuboot,
     )

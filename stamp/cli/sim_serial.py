@@ -106,10 +106,8 @@ def sim_serial(
       stamp sim serial --edit 7 --git 0123456789abcdef0123456789abcdef01234567
     """
     import json
-    import signal
-    import sys
-    from types import FrameType
 
+    from stamp.cli.sim_board import serve_board
     from stamp.sim.esp import boot_log
     from stamp.sim.serial import SerialBoard, report_line
 
@@ -129,29 +127,16 @@ def sim_serial(
         boot_log=log_bytes,
     )
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        board.stop()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        click.echo(json.dumps({"device": board.device}))
-        sys.stdout.flush()
-        if settings.verbosity >= 0:
-            reporting = json.dumps(identity) if identity else "no @stamp line"
-            if app is not None:
-                reporting = (
-                    f"an ESP-IDF boot log ({app.desc.project_name}, ELF SHA-256 "
-                    f"{app.elf_sha256[:hash_len]}), {reporting}"
-                )
-            click.echo(
-                f"stamp: simulated board on {board.path} reporting {reporting}; Ctrl-C stops",
-                err=True,
+    banner = None
+    if settings.verbosity >= 0:
+        reporting = json.dumps(identity) if identity else "no @stamp line"
+        if app is not None:
+            reporting = (
+                f"an ESP-IDF boot log ({app.desc.project_name}, ELF SHA-256 "
+                f"{app.elf_sha256[:hash_len]}), {reporting}"
             )
-        board.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        board.close()
-    return 0
+        banner = f"stamp: simulated board on {board.path} reporting {reporting}"
+    return serve_board(board, board.device, banner)
 
 
 def _identity(

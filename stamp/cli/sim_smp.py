@@ -88,11 +88,7 @@ def sim_smp(
       stamp sim smp --image build/zephyr/zephyr.signed.bin
       stamp sim smp --image new.signed.bin --unconfirmed --secondary old.signed.bin
     """
-    import json
-    import signal
-    import sys
-    from types import FrameType
-
+    from stamp.cli.sim_board import serve_board
     from stamp.errors import ArtifactError, StampError
 
     try:
@@ -121,24 +117,13 @@ def sim_smp(
     board = SmpBoard(server) if udp_port is None else SmpUdpBoard(server, port=udp_port)
     where = board.device.removeprefix("smp:")
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
-        board.stop()
-
-    previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        click.echo(json.dumps({"device": board.device}))
-        sys.stdout.flush()
-        if settings.verbosity >= 0:
-            click.echo(
-                f"stamp: simulated MCUboot device on {where} running {running.version_text} "
-                f"(hash {running.stored_hash}); Ctrl-C stops",
-                err=True,
-            )
-        board.run()
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        board.close()
-    return 0
+    banner = None
+    if settings.verbosity >= 0:
+        banner = (
+            f"stamp: simulated MCUboot device on {where} running {running.version_text} "
+            f"(hash {running.stored_hash})"
+        )
+    return serve_board(board, board.device, banner)
 
 
 def _load(path: Path) -> McubootImage:

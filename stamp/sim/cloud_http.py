@@ -22,9 +22,9 @@ import logging
 import signal
 import sys
 import threading
-from types import TracebackType
 from typing import TextIO
 
+from stamp.closing import Closing
 from stamp.errors import StampError
 from stamp.sim import require_sim_extra
 from stamp.sim.cloud import CloudSim, device_summary
@@ -61,7 +61,7 @@ def build_app(sim: CloudSim, keepalive: float) -> web.Application:
     return app
 
 
-class CloudServer:
+class CloudServer(Closing):
     """The simulated cloud on a loopback port, served from a background thread."""
 
     def __init__(
@@ -135,14 +135,6 @@ class CloudServer:
 
     def __enter__(self) -> CloudServer:
         return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"CloudServer({self.api_url})"

@@ -18,9 +18,9 @@ import asyncio
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from types import TracebackType
 from typing import Any, TypeVar
 
+from stamp.closing import Closing
 from stamp.device.image_state import ImageStates, states_from_smp
 from stamp.device.target import SmpTarget
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
@@ -44,7 +44,7 @@ RETRY_INTERVAL = 0.2
 T = TypeVar("T")
 
 
-class SmpSession:
+class SmpSession(Closing):
     """One smpclient connection, driven synchronously; `close()` it (or use `with`)."""
 
     def __init__(self, address: SmpTarget) -> None:
@@ -55,17 +55,6 @@ class SmpSession:
         self.address = address
         self._runner = asyncio.Runner()
         self._client: Any = None
-
-    def __enter__(self) -> SmpSession:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     @property
     def connected(self) -> bool:
@@ -202,7 +191,7 @@ def _error_text(response: Any) -> str:
     return getattr(rc, "name", str(rc))
 
 
-class SmpTransport:
+class SmpTransport(Closing):
     """Hears an SMP device: its image state, as one report (see the module docstring)."""
 
     def __init__(self, address: SmpTarget, *, clock: Clock = monotonic) -> None:
@@ -212,17 +201,6 @@ class SmpTransport:
 
     def describe(self) -> str:
         return self.address.describe()
-
-    def __enter__(self) -> SmpTransport:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         self._session.close()
