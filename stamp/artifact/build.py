@@ -234,9 +234,7 @@ def build_manifest(
 
     return Manifest(
         identity=Identity(
-            edit=record.edit if record else None,
-            git=record.git if record else None,
-            dirty=record.dirty if record else None,
+            **_record_keys(record),
             build_id=build_id,
             app_hash=app_hash,
             image_sha256=image_sha256,
@@ -333,9 +331,7 @@ def _esp_manifest(
     record = stamp_record(source, allow_unstamped=True)
     return Manifest(
         identity=Identity(
-            edit=record.edit if record else None,
-            git=record.git if record else None,
-            dirty=record.dirty if record else None,
+            **_record_keys(record),
             build_id=build_id,
             image_sha256=image_sha256,
             elf_sha256=elf_sha256,
@@ -349,6 +345,13 @@ def _esp_manifest(
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         esp=esp,
     )
+
+
+def _record_keys(record: StampRecord | None) -> dict[str, Any]:
+    """The identity keys a stamp record gives (none for an unstamped build)."""
+    if record is None:
+        return {}
+    return {"edit": record.edit, "git": record.git, "dirty": record.dirty}
 
 
 def default_manifest_path(firmware: Path) -> Path:
