@@ -89,3 +89,20 @@ class BoardLoop(Closing):
             self._release()
             os.close(self._wake_r)
             os.close(self._wake_w)
+
+
+class PtyBoard(BoardLoop):
+    """A BoardLoop that talks on its own pseudo-terminal (`path`)."""
+
+    def __init__(self) -> None:
+        self._master, self.path = open_pty()
+        """The pty's device path, e.g. /dev/pts/3."""
+        super().__init__()
+
+    @property
+    def connected(self) -> bool:
+        """Someone has the port open right now."""
+        return not self._closed and pty_connected(self._master)
+
+    def _release(self) -> None:
+        os.close(self._master)

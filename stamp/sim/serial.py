@@ -28,7 +28,7 @@ from stamp.device.report import QUERY, LineScanner
 from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError
 from stamp.record import find_records, report_object
-from stamp.sim.board import BoardLoop, open_pty, pty_connected
+from stamp.sim.board import PtyBoard
 
 log = logging.getLogger("stamp.sim.serial")
 
@@ -73,7 +73,7 @@ def report_line(identity: Mapping[str, Any]) -> bytes:
     return b"@stamp " + json.dumps(dict(identity), separators=(",", ":")).encode("ascii")
 
 
-class SerialBoard(BoardLoop):
+class SerialBoard(PtyBoard):
     """A simulated board on a new pseudo-terminal; `run()` it, or `start()` it in a thread.
 
     Open `path` (or give `device` to stamp) to talk to it. `stop()` ends `run()` from
@@ -106,8 +106,6 @@ class SerialBoard(BoardLoop):
         self.queries = 0
         """`?stamp` lines received so far (answered or not)."""
         self._report = report_line(self.identity)
-        self._master, self.path = open_pty()
-        """The pty's device path, e.g. /dev/pts/3."""
         super().__init__()
         self._reset_pending = False
 
@@ -116,11 +114,6 @@ class SerialBoard(BoardLoop):
         """The `--device` URL for stamp, e.g. "serial:/dev/pts/3"."""
         return f"serial:{self.path}"
 
-    @property
-    def connected(self) -> bool:
-        """Someone has the port open right now."""
-        return not self._closed and pty_connected(self._master)
-
     def thread_name(self) -> str:
         return f"sim serial {self.path}"
 
@@ -128,9 +121,6 @@ class SerialBoard(BoardLoop):
         """Press EN: the board boots again now (from another thread, e.g. a DTR/RTS bridge)."""
         self._reset_pending = True
         self._wake(b"r")
-
-    def _release(self) -> None:
-        os.close(self._master)
 
     def run(self) -> None:
         """Boot, then answer queries (and reboot, if asked) until `stop()`."""

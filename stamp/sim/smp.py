@@ -19,7 +19,7 @@ from smp import packet as smppacket
 from smp.exceptions import SMPException
 
 from stamp.device.report import LineScanner
-from stamp.sim.board import BoardLoop, open_pty, pty_connected
+from stamp.sim.board import PtyBoard
 from stamp.sim.smp_server import BUF_SIZE, SmpServer
 from stamp.sim.smp_slots import Slots
 
@@ -33,14 +33,12 @@ MAX_STALLS = 200
 """Times a write to a client that does not read waits 5 ms before the bytes are dropped."""
 
 
-class SmpBoard(BoardLoop):
+class SmpBoard(PtyBoard):
     """The simulated device on a new pseudo-terminal; `run()` it or `start()` a thread."""
 
     def __init__(self, server: SmpServer) -> None:
         self.server = server
         self._decoder: Any = None
-        self._master, self.path = open_pty()
-        """The pty's device path, e.g. /dev/pts/3."""
         super().__init__()
 
     @property
@@ -59,15 +57,8 @@ class SmpBoard(BoardLoop):
         """The `--device` URL for stamp, e.g. "smp:serial:/dev/pts/3"."""
         return f"smp:serial:{self.path}"
 
-    @property
-    def connected(self) -> bool:
-        return not self._closed and pty_connected(self._master)
-
     def thread_name(self) -> str:
         return f"sim smp {self.path}"
-
-    def _release(self) -> None:
-        os.close(self._master)
 
     def run(self) -> None:
         """Answer SMP requests until `stop()`."""
