@@ -182,13 +182,7 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
             check_module(raw, firmware.name)
         except ArtifactError as exc:
             problems.append(exc.message)
-    if record_problem:
-        problems.append(f"{firmware.name}: {record_problem}")
-    try:
-        record = single_record(records, firmware.name)
-    except ArtifactError as exc:
-        problems.append(exc.message)
-        record = None
+    record = _the_record(records, record_problem, firmware.name, problems)
     return Inspection(
         firmware=firmware,
         kind=kind,
@@ -240,13 +234,7 @@ def _inspect_image(
     stamp record and build-id looked for in its bytes."""
     raw = firmware.bin
     assert raw is not None
-    if raw.record_problem:
-        problems.append(f"{firmware.name}: {raw.record_problem}")
-    try:
-        record = single_record(raw.records, firmware.name)
-    except ArtifactError as exc:
-        problems.append(exc.message)
-        record = None
+    record = _the_record(raw.records, raw.record_problem, firmware.name, problems)
     return Inspection(
         firmware=firmware,
         kind=kind,
@@ -262,3 +250,16 @@ def _inspect_image(
         esp_app=esp.app_desc if esp is not None else None,
         mcuboot=mcuboot,
     )
+
+
+def _the_record(
+    records: tuple[FoundRecord, ...], problem: str | None, name: str, problems: list[str]
+) -> StampRecord | None:
+    """The one stamp record of a file; what is wrong with them goes into `problems`."""
+    if problem:
+        problems.append(f"{name}: {problem}")
+    try:
+        return single_record(records, name)
+    except ArtifactError as exc:
+        problems.append(exc.message)
+        return None
