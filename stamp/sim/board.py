@@ -8,6 +8,7 @@ raw, non-blocking pseudo-terminal a serial board talks on.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import select
@@ -78,6 +79,16 @@ class BoardLoop(Closing):
         with contextlib.suppress(OSError):
             os.write(self._wake_w, why)
 
+    def _wait(self, fds: list[int], timeout: float) -> list[int]:
+        """The fds of `fds` ready to read within `timeout` s; a wake-up is consumed."""
+        poller = select.poll()
+        for fd in fds:
+            poller.register(fd, select.POLLIN)
+        events = poller.poll(timeout * 1000.0)
+        if any(fd == self._wake_r for fd, _ in events):
+            os.read(self._wake_r, 64)
+        return [fd for fd, ev in events if ev & select.POLLIN]
+
     def close(self) -> None:
         """Stop the device and release what it holds; idempotent."""
         self.stop()
@@ -106,3 +117,12 @@ class PtyBoard(BoardLoop):
 
     def _release(self) -> None:
         os.close(self._master)
+
+    def _read(self) -> bytes:
+        """What the client wrote, b"" when nothing (or it closed between poll and read)."""
+        try:
+            return os.read(self._master, 65536)
+        except OSError as exc:  # EIO: the client closed the port
+            if exc.errno not in (errno.EIO, errno.EAGAIN):
+                raise
+            return b""

@@ -18,7 +18,6 @@ import json
 import logging
 import math
 import os
-import select
 from collections.abc import Mapping
 from typing import Any
 
@@ -145,23 +144,6 @@ class SerialBoard(PtyBoard):
             if self._master in ready:
                 for line in scanner.feed(self._read()):
                     self._handle(line)
-
-    def _wait(self, fds: list[int], timeout: float) -> list[int]:
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        events = poller.poll(timeout * 1000.0)
-        if any(fd == self._wake_r for fd, _ in events):
-            os.read(self._wake_r, 64)
-        return [fd for fd, ev in events if ev & select.POLLIN]
-
-    def _read(self) -> bytes:
-        try:
-            return os.read(self._master, 4096)
-        except OSError as exc:  # EIO: the client closed between poll and read
-            if exc.errno not in (errno.EIO, errno.EAGAIN):
-                raise
-            return b""
 
     def _handle(self, line: bytes) -> None:
         if line.strip() == QUERY.strip():

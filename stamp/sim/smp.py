@@ -12,7 +12,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import select
 from typing import Any
 
 from smp import packet as smppacket
@@ -103,23 +102,6 @@ class SmpBoard(PtyBoard):
             self._decoder = None
 
     # --- the pty ------------------------------------------------------------------------
-
-    def _wait(self, fds: list[int], timeout: float) -> list[int]:
-        poller = select.poll()
-        for fd in fds:
-            poller.register(fd, select.POLLIN)
-        events = poller.poll(timeout * 1000.0)
-        if any(fd == self._wake_r for fd, _ in events):
-            os.read(self._wake_r, 64)
-        return [fd for fd, ev in events if ev & select.POLLIN]
-
-    def _read(self) -> bytes:
-        try:
-            return os.read(self._master, 65536)
-        except OSError as exc:
-            if exc.errno not in (errno.EIO, errno.EAGAIN):
-                raise
-            return b""
 
     def _send(self, data: bytes) -> None:
         if not self.connected:
