@@ -180,26 +180,7 @@ def build_manifest(
     if esp is not None:
         return _esp_manifest(elf, bin_file, esp, manifest_dir=manifest_dir, recorded_at=recorded_at)
     if bin_file is not None:
-        if bin_file.bin is None:
-            raise ArtifactError(
-                f"{bin_file.name} is an ELF file, not a .bin: give it as the first argument"
-            )
-        raw = bin_file.bin
-        # objcopy's copy of an ELF that is no module: a module-like tail is chance (a
-        # plain Cortex-M .bin often ends in zeros and a small even number), not damage.
-        plain_copy = (
-            elf is not None and elf.elf is not None and raw.module is None
-        ) and raw.data == elf.elf.image
-        if bin_file.mcuboot is not None:
-            check_mcuboot(bin_file)
-            allow_unstamped = True  # its hash TLV identifies the build, as a device reports it
-        elif not plain_copy:
-            check_module(raw, bin_file.name)
-        if elf is None and raw.module is None and not raw.records and not allow_unstamped:
-            raise ArtifactError(
-                f"{bin_file.name} is neither an ELF file nor a Particle module binary, "
-                "and holds no stamp record"
-            )
+        allow_unstamped = _check_bin(elf, bin_file, allow_unstamped=allow_unstamped)
     if elf is not None and bin_file is not None:
         check_agreement(elf, bin_file)
 
@@ -207,18 +188,8 @@ def build_manifest(
     assert source is not None
     record = stamp_record(source, allow_unstamped=allow_unstamped)
 
-    module: ModuleInfo | None = None
-    predicted = False
     mcuboot = bin_file.mcuboot if bin_file is not None else None
-    if mcuboot is not None:
-        image_sha256 = mcuboot.image_sha256  # the signed image as flashed (a .hex decoded)
-    elif bin_file is not None and bin_file.bin is not None:
-        module = bin_file.bin.module
-        image_sha256 = bin_file.facts.sha256  # the .bin is the image
-    else:
-        assert elf is not None and elf.elf is not None
-        module, predicted = elf_module(elf.elf.image)
-        image_sha256 = elf.elf.image_sha256
+    module, predicted, image_sha256 = _image(elf, bin_file)
     app_hash = module.app_hash if module and module.sha_ok else None
     particle = module.to_json() if module else None
     if particle is not None and bin_file is None:
@@ -248,6 +219,46 @@ def build_manifest(
         mcuboot=mcuboot.to_json() if mcuboot else None,
         memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
+
+
+def _check_bin(elf: Firmware | None, bin_file: Firmware, *, allow_unstamped: bool) -> bool:
+    """Check a .bin on its own (module checksums, MCUboot hash TLV); ArtifactError when it
+    cannot be a build. Returns whether an unstamped build is allowed (an MCUboot image's
+    hash TLV identifies the build, as a device reports it)."""
+    if bin_file.bin is None:
+        raise ArtifactError(
+            f"{bin_file.name} is an ELF file, not a .bin: give it as the first argument"
+        )
+    raw = bin_file.bin
+    # objcopy's copy of an ELF that is no module: a module-like tail is chance (a
+    # plain Cortex-M .bin often ends in zeros and a small even number), not damage.
+    plain_copy = (
+        elf is not None and elf.elf is not None and raw.module is None
+    ) and raw.data == elf.elf.image
+    if bin_file.mcuboot is not None:
+        check_mcuboot(bin_file)
+        return True
+    if not plain_copy:
+        check_module(raw, bin_file.name)
+    if elf is None and raw.module is None and not raw.records and not allow_unstamped:
+        raise ArtifactError(
+            f"{bin_file.name} is neither an ELF file nor a Particle module binary, "
+            "and holds no stamp record"
+        )
+    return allow_unstamped
+
+
+def _image(elf: Firmware | None, bin_file: Firmware | None) -> tuple[ModuleInfo | None, bool, str]:
+    """The build's Particle module (if any), whether its app hash is predicted from the
+    ELF, and the SHA-256 of the image as it is flashed."""
+    mcuboot = bin_file.mcuboot if bin_file is not None else None
+    if mcuboot is not None:
+        return None, False, mcuboot.image_sha256  # the signed image as flashed (.hex decoded)
+    if bin_file is not None and bin_file.bin is not None:
+        return bin_file.bin.module, False, bin_file.facts.sha256  # the .bin is the image
+    assert elf is not None and elf.elf is not None
+    module, predicted = elf_module(elf.elf.image)
+    return module, predicted, elf.elf.image_sha256
 
 
 def check_mcuboot(firmware: Firmware) -> None:
