@@ -100,10 +100,7 @@ def run_header(
         if strict:
             raise GitError(f"no git state: {state.reason} (drop --strict to stamp without git)")
         warnings.append(f'{state.reason}: git fields are "unknown"')
-        excludes = [*config.exclude]
-        with contextlib.suppress(ValueError):
-            excludes.append(out_dir.relative_to(config.root.absolute()).as_posix())
-        fingerprint = fingerprint_tree(config.root, excludes)
+        fingerprint = _fingerprint_without_git(config, out_dir)
 
     templates = load_template_set(config.template, config.root)
     state_dir = find_state_dir(config, state.git_dir)
@@ -124,16 +121,7 @@ def run_header(
             changed: list[Path] = []
             hashes = previous.outputs
         else:
-            rendered = render_all(templates, context)
-            changed = []
-            entries = []
-            for name, data in rendered.items():
-                path = out_dir / name
-                remove_stale_temps(path)  # from a run killed mid-write; we hold the lock
-                if write_if_changed(path, data):
-                    changed.append(path)
-                entries.append((str(path), hashlib.sha256(data).hexdigest()))
-            hashes = tuple(entries)
+            changed, hashes = _write_outputs(render_all(templates, context), out_dir)
         new_state = EditState(
             edit=edit,
             fingerprint=fingerprint,
@@ -154,6 +142,30 @@ def run_header(
         bumped=bumped,
         warnings=tuple(warnings),
     )
+
+
+def _fingerprint_without_git(config: Config, out_dir: Path) -> str:
+    """The source state outside git: the tree's files, stamp's outputs excluded."""
+    excludes = [*config.exclude]
+    with contextlib.suppress(ValueError):
+        excludes.append(out_dir.relative_to(config.root.absolute()).as_posix())
+    return fingerprint_tree(config.root, excludes)
+
+
+def _write_outputs(
+    rendered: Mapping[str, bytes], out_dir: Path
+) -> tuple[list[Path], tuple[tuple[str, str], ...]]:
+    """Write the rendered files whose bytes changed; (the paths written, every output's
+    path and SHA-256 for the state)."""
+    changed: list[Path] = []
+    entries = []
+    for name, data in rendered.items():
+        path = out_dir / name
+        remove_stale_temps(path)  # from a run killed mid-write; the caller holds the lock
+        if write_if_changed(path, data):
+            changed.append(path)
+        entries.append((str(path), hashlib.sha256(data).hexdigest()))
+    return changed, tuple(entries)
 
 
 def _context(
