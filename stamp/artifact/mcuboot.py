@@ -20,6 +20,7 @@ imgtool's own dependency.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import struct
@@ -27,12 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from stamp.errors import ArtifactError
-
-try:
-    from imgtool import image as _imgtool
-    from intelhex import HexRecordError, IntelHex
-except ImportError:  # pragma: no cover - the message is the test
-    _imgtool = None
 
 IMAGE_MAGIC = 0x96F3B83D
 """imgtool's IMAGE_MAGIC (checked against imgtool's at import when it is installed)."""
@@ -164,7 +159,8 @@ class McubootImage:
     @property
     def flag_names(self) -> tuple[str, ...]:
         """The set header flags by imgtool's names."""
-        return tuple(name for name, bit in _imgtool.IMAGE_F.items() if self.flags & bit)
+        flags = _require_imgtool().IMAGE_F.items()
+        return tuple(name for name, bit in flags if self.flags & bit)
 
     @property
     def body(self) -> bytes:
@@ -227,11 +223,16 @@ class McubootImage:
 # --- reading ------------------------------------------------------------------------------
 
 
+@functools.cache
 def _require_imgtool() -> Any:
-    if _imgtool is None:
-        raise ArtifactError(INSTALL_HINT)
-    assert _imgtool.IMAGE_MAGIC == IMAGE_MAGIC
-    return _imgtool
+    """imgtool's image module, imported only for a file that is an MCUboot image: it pulls
+    in `cryptography` (about 75 ms), which `stamp manifest` on any other file never pays."""
+    try:
+        from imgtool import image
+    except ImportError:
+        raise ArtifactError(INSTALL_HINT) from None
+    assert image.IMAGE_MAGIC == IMAGE_MAGIC
+    return image
 
 
 def is_intel_hex(data: bytes) -> bool:
@@ -259,6 +260,7 @@ def endian_of(data: bytes) -> str | None:
 def decode_intel_hex(text: bytes, name: str) -> tuple[bytes, int]:
     """(bytes, address of the first) of an Intel hex file; McubootError when malformed."""
     _require_imgtool()
+    from intelhex import HexRecordError, IntelHex  # imgtool's own dependency
     try:
         hexfile = IntelHex(io.StringIO(text.decode("ascii")))
         start, end = hexfile.minaddr(), hexfile.maxaddr()
@@ -359,7 +361,7 @@ def _read_area(
             f"{name} is a truncated MCUboot image: its TLV area ends at {end} bytes, the file "
             f"has {len(data)}"
         )
-    names = {value: key for key, value in _imgtool.TLV_VALUES.items()}
+    names = {value: key for key, value in _require_imgtool().TLV_VALUES.items()}
     off = at + TLV_INFO.size
     while off < end:
         if off + TLV_HEADER.size > end:

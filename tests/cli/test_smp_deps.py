@@ -16,10 +16,32 @@ def test_inspect_without_imgtool(
     stamp: Stamp, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     image = sign(tmp_path, app_body(), "app.bin")
-    monkeypatch.setattr(mcuboot, "_imgtool", None)
-    code, out, err = stamp("inspect", image)
+    # As if the extra were not installed: the import fails (and nothing is cached).
+    mcuboot._require_imgtool.cache_clear()
+    monkeypatch.setitem(sys.modules, "imgtool", None)
+    monkeypatch.setitem(sys.modules, "imgtool.image", None)
+    try:
+        code, out, err = stamp("inspect", image)
+    finally:
+        mcuboot._require_imgtool.cache_clear()
     assert (code, out) == (2, "")
     assert err == "stamp: error: MCUboot images need imgtool: pip install 'stamp-firmware[smp]'\n"
+
+
+def test_other_files_never_import_imgtool(tmp_path: Path) -> None:
+    """imgtool pulls in `cryptography` (~75 ms): `stamp manifest` on a .bin that is no
+    MCUboot image must not pay for it (bench/README.md, stamp manifest)."""
+    import subprocess
+
+    plain = tmp_path / "plain.bin"
+    plain.write_bytes(app_body())
+    code = (
+        "import sys; from pathlib import Path; from stamp.artifact.image import load_file; "
+        f"load_file(Path({str(plain)!r})); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('imgtool', 'cryptography')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
 
 
 def test_smp_device_without_smpclient(
