@@ -4,11 +4,19 @@ An argument list (never a shell), a timeout, `LC_ALL=C` so output can be parsed,
 `GIT_*` variables that git hooks export scrubbed: inside a pre-commit hook GIT_INDEX_FILE
 and GIT_DIR point at the hooked repository and would silently redirect a git call made
 for another one (setuptools-scm's `_run_cmd.py` does the same).
+
+Every child starts in its own process group (so a terminal's Ctrl-C reaches stamp only, and
+stamp decides) and is remembered until it is reaped: when stamp is interrupted, `stop`
+terminates the whole group, then kills it (a flash tool's own helpers included), and
+`stop_all` does that for every child still running (stamp.cli.entry's exit on a second
+Ctrl-C; issue 10).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -34,6 +42,68 @@ class Completed(NamedTuple):
     """Its standard error, decoded as UTF-8 with replacement."""
 
 
+TERMINATE_GRACE = 1.0
+"""Seconds a child has between SIGTERM and SIGKILL."""
+
+_running: set[subprocess.Popen[bytes]] = set()
+
+
+def start(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
+    stdout: int = subprocess.PIPE,
+    stderr: int = subprocess.PIPE,
+) -> subprocess.Popen[bytes]:
+    """Start `args` in its own process group (stdin closed); `stop()` it when done.
+
+    `keep_git_env` passes the caller's GIT_* variables through (only the git hook wants
+    them: inside a hook GIT_INDEX_FILE names the index being committed).
+    """
+    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
+    environment = {**os.environ, **(env or {})} if keep_git_env else clean_env(env)
+    proc = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=environment,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=stderr,
+        process_group=0,
+    )
+    _running.add(proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = TERMINATE_GRACE) -> None:
+    """Reap `proc`; a group still running is terminated, then killed after `grace` s."""
+    try:
+        if proc.poll() is None:
+            _signal_group(proc, signal.SIGTERM)
+            try:
+                proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(proc, signal.SIGKILL)
+                proc.wait()
+        else:
+            _signal_group(proc, signal.SIGKILL)  # helpers it left behind in its group
+    finally:
+        _running.discard(proc)
+
+
+def stop_all() -> None:
+    """Terminate, then kill, every child still running (the process is about to exit)."""
+    for proc in list(_running):
+        stop(proc, grace=0.2)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)
+
+
 def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for a child: GIT_* scrubbed, LC_ALL=C, plus `extra`."""
     env = {
@@ -54,23 +124,19 @@ def run(
     cwd: Path | None = None,
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
 ) -> Completed:
     """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
-    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    proc = subprocess.run(
-        list(args),
-        cwd=cwd,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=timeout,
-        check=False,
-    )
+    proc = start(args, cwd=cwd, env=env, keep_git_env=keep_git_env)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        stop(proc)
     return Completed(
         args=tuple(args),
         returncode=proc.returncode,
-        stdout=proc.stdout.decode("utf-8", errors="replace"),
-        stderr=proc.stderr.decode("utf-8", errors="replace"),
+        stdout=out.decode("utf-8", errors="replace"),
+        stderr=err.decode("utf-8", errors="replace"),
     )
 
 
@@ -89,20 +155,13 @@ def run_streaming(
 ) -> int:
     """Run `args`, handing each line of its merged stdout and stderr to `on_line` as it
     comes; returns the exit status. On a timeout (subprocess.TimeoutExpired) or an
-    interrupt the child is killed; OSError (not found, not executable) propagates.
+    interrupt the child's group is terminated, then killed; OSError (not found, not
+    executable) propagates.
     """
     import selectors
     import time
 
-    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    proc = subprocess.Popen(
-        list(args),
-        cwd=cwd,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = start(args, cwd=cwd, env=env, stderr=subprocess.STDOUT)
     assert proc.stdout is not None
     pipe = proc.stdout
     os.set_blocking(pipe.fileno(), False)
@@ -137,9 +196,7 @@ def run_streaming(
         except subprocess.TimeoutExpired:
             raise subprocess.TimeoutExpired(list(args), timeout) from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         pipe.close()
 
 

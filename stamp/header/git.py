@@ -14,9 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from stamp import logs
 from stamp.errors import GitError
-from stamp.proc import clean_env
+from stamp.proc import start, stop
 
 GIT_TIMEOUT = 60.0
 UNKNOWN = "unknown"
@@ -60,24 +59,16 @@ class GitState(NamedTuple):
 
 
 def _start(args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
-    logs.debug("stamp.header.git", "run: git %s (cwd=%s)", " ".join(args), cwd)
-    return subprocess.Popen(
-        ["git", *args],
-        cwd=cwd,
-        env=clean_env(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    return start(["git", *args], cwd=cwd)
 
 
 def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, str]:
     try:
         out, err = proc.communicate(timeout=GIT_TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
         raise GitError(f"git did not answer within {GIT_TIMEOUT:.0f} s") from None
+    finally:
+        stop(proc)
     return proc.returncode, out, err.decode("utf-8", errors="replace")
 
 

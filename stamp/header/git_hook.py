@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stamp.errors import GitError, StampError
+from stamp.proc import Completed, run
 
 MARKER = "# installed by `stamp hooks install`"
 CHAINED_SUFFIX = ".stamp-chained"
@@ -106,22 +107,11 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
     """Those of `paths` that git tracks (in the index the hook is committing)."""
     if not paths:
         return []
-    done = subprocess.run(
-        ["git", "ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]],
-        cwd=cwd,
-        capture_output=True,
-        check=False,
-    )
+    done = _git(["ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]], cwd)
     if done.returncode != 0:
-        raise GitError(f"git ls-files failed: {done.stderr.decode(errors='replace').strip()}")
-    listed = {name for name in done.stdout.decode(errors="surrogateescape").split("\0") if name}
-    top = subprocess.run(
-        ["git", "rev-parse", "--show-toplevel"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+        raise GitError(f"git ls-files failed: {done.stderr.strip()}")
+    listed = {name for name in done.stdout.split("\0") if name}
+    top = _git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()
     return [p for p in paths if _rel(p, Path(top)) in listed]
 
 
@@ -135,14 +125,20 @@ def _rel(path: Path, top: Path) -> str:
 def stage(paths: list[Path], cwd: Path) -> None:
     """`git add` the paths with the hook's own environment.
 
-    Deliberately not through stamp.proc: inside the hook GIT_INDEX_FILE names the index
+    With the hook's GIT_* variables kept: inside the hook GIT_INDEX_FILE names the index
     being committed (a temporary one for `git commit -a` or `git commit FILE`), and the
     staged file must land there.
     """
     if not paths:
         return
-    done = subprocess.run(
-        ["git", "add", "--", *[str(p) for p in paths]], cwd=cwd, capture_output=True, check=False
-    )
+    done = _git(["add", "--", *[str(p) for p in paths]], cwd)
     if done.returncode != 0:
-        raise GitError(f"git add failed: {done.stderr.decode(errors='replace').strip()}")
+        raise GitError(f"git add failed: {done.stderr.strip()}")
+
+
+def _git(args: list[str], cwd: Path) -> Completed:
+    """git with the hook's own environment (its GIT_INDEX_FILE), through stamp.proc."""
+    try:
+        return run(["git", *args], cwd=cwd, keep_git_env=True)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git {args[0]} failed: {exc}") from None
