@@ -37,3 +37,16 @@ def remove_stale_temps(path: Path) -> None:
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def resolve_path(path: Path) -> Path:
+    """`path.resolve()`, with a symbolic-link loop as a StampError naming it (issue 10)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # 3.11 raises RuntimeError for a loop
+        from stamp.errors import StampError
+
+        raise StampError(
+            f"{path} cannot be resolved ({exc}): a symbolic link in it points back into "
+            "itself; fix or remove the link"
+        ) from None

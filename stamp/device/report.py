@@ -136,7 +136,8 @@ class LineScanner:
         """Lines dropped for exceeding max_line."""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """Complete lines in `chunk` (plus what was buffered), without their `\\n`."""
+        """Complete lines in `chunk` (plus what was buffered), without their `\\n` or
+        `\\r\\n`."""
         out: list[bytes] = []
         start = 0
         while True:
@@ -146,7 +147,9 @@ class LineScanner:
                 return out
             self._append(chunk[start:nl])
             self.lines += 1
-            if self._discarding:
+            if self._buf.endswith(b"\r"):
+                del self._buf[-1]  # a `\r\n` ending: the `\r` is no part of the line
+            if self._discarding or len(self._buf) > self.max_line:
                 self.overlong += 1
             else:
                 out.append(bytes(self._buf))
@@ -157,7 +160,8 @@ class LineScanner:
     def _append(self, piece: bytes) -> None:
         if self._discarding or not piece:
             return
-        if len(self._buf) + len(piece) > self.max_line:
+        # One byte of room past max_line for the `\r` of a `\r\n` ending (SPEC section 6).
+        if len(self._buf) + len(piece) > self.max_line + 1:
             self._buf.clear()
             self._discarding = True
             return

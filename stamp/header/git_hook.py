@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stamp.errors import GitError, StampError
+from stamp.fileio import resolve_path
 from stamp.proc import Completed, run
 
 MARKER = "# installed by `stamp hooks install`"
@@ -117,7 +118,7 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
 
 def _rel(path: Path, top: Path) -> str:
     try:
-        return path.resolve().relative_to(top.resolve()).as_posix()
+        return resolve_path(path).relative_to(resolve_path(top)).as_posix()
     except ValueError:
         return ""
 
