@@ -36,7 +36,8 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
-    from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
+    from stamp.device.transport.cloud_api import CloudClient
+    from stamp.device.transport.cloud_records import DeviceInfo
 
 FLASH_COMMAND_TIMEOUT = 600.0
 """Seconds a flash command may run before it is stopped."""

@@ -22,18 +22,20 @@ from contextlib import suppress
 from dataclasses import dataclass
 
 import httpx
-from httpx_sse import SSEError
 
 from stamp.closing import Closing
 from stamp.device.report import ReportError, parse_json_report
 from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
-from stamp.device.transport.cloud_api import IDLE_TIMEOUT, CloudClient, DeviceInfo, RateLimited
+from stamp.device.transport.cloud_api import IDLE_TIMEOUT, CloudClient
 from stamp.device.transport.cloud_events import (
+    MAX_EVENT,
     SHOWN_DATA,
     CloudEvent,
+    Discarded,
     heard_from_event,
     iter_cloud_events,
 )
+from stamp.device.transport.cloud_records import DeviceInfo, RateLimited
 from stamp.errors import (
     AuthError,
     ConfigError,
@@ -56,7 +58,7 @@ class _Signal:
     """What the reader thread tells listen()."""
 
     kind: str
-    """"connected", "event", "dropped", "unreachable", "limited" or "fatal"."""
+    """"connected", "event", "discarded", "dropped", "unreachable", "limited" or "fatal"."""
     event: CloudEvent | None = None
     """The event, for "event"."""
     reason: str = ""
@@ -102,11 +104,16 @@ class _StreamReader(threading.Thread):
                         self._response = response
                     connected = True
                     self.signals.put(_Signal("connected"))
-                    for event in iter_cloud_events(response):
-                        self.signals.put(_Signal("event", event))
+                    for event in iter_cloud_events(response.iter_raw()):
+                        if isinstance(event, Discarded):
+                            self.signals.put(_Signal("discarded", reason=event.name))
+                        else:
+                            self.signals.put(_Signal("event", event))
                 reason = "the cloud ended the stream"
             except RateLimited as exc:
-                kind, reason, wait = "limited", exc.message, exc.retry_after
+                kind, reason = "limited", exc.message
+                wait = max(exc.retry_after, delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
             except (AuthError, DeviceError, ConfigError) as exc:
                 self.signals.put(_Signal("fatal", error=exc))
                 return
@@ -114,8 +121,15 @@ class _StreamReader(threading.Thread):
                 reason = exc.message
             except httpx.ReadTimeout:
                 reason = f"nothing heard for {self._idle_timeout:g} s"
-            except (httpx.HTTPError, httpx.StreamError, SSEError) as exc:
+            except (httpx.HTTPError, httpx.StreamError) as exc:
                 reason = self._client.scrub(str(exc)) or type(exc).__name__
+            except Exception as exc:  # never a dead thread and a silent wait (issue 10)
+                log.debug("event stream reader failed", exc_info=True)
+                error = DeviceUnreachable(
+                    f"stamp could not read the Particle Cloud's event stream ({type(exc).__name__})"
+                )
+                self.signals.put(_Signal("fatal", error=error))
+                return
             finally:
                 with self._lock:
                     self._response = None
@@ -185,6 +199,16 @@ class CloudTransport(Closing):
 
     def listen(self, deadline: float) -> Generator[Heard, None, None]:
         """Status, events and reports until `deadline` (transport clock)."""
+        # Every exchange of the client ends by then too, whatever the server dribbles;
+        # afterwards the client is free again (stamp flash uploads with it).
+        previous = self.client.deadline
+        self.client.deadline = time.monotonic() + (deadline - self._clock())
+        try:
+            yield from self._listen(deadline)
+        finally:
+            self.client.deadline = previous
+
+    def _listen(self, deadline: float) -> Generator[Heard, None, None]:
         info = yield from self._resolve(deadline)
         self.info = info
         state = "online" if info.online else "offline"
@@ -222,6 +246,12 @@ class CloudTransport(Closing):
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id)
+                elif signal.kind == "discarded":
+                    yield Heard(
+                        HeardKind.EVENT,
+                        f"{signal.reason or 'an event'}: discarded, larger than {MAX_EVENT} bytes",
+                        now,
+                    )
                 elif signal.kind == "dropped":
                     yield Heard(
                         HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
@@ -267,7 +297,7 @@ class CloudTransport(Closing):
     def _variable(self, device_id: str) -> Iterator[Heard]:
         try:
             value = self.client.get_variable(device_id, STAMP_VARIABLE)
-        except DeviceUnreachable as exc:
+        except (DeviceUnreachable, ConfigError) as exc:  # an unusable answer: listen on
             yield Heard(
                 HeardKind.STATUS, f"could not read the stamp variable: {exc}", self._clock()
             )

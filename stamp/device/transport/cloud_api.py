@@ -7,19 +7,26 @@ device, a cloud that is down or rate limiting (a short Retry-After is waited out
 address that is not the API.
 
 The token goes in the `Authorization: Bearer` header only: never a URL (httpx logs
-URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too:
-api.particle.io puts `?access_token=…` into its "I didn't recognize that device" answer.
+URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too
+(stamp.redact): api.particle.io puts `?access_token=…` into its "I didn't recognize that
+device" answer, and a device's name or event data may hold anything.
+
+Nothing the server does can hold stamp past its deadline or fill its memory (issue 10):
+every exchange is cut off at the overall deadline (`deadline`, set by the transport from
+`--timeout`), answers are read up to a size cap, their JSON is decoded defensively, and
+429s are retried with an exponential, jittered backoff that never passes the deadline
+(stamp.device.transport.bounded).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -27,6 +34,17 @@ import httpx
 
 from stamp import __version__
 from stamp.closing import Closing
+from stamp.device.transport.bounded import (
+    BadJSON,
+    Cutter,
+    TooLarge,
+    backoff,
+    cut_at,
+    decode_json,
+    read_capped,
+    retry_after,
+)
+from stamp.device.transport.cloud_records import Answer, DeviceInfo, RateLimited, device_info
 from stamp.errors import (
     AuthError,
     ConfigError,
@@ -35,6 +53,7 @@ from stamp.errors import (
     FlashError,
     StampError,
 )
+from stamp.redact import add_secret, redact
 
 log = logging.getLogger("stamp.device.transport.cloud")
 
@@ -43,44 +62,19 @@ IDLE_TIMEOUT = 30.0
 MAX_RETRY_WAIT = 30.0
 """Longest Retry-After a plain request waits out before giving up."""
 RATE_LIMIT_RETRIES = 3
+"""429s retried by a plain request before it gives up."""
+REQUEST_BUDGET = 60.0
+"""Longest whole exchange (connect to last byte) when no overall deadline is set."""
+MAX_ANSWER = 64 * 1024
+"""Cap on one answer: a device record, a variable or an error is a few KB."""
+MAX_LIST_ANSWER = 8 * 1024 * 1024
+"""Cap on the device list (about 1 KB per device)."""
 
 REJECTED_TOKEN = (
     "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
     "or set PARTICLE_ACCESS_TOKEN"
 )
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']*")
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """A device as the cloud describes it."""
-
-    id: str
-    """24 hex digits."""
-    name: str | None
-    """Its name, None when unnamed."""
-    online: bool
-    """Connected to the cloud right now."""
-    platform_id: int | None = None
-    """Particle platform (6 Photon, 12 Argon, …)."""
-    last_heard: str | None = None
-    """ISO 8601 time the cloud last heard from it."""
-    variables: tuple[str, ...] = ()
-    """Names of the cloud variables its firmware registered (when the cloud says)."""
-
-    @property
-    def label(self) -> str:
-        """How to name it to a person: "name (id)" or the id."""
-        return f"{self.name} ({self.id})" if self.name else self.id
-
-
-class RateLimited(DeviceUnreachable):
-    """The cloud answered 429; `retry_after` seconds is what it asked for."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class CloudClient(Closing):
@@ -104,13 +98,23 @@ class CloudClient(Closing):
         self.timeout = timeout
         self.clock_offset = 0.0
         """Seconds the cloud's clock is ahead of ours, from its last Date header."""
-        self._token = token
+        self.deadline: float | None = None
+        """time.monotonic() after which no exchange may go on (None: REQUEST_BUDGET each)."""
+        add_secret(token)
         self._max_retry_wait = max_retry_wait
+        self._rng = random.Random()
         self._http = httpx.Client(
             base_url=self.api_url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"stamp/{__version__}"},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"stamp/{__version__}",
+                "Accept-Encoding": "identity",  # a capped body is the bytes on the wire
+            },
             timeout=timeout,
             follow_redirects=False,
+            # A new connection per exchange: the deadline cuts the socket it learns at
+            # connect (bounded.Cutter), which a reused connection would not announce.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def __repr__(self) -> str:
@@ -120,7 +124,7 @@ class CloudClient(Closing):
 
     def list_devices(self) -> list[DeviceInfo]:
         """Every device of the account."""
-        response = self._request("GET", "/v1/devices")
+        response = self._request("GET", "/v1/devices", limit=MAX_LIST_ANSWER)
         if response.status_code != 200:
             raise self._failure(response)
         body = self._json(response)
@@ -147,7 +151,7 @@ class CloudClient(Closing):
         result = body.get("result") if isinstance(body, dict) else None
         if result is None:
             return None
-        return result if isinstance(result, str) else json.dumps(result)
+        return self.scrub(result if isinstance(result, str) else json.dumps(result))
 
     def flash(self, device_id: str, filename: str, data: bytes) -> str:
         """Start an OTA update with a module binary; returns the cloud's status words.
@@ -171,13 +175,13 @@ class CloudClient(Closing):
         status = body.get("status") if isinstance(body, dict) else None
         return status if isinstance(status, str) else "Update started"
 
-    def _note_server_time(self, response: httpx.Response) -> None:
+    def _note_server_time(self, response: httpx.Response | Answer) -> None:
         """Remember how far the cloud's clock (its Date header) is from ours."""
         from email.utils import parsedate_to_datetime
 
         try:
             server = parsedate_to_datetime(response.headers["date"]).timestamp()
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             return
         self.clock_offset = server - time.time()
 
@@ -196,71 +200,121 @@ class CloudClient(Closing):
             path = f"/v1/devices/{_segment(device_id)}/events"
         if prefix:
             path += "/" + quote(prefix, safe="/")
+        deadline = self._exchange_deadline()
         request = self._http.build_request(
             "GET",
             path,
             headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-            timeout=httpx.Timeout(self.timeout, read=idle_timeout),
+            timeout=httpx.Timeout(self._per_read(deadline), read=idle_timeout),
         )
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        try:
-            log.debug("GET %s -> %d (stream)", path, response.status_code)
-            if response.status_code != 200:
-                try:
-                    response.read()
-                except httpx.TransportError as exc:
-                    raise self._unreachable(exc) from None
-                if response.status_code == 429:
-                    raise self._rate_limited(response)
-                raise self._failure(response, device=device_id)
-            self._note_server_time(response)
-            kind = response.headers.get("content-type", "").partition(";")[0].strip()
-            if kind != "text/event-stream":
-                raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
-            yield response
-        finally:
-            response.close()
+        with cut_at(request, deadline) as cutter:
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc, late=cutter.fired) from None
+            try:
+                log.debug("GET %s -> %d (stream)", path, response.status_code)
+                if response.status_code != 200:
+                    answer = self._read(response, "GET", path, MAX_ANSWER, cutter)
+                    if answer.status_code == 429:
+                        raise self._rate_limited(answer)
+                    raise self._failure(answer, device=device_id)
+                self._note_server_time(response)
+                kind = response.headers.get("content-type", "").partition(";")[0].strip()
+                if kind != "text/event-stream":
+                    raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
+                yield response
+            finally:
+                response.close()
 
     def close(self) -> None:
         self._http.close()
 
     # -- helpers -----------------------------------------------------------------------
 
-    def scrub(self, text: str) -> str:
+    @staticmethod
+    def scrub(text: str) -> str:
         """`text` without the token in it (for text that came from the cloud)."""
-        return _QUERY_TOKEN.sub(r"\1…", text.replace(self._token, "…"))
+        return redact(text)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; waits out 429 Retry-After a few times; DeviceUnreachable when down."""
+    def _request(self, method: str, path: str, *, limit: int = MAX_ANSWER, **kwargs: Any) -> Answer:
+        """One exchange; 429s retried with backoff within the deadline; DeviceUnreachable
+        when down, ConfigError for an answer past `limit` bytes."""
         for attempt in range(RATE_LIMIT_RETRIES + 1):
-            try:
-                response = self._http.request(method, path, **kwargs)
-            except httpx.TransportError as exc:
-                raise self._unreachable(exc) from None
-            log.debug("%s %s -> %d", method, path, response.status_code)
-            if response.status_code != 429:
-                return response
-            limited = self._rate_limited(response)
-            if attempt == RATE_LIMIT_RETRIES or limited.retry_after > self._max_retry_wait:
+            answer = self._exchange(method, path, limit, **kwargs)
+            if answer.status_code != 429:
+                return answer
+            limited = self._rate_limited(answer, attempt)
+            if attempt == RATE_LIMIT_RETRIES or not self._can_wait(limited.retry_after):
                 raise limited
             log.debug("rate limited: retrying in %.1f s", limited.retry_after)
             time.sleep(limited.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _json(self, response: httpx.Response) -> Any:
-        try:
-            return response.json()
-        except ValueError:
-            raise self._not_the_api(f"HTTP {response.status_code} answer is not JSON") from None
+    def _exchange(self, method: str, path: str, limit: int, **kwargs: Any) -> Answer:
+        deadline = self._exchange_deadline()
+        request = self._http.build_request(method, path, timeout=self._per_read(deadline), **kwargs)
+        with cut_at(request, deadline) as cutter:
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc, late=cutter.fired) from None
+            try:
+                answer = self._read(response, method, path, limit, cutter)
+            finally:
+                response.close()
+        log.debug("%s %s -> %d", method, path, answer.status_code)
+        return answer
 
-    def _message(self, response: httpx.Response) -> str:
+    def _read(
+        self, response: httpx.Response, method: str, path: str, limit: int, cutter: Cutter
+    ) -> Answer:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise self._not_the_api(f"{method} {path} answered in {encoding!r} encoding")
+        try:
+            body = read_capped(response, limit)
+        except TooLarge:
+            what = "the device list" if limit == MAX_LIST_ANSWER else "a device record"
+            raise self._not_the_api(
+                f"the answer to {method} {path} is larger than {limit // 1024} KiB, "
+                f"where {what} is a few KB"
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc, late=cutter.fired) from None
+        return Answer(response.status_code, response.headers, body)
+
+    def _exchange_deadline(self) -> float:
+        """When the next exchange must be over (time.monotonic()); DeviceUnreachable if now."""
+        now = time.monotonic()
+        deadline = now + REQUEST_BUDGET if self.deadline is None else self.deadline
+        if deadline <= now:
+            raise DeviceUnreachable(
+                f"no answer from the Particle Cloud at {self.host} before the timeout"
+            )
+        return deadline
+
+    def _per_read(self, deadline: float) -> float:
+        return max(0.01, min(self.timeout, deadline - time.monotonic()))
+
+    def _can_wait(self, seconds: float) -> bool:
+        if seconds > self._max_retry_wait:
+            return False
+        return self.deadline is None or time.monotonic() + seconds < self.deadline
+
+    def _json(self, response: Answer) -> Any:
+        try:
+            return decode_json(response.content)
+        except BadJSON as exc:
+            raise self._not_the_api(
+                f"HTTP {response.status_code} answer is not usable JSON: {exc}"
+            ) from None
+
+    def _message(self, response: Answer) -> str:
         """What the cloud said, in one line, without the token."""
         try:
-            body = response.json()
-        except ValueError:
+            body = decode_json(response.content)
+        except BadJSON:
             body = None
         parts: list[str] = []
         if isinstance(body, dict):
@@ -270,11 +324,11 @@ class CloudClient(Closing):
                     parts.append(value)
             errors = body.get("errors")
             if isinstance(errors, list):
-                parts.extend(str(e) for e in errors if str(e) not in parts)
+                parts.extend(e for e in errors if isinstance(e, str) and e not in parts)
         text = "; ".join(parts) or f"HTTP {response.status_code}"
         return self.scrub(text)[:300]
 
-    def _failure(self, response: httpx.Response, *, device: str | None = None) -> StampError:
+    def _failure(self, response: Answer, *, device: str | None = None) -> StampError:
         """The StampError for an unexpected answer."""
         status = response.status_code
         message = self._message(response)
@@ -299,19 +353,24 @@ class CloudClient(Closing):
             )
         return StampError(f"the Particle Cloud at {self.host} answered HTTP {status}: {message}")
 
-    def _rate_limited(self, response: httpx.Response) -> RateLimited:
-        try:
-            wait = float(response.headers.get("retry-after", "1"))
-        except ValueError:
-            wait = 1.0
-        wait = max(0.0, wait)
+    def _rate_limited(self, response: Answer, attempt: int = 0) -> RateLimited:
+        asked = retry_after(response.headers.get("retry-after"))
+        if asked is not None and asked > self._max_retry_wait:
+            wait = asked  # more than stamp waits: said, not waited for
+        else:
+            wait = backoff(asked, attempt, cap=self._max_retry_wait, rng=self._rng)
         return RateLimited(
             f"the Particle Cloud at {self.host} is rate limiting requests (429): "
             f"try again in {wait:g} s",
             wait,
         )
 
-    def _unreachable(self, exc: httpx.TransportError) -> DeviceUnreachable:
+    def _unreachable(self, exc: httpx.TransportError, *, late: bool = False) -> DeviceUnreachable:
+        if late:
+            return DeviceUnreachable(
+                f"the Particle Cloud at {self.host} did not finish answering before the timeout",
+                detail=type(exc).__name__,
+            )
         reason = self.scrub(str(exc)) or type(exc).__name__
         return DeviceUnreachable(
             f"cannot reach the Particle Cloud at {self.host}: {reason}",
@@ -325,21 +384,10 @@ class CloudClient(Closing):
         )
 
     def _device_info(self, item: Any) -> DeviceInfo:
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        info = device_info(item)
+        if info is None:
             raise self._not_the_api("a device without an id")
-        name = item.get("name")
-        online = item.get("online", item.get("connected"))
-        platform = item.get("platform_id")
-        heard = item.get("last_heard")
-        variables = item.get("variables")
-        return DeviceInfo(
-            id=item["id"].lower(),
-            name=name if isinstance(name, str) and name else None,
-            online=online is True,
-            platform_id=platform if isinstance(platform, int) else None,
-            last_heard=heard if isinstance(heard, str) else None,
-            variables=tuple(variables) if isinstance(variables, dict) else (),
-        )
+        return info
 
 
 def _segment(text: str) -> str:
