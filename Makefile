@@ -7,7 +7,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
 APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi qemu-system-arm \
-                gcc cmake
+                gcc cmake gdb-multiarch
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck pytest toolchain bench clean
@@ -36,7 +36,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 # that need them fail loudly and say so.
 toolchain:
 	@missing=""; \
-	for tool in arm-none-eabi-gcc arm-none-eabi-objcopy arm-none-eabi-readelf qemu-system-arm gcc cmake; do \
+	for tool in arm-none-eabi-gcc arm-none-eabi-objcopy arm-none-eabi-readelf qemu-system-arm gcc cmake gdb-multiarch; do \
 	  command -v $$tool >/dev/null || missing="$$missing $$tool"; \
 	done; \
 	if [ -n "$$missing" ]; then \

@@ -34,6 +34,7 @@ from common import machine, median_ms, update_readme_section
 
 from stamp.artifact.manifest import Manifest, write_manifest
 from stamp.device.report import QUERY
+from stamp.identity import Identity
 
 GIT = "9f8e7d6c5b4a" + "1" * 28
 BUILD_ID = "5f3a9c21" + "ab" * 16
@@ -42,12 +43,7 @@ READY_TIMEOUT = 30.0
 
 def make_manifest(directory: Path) -> Path:
     manifest = Manifest(
-        edit=111,
-        git=GIT,
-        dirty=False,
-        build_id=BUILD_ID,
-        app_hash=None,
-        image_sha256=None,
+        identity=Identity(edit=111, git=GIT, dirty=False, build_id=BUILD_ID),
         recorded_at="2026-01-01T00:00:00Z",
     )
     path = directory / "app.stamp.json"

@@ -42,6 +42,8 @@ class DeviceConfig(NamedTuple):
     """Particle device id or name."""
     flash_command: str | None = None
     """Command for `stamp flash` on serial devices; {bin}, {elf}, {device} are replaced."""
+    gdb: str | None = None
+    """A debug probe's GDB server, HOST:PORT (e.g. localhost:3333 for OpenOCD)."""
 
 
 class Config(NamedTuple):
@@ -88,6 +90,7 @@ _DEVICE_KEYS: dict[str, type | tuple[type, ...]] = {
     "baud": int,
     "particle": str,
     "flash_command": str,
+    "gdb": str,
 }
 
 
@@ -230,10 +233,8 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
             known = ", ".join(sorted(_DEVICE_KEYS))
             raise ConfigError(f"{path}: unknown key `{where}.{key}` (known keys: {known})")
         _check(value, _DEVICE_KEYS[key], f"{where}.{key}", path)
-    has_serial = "serial" in body
-    has_particle = "particle" in body
-    if has_serial == has_particle:
-        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial` or `particle`")
+    if sum(key in body for key in ("serial", "particle", "gdb")) != 1:
+        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial`, `particle` or `gdb`")
     baud = body.get("baud", 115200)
     if not 0 < baud <= MAX_BAUD:
         raise ConfigError(f"{path}: `{where}.baud` must be an integer from 1 to {MAX_BAUD}")
@@ -246,4 +247,5 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
         baud=baud,
         particle=body.get("particle"),
         flash_command=body.get("flash_command"),
+        gdb=body.get("gdb"),
     )

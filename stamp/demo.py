@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING, TextIO
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import verdict_message
+from stamp.cli.words import attempt_summary, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
-from stamp.errors import EXIT_MISMATCH, EXIT_OK, StampError
+from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
 from stamp.header.run import HeaderResult, describe_result, run_header
 from stamp.record import StampRecord
 
@@ -98,12 +98,12 @@ _GIT_ENV = {
 class DemoFailed(StampError):
     """A step of the demo did not behave as designed (a bug in stamp: please report it)."""
 
-    exit_code = EXIT_MISMATCH
+    exit_code = EXIT_INTERNAL
 
 
 def run_demo(out: TextIO, *, keep: bool = False, parent: Path | None = None) -> int:
     """Run the demo, narrated on `out`; returns 0 when every step behaved as designed,
-    and raises DemoFailed (exit 1) naming the step that did not.
+    and raises DemoFailed (exit 70, an internal error) naming the step that did not.
 
     `parent` is where the throw-away directory is made (default: the system's temp
     directory); `keep` leaves it there and says where.
@@ -155,13 +155,7 @@ class _Demo:
         self.say(paint(f"$ {text}", "blue", self.out))
 
     def verdict(self, verdict: Verdict) -> None:
-        colour = {
-            VerdictStatus.VERIFIED: "green",
-            VerdictStatus.MISMATCH: "red",
-            VerdictStatus.NO_REPORT: "yellow",
-        }[verdict.status]
-        label, _, rest = verdict_message(verdict).partition(": ")
-        self.say(f"{paint(label + ':', colour, self.out, bold=True)} {rest}")
+        self.say(painted_verdict(verdict, self.out))
 
     # -- the story -------------------------------------------------------------------
 
@@ -213,6 +207,7 @@ class _Demo:
         return self._build(config, header)
 
     def _flash_with_retries(self, config: Config, env: dict[str, str]) -> None:
+        from stamp.cli.watch import FlashProgress
         from stamp.device.flash import flash_and_verify
         from stamp.device.flash_image import load_flash_image
         from stamp.device.flashers import make_flasher
@@ -237,13 +232,21 @@ class _Demo:
                 retries=RETRIES,
                 timeout=TIMEOUT,
                 settle=SETTLE,
-                progress=self.progress,
-                show_events=True,
+                watcher=FlashProgress(
+                    self.progress,
+                    TIMEOUT,
+                    image,
+                    flasher,
+                    lines=True,
+                    verbose=False,
+                ),
             )
         if result.verdict is not None:
             self.verdict(result.verdict)
         if result.verdict is None or result.verdict.status is not VerdictStatus.VERIFIED:
-            raise DemoFailed(f"the flash should have been verified: {result.final.summary()}")
+            raise DemoFailed(
+                f"the flash should have been verified: {attempt_summary(result.final)}"
+            )
         if len(result.attempts) < 2:
             raise DemoFailed("the first OTA update should have failed and been retried")
 
@@ -291,11 +294,12 @@ class _Demo:
             verdict = verify(transport, second, self._history(config), timeout=TIMEOUT)
         self.verdict(verdict)
         if verdict.status is not VerdictStatus.MISMATCH or verdict.matched_build is None:
-            raise DemoFailed(f"stamp verify should have named edit {first.edit}")
-        if verdict.matched_build.edit != first.edit:
-            raise DemoFailed(f"stamp verify named edit {verdict.matched_build.edit}")
+            raise DemoFailed(f"stamp verify should have named edit {first.identity.edit}")
+        if verdict.matched_build.identity.edit != first.identity.edit:
+            raise DemoFailed(f"stamp verify named edit {verdict.matched_build.identity.edit}")
+        running, flashed = first.identity.edit, second.identity.edit
         self.say(
-            f"(exit status 1: the device still runs edit {first.edit}, not edit {second.edit}; "
+            f"(exit status 1: the device still runs edit {running}, not edit {flashed}; "
             "a Makefile or CI job stops here)"
         )
 
@@ -328,10 +332,10 @@ class _Demo:
         write_manifest(manifest, target)
         append_history(history_path(find_state_dir(config)), manifest)
         shown = target.relative_to(self.project)
-        app_hash = manifest.app_hash or ""
+        identity = manifest.identity
         self.say(
-            f"stamp: manifest {shown} (edit {manifest.edit}, git {(manifest.git or '')[:8]}, "
-            f"app hash {app_hash[:8]}…)"
+            f"stamp: manifest {shown} (edit {identity.edit}, git {(identity.git or '')[:8]}, "
+            f"app hash {(identity.app_hash or '')[:8]}…)"
         )
         return manifest
 

@@ -12,6 +12,10 @@ EXIT_MISMATCH = 1
 EXIT_USAGE = 2
 EXIT_NO_REPORT = 3
 EXIT_INTERRUPTED = 130
+EXIT_INTERNAL = 70
+"""A bug in stamp (sysexits' EX_SOFTWARE): never 1, which scripts read as "mismatch"."""
+EXIT_BROKEN_PIPE = 141
+"""stdout was closed by the reader (`stamp ... | head`): 128 + SIGPIPE, as a shell reports it."""
 
 
 class StampError(Exception):

@@ -1,12 +1,14 @@
-"""Crash-safe file writes: a temp file in the same directory, fsync, then os.replace.
+"""Shared file helpers: crash-safe writes, the one lock, the one file hash.
 
-A reader (or a crash at any instant) sees the old file or the new one, never half.
+`atomic_write` writes a temp file in the same directory, fsyncs, then os.replace: a
+reader (or a crash at any instant) sees the old file or the new one, never half.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -37,6 +39,30 @@ def remove_stale_temps(path: Path) -> None:
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+@contextlib.contextmanager
+def locked(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `lock_file` (created if missing) for the block.
+
+    OSError propagates (the caller names the directory and what to do)."""
+    import fcntl
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def sha256_file(path: Path) -> str:
+    """SHA-256 of a file's content, lowercase hex; OSError propagates."""
+    import hashlib
+
+    with path.open("rb") as fp:
+        return hashlib.file_digest(fp, "sha256").hexdigest()
 
 
 def resolve_path(path: Path) -> Path:

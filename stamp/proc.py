@@ -26,6 +26,10 @@ from stamp import logs
 
 # Kept from the caller's environment: they change where git finds config, not which repo.
 _KEEP_GIT_VARS = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"})
+TERMINATE_GRACE = 1.0
+"""Seconds a child's group has between SIGTERM and SIGKILL."""
+
+_running: set[subprocess.Popen[bytes]] = set()
 
 
 # A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
@@ -36,80 +40,31 @@ class Completed(NamedTuple):
     """The argument list it ran with."""
     returncode: int
     """Its exit status."""
-    stdout: str
-    """Its standard output, decoded as UTF-8 with replacement."""
-    stderr: str
-    """Its standard error, decoded as UTF-8 with replacement."""
+    out: bytes
+    """Its standard output, as bytes (git's NUL-separated records are parsed from these)."""
+    err: bytes
+    """Its standard error, as bytes."""
+
+    @property
+    def stdout(self) -> str:
+        """Standard output decoded as UTF-8 with replacement."""
+        return self.out.decode("utf-8", errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        """Standard error decoded as UTF-8 with replacement."""
+        return self.err.decode("utf-8", errors="replace")
 
 
-TERMINATE_GRACE = 1.0
-"""Seconds a child has between SIGTERM and SIGKILL."""
-
-_running: set[subprocess.Popen[bytes]] = set()
-
-
-def start(
-    args: Sequence[str],
-    *,
-    cwd: Path | None = None,
-    env: Mapping[str, str] | None = None,
-    keep_git_env: bool = False,
-    stdout: int = subprocess.PIPE,
-    stderr: int = subprocess.PIPE,
-) -> subprocess.Popen[bytes]:
-    """Start `args` in its own process group (stdin closed); `stop()` it when done.
-
-    `keep_git_env` passes the caller's GIT_* variables through (only the git hook wants
-    them: inside a hook GIT_INDEX_FILE names the index being committed).
-    """
-    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    environment = {**os.environ, **(env or {})} if keep_git_env else clean_env(env)
-    proc = subprocess.Popen(
-        list(args),
-        cwd=cwd,
-        env=environment,
-        stdin=subprocess.DEVNULL,
-        stdout=stdout,
-        stderr=stderr,
-        process_group=0,
-    )
-    _running.add(proc)
-    return proc
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float = TERMINATE_GRACE) -> None:
-    """Reap `proc`; a group still running is terminated, then killed after `grace` s."""
-    try:
-        if proc.poll() is None:
-            _signal_group(proc, signal.SIGTERM)
-            try:
-                proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(proc, signal.SIGKILL)
-                proc.wait()
-        else:
-            _signal_group(proc, signal.SIGKILL)  # helpers it left behind in its group
-    finally:
-        _running.discard(proc)
-
-
-def stop_all() -> None:
-    """Terminate, then kill, every child still running (the process is about to exit)."""
-    for proc in list(_running):
-        stop(proc, grace=0.2)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signum)
-
-
-def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for a child: GIT_* scrubbed, LC_ALL=C, plus `extra`."""
+def clean_env(
+    extra: Mapping[str, str] | None = None, *, keep_git_env: bool = False
+) -> dict[str, str]:
+    """The environment for a child: GIT_* scrubbed (unless `keep_git_env`), LC_ALL=C, plus
+    `extra`."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("GIT_") or key in _KEEP_GIT_VARS
+        if keep_git_env or not key.startswith("GIT_") or key in _KEEP_GIT_VARS
     }
     env["LC_ALL"] = "C"
     env["LANGUAGE"] = ""
@@ -126,18 +81,87 @@ def run(
     env: Mapping[str, str] | None = None,
     keep_git_env: bool = False,
 ) -> Completed:
-    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate."""
-    proc = start(args, cwd=cwd, env=env, keep_git_env=keep_git_env)
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    finally:
-        stop(proc)
-    return Completed(
-        args=tuple(args),
-        returncode=proc.returncode,
-        stdout=out.decode("utf-8", errors="replace"),
-        stderr=err.decode("utf-8", errors="replace"),
+    """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
+
+    `keep_git_env` passes GIT_* through: inside a git hook GIT_INDEX_FILE names the index
+    being committed (a temporary one for `git commit -a`), and the hook must use it.
+    """
+    return start(args, cwd=cwd, env=env, keep_git_env=keep_git_env).wait(timeout)
+
+
+class Running:
+    """A child started by `start`, to be waited for with a timeout."""
+
+    def __init__(self, args: Sequence[str], popen: subprocess.Popen[bytes]) -> None:
+        self.args = tuple(args)
+        self._popen = popen
+
+    def wait(self, timeout: float) -> Completed:
+        """Its result; on a timeout or an interrupt its group is stopped (TimeoutExpired
+        or KeyboardInterrupt propagates)."""
+        try:
+            out, err = self._popen.communicate(timeout=timeout)
+        finally:
+            stop(self._popen)
+        return Completed(self.args, self._popen.returncode, out, err)
+
+
+def start(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    keep_git_env: bool = False,
+) -> Running:
+    """Start `args` with captured output and no stdin, for several children at once
+    (`stamp header` runs four gits in parallel); `Running.wait` collects it."""
+    popen = _spawn(args, cwd, clean_env(env, keep_git_env=keep_git_env), subprocess.PIPE)
+    return Running(args, popen)
+
+
+def _spawn(
+    args: Sequence[str], cwd: Path | None, env: dict[str, str], stderr: int
+) -> subprocess.Popen[bytes]:
+    """Popen in a new process group, remembered until `stop` reaps it."""
+    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
+    popen = subprocess.Popen(
+        list(args),
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        process_group=0,
     )
+    _running.add(popen)
+    return popen
+
+
+def stop(popen: subprocess.Popen[bytes], grace: float = TERMINATE_GRACE) -> None:
+    """Reap `popen`; a group still running is terminated, then killed after `grace` s."""
+    try:
+        if popen.poll() is None:
+            _signal_group(popen, signal.SIGTERM)
+            try:
+                popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(popen, signal.SIGKILL)
+                popen.wait()
+        else:
+            _signal_group(popen, signal.SIGKILL)  # helpers it left behind in its group
+    finally:
+        _running.discard(popen)
+
+
+def stop_all() -> None:
+    """Terminate, then kill, every child still running (the process is about to exit)."""
+    for popen in list(_running):
+        stop(popen, grace=0.2)
+
+
+def _signal_group(popen: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signum)
 
 
 STREAM_DRAIN = 0.2
@@ -161,7 +185,7 @@ def run_streaming(
     import selectors
     import time
 
-    proc = start(args, cwd=cwd, env=env, stderr=subprocess.STDOUT)
+    proc = _spawn(args, cwd, clean_env(env), subprocess.STDOUT)
     assert proc.stdout is not None
     pipe = proc.stdout
     os.set_blocking(pipe.fileno(), False)

@@ -97,3 +97,21 @@ def find_records(data: bytes) -> list[tuple[int, StampRecord]]:
             found.append((start, unpack_record(data[start : start + RECORD_SIZE])))
         start = data.find(RECORD_MAGIC, start + 1)
     return found
+
+
+def report_object(record: StampRecord, build_id: str | None = None) -> dict[str, object]:
+    """The JSON object a device running this record reports (SPEC section 6): the one
+    builder, formatted the way stamp.c's stamp_json() does (`dirty` omitted when unknown)."""
+    obj: dict[str, object] = {"edit": record.edit, "git": record.git}
+    if record.dirty is not None:
+        obj["dirty"] = record.dirty
+    if build_id is not None:
+        obj["build_id"] = build_id
+    return obj
+
+
+def report_json(record: StampRecord, build_id: str | None = None) -> str:
+    """`report_object` as the compact JSON text a device prints or publishes."""
+    import json
+
+    return json.dumps(report_object(record, build_id), separators=(",", ":"))

@@ -13,6 +13,7 @@ from pathlib import Path
 from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
 from stamp.artifact.image import BinImage, Firmware, elf_module
 from stamp.artifact.manifest import Manifest
+from stamp.artifact.memory import memory_layout
 from stamp.artifact.particle.format import (
     CRC_SIZE,
     SHA_FROM_END,
@@ -21,6 +22,7 @@ from stamp.artifact.particle.format import (
 )
 from stamp.artifact.particle.module import ModuleInfo
 from stamp.errors import ArtifactError
+from stamp.identity import Identity
 from stamp.record import StampRecord
 
 # --- checks -------------------------------------------------------------------------------
@@ -204,16 +206,19 @@ def build_manifest(
         build_id = bin_file.bin.build_id
 
     return Manifest(
-        edit=record.edit if record else None,
-        git=record.git if record else None,
-        dirty=record.dirty if record else None,
-        build_id=build_id,
-        app_hash=app_hash,
-        image_sha256=image_sha256,
+        identity=Identity(
+            edit=record.edit if record else None,
+            git=record.git if record else None,
+            dirty=record.dirty if record else None,
+            build_id=build_id,
+            app_hash=app_hash,
+            image_sha256=image_sha256,
+        ),
         recorded_at=recorded_at,
         elf=elf.facts.artifact(manifest_dir) if elf else None,
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         particle=particle,
+        memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
 
 

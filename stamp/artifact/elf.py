@@ -333,6 +333,12 @@ def _overlay(loaded: list[tuple[LoadedSection, bytes]], base: int, end: int) -> 
     return bytes(image)
 
 
+def build_id_from_notes(notes: bytes, *, little: bool = True, align: int = 4) -> str | None:
+    """The GNU build-id in the bytes of a note section (as read from a target's memory);
+    ValueError when they are not well-formed notes."""
+    return _build_id(notes, little, align)
+
+
 def _build_id(notes: bytes, little: bool, align: int) -> str | None:
     """The NT_GNU_BUILD_ID descriptor in a note section, as lowercase hex.
 

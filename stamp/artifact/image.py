@@ -152,7 +152,7 @@ def read_bin(data: bytes) -> BinImage:
         truncated=truncated,
         records=records,
         record_problem=problem,
-        build_id=_scan_build_id(data),
+        build_id=scan_build_id(data),
     )
 
 
@@ -167,7 +167,9 @@ def _trailing_suffix_size(data: bytes) -> int | None:
     return size if fits and reserved == b"\0\0" else None
 
 
-def _scan_build_id(data: bytes) -> str | None:
+def scan_build_id(data: bytes) -> str | None:
+    """The GNU build-id in a raw image (a .bin has no sections): the descriptor of the
+    `GNU` build-id note found in it, when exactly one distinct id is found."""
     ids = set()
     for match in _BUILD_ID_NOTE.finditer(data):
         desc = data[match.end() : match.end() + match.group(1)[0]]

@@ -10,8 +10,9 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
-      "particle": {...} | null       # the module info of `stamp inspect --json`, for a .bin
-    }
+      "particle": {...} | null,      # the module info of `stamp inspect --json`, for a .bin
+      "memory": {...} | null         # where the record and image sit on the target
+    }                                # (stamp.artifact.memory; absent in older manifests)
 
 The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
 first, bounded to HISTORY_LIMIT entries; `stamp verify` uses it to name the build a device
@@ -28,12 +29,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stamp.artifact.memory import MemoryLayout
 from stamp.errors import ArtifactError, StateError
 from stamp.fileio import atomic_write
+from stamp.identity import HASH_KEYS, KEY_NAMES, Identity, parse_identity
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 1000
-IDENTITY_KEYS = ("edit", "git", "dirty", "build_id", "app_hash", "image_sha256")
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,8 @@ class Artifact:
 class Manifest:
     """The expected identity of one build."""
 
-    edit: int | None
-    """The editVersion from the stamp record (None for an unstamped image)."""
-    git: str | None
-    """Full commit SHA from the stamp record, or "unknown"."""
-    dirty: bool | None
-    """The dirty flag from the stamp record."""
-    build_id: str | None
-    """GNU build-id, lowercase hex."""
-    app_hash: str | None
-    """Particle app hash (the module suffix SHA-256), lowercase hex."""
-    image_sha256: str | None
-    """SHA-256 of the loadable image, lowercase hex."""
+    identity: Identity
+    """The build's identity keys (SPEC section 5); unknown ones are None."""
     recorded_at: str
     """When the manifest was written, ISO 8601 UTC."""
     elf: Artifact | None = None
@@ -74,22 +66,14 @@ class Manifest:
     """Particle module info (the `particle` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
-
-    def identity(self) -> dict[str, Any]:
-        """The identity keys of SPEC section 5 that are known."""
-        values = {key: getattr(self, key) for key in IDENTITY_KEYS}
-        return {key: value for key, value in values.items() if value is not None}
+    memory: MemoryLayout | None = None
+    """Where the record and the image sit in the target's memory (from the ELF)."""
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = dict(self.extra)
+        record.update(self.identity.as_json())
         record.update(
             schema=SCHEMA_VERSION,
-            edit=self.edit,
-            git=self.git,
-            dirty=self.dirty,
-            build_id=self.build_id,
-            app_hash=self.app_hash,
-            image_sha256=self.image_sha256,
             recorded_at=self.recorded_at,
             artifacts={
                 "elf": asdict(self.elf) if self.elf else None,
@@ -97,6 +81,8 @@ class Manifest:
             },
             particle=self.particle,
         )
+        if self.memory is not None:
+            record["memory"] = self.memory.to_json()
         return record
 
     @classmethod
@@ -109,44 +95,19 @@ class Manifest:
             if schema != SCHEMA_VERSION:
                 raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
             artifacts = record.get("artifacts") or {}
-            known = {*IDENTITY_KEYS, "schema", "recorded_at", "artifacts", "particle"}
+            known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory"}
+            memory = record.get("memory")
             return cls(
-                edit=_opt(record.get("edit"), int),
-                git=_opt(record.get("git"), str),
-                dirty=_opt(record.get("dirty"), bool),
-                build_id=_hex(record.get("build_id")),
-                app_hash=_hex(record.get("app_hash")),
-                image_sha256=_hex(record.get("image_sha256")),
+                identity=parse_identity(record),
                 recorded_at=str(record.get("recorded_at", "")),
                 elf=_artifact(artifacts.get("elf")),
                 bin=_artifact(artifacts.get("bin")),
                 particle=record.get("particle"),
                 extra={k: v for k, v in record.items() if k not in known},
+                memory=MemoryLayout.from_json(memory) if memory is not None else None,
             )
         except (TypeError, ValueError, AttributeError) as exc:
             raise ArtifactError(f"{source} is not a valid stamp manifest ({exc})") from None
-
-
-def _opt(value: Any, kind: type) -> Any:
-    if value is None:
-        return None
-    if kind is int and isinstance(value, bool):
-        raise TypeError("expected an integer")
-    if not isinstance(value, kind):
-        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _hex(value: Any) -> str | None:
-    if value is None:
-        return None
-    if (
-        not isinstance(value, str)
-        or not value
-        or any(c not in "0123456789abcdefABCDEF" for c in value)
-    ):
-        raise ValueError(f"{value!r} is not hex")
-    return value.lower()
 
 
 def _artifact(value: Any) -> Artifact | None:
@@ -218,7 +179,7 @@ def load_history(path: Path) -> list[Manifest]:
 
 
 def _same_build(a: Manifest, b: Manifest) -> bool:
-    return a.identity() == b.identity() and a.elf == b.elf and a.bin == b.bin
+    return a.identity == b.identity and a.elf == b.elf and a.bin == b.bin
 
 
 def append_history(path: Path, manifest: Manifest) -> bool:
@@ -245,10 +206,10 @@ def append_history(path: Path, manifest: Manifest) -> bool:
 
 def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str:
     """How a build is called in one line: its edit, else its first identifying hash."""
-    if manifest.edit is not None:
-        return f"edit {manifest.edit}"
-    for key in ("build_id", "app_hash", "image_sha256"):
-        value = getattr(manifest, key)
+    if manifest.identity.edit is not None:
+        return f"edit {manifest.identity.edit}"
+    for key in HASH_KEYS:
+        value = getattr(manifest.identity, key)
         if value:
             return f"{key} {value[:8]}…"
     return unstamped

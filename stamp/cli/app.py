@@ -1,7 +1,8 @@
 """The command line: parse, call one core function, render, pick the exit code.
 
 Subcommands load lazily so `stamp header` (run on every build) never imports httpx,
-pyserial or pyelftools. Exit codes are decided here and only here (SPEC section 3).
+pyserial or pyelftools. Exit codes are decided in `stamp.cli.exits` (SPEC section 3),
+for this path and the `stamp header` fast path alike.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Any
 import click
 
 from stamp import __version__
-from stamp.errors import EXIT_INTERRUPTED, EXIT_USAGE, StampError
+from stamp.cli import exits
+from stamp.errors import EXIT_USAGE, StampError
 
 log = logging.getLogger("stamp")
 
@@ -123,26 +125,19 @@ def _run(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = any(a in ("-v", "--verbose") for a in args)
     try:
-        result: Any = cli.main(args=argv, prog_name="stamp", standalone_mode=False)
+        # What click's main() does in non-standalone mode, without its `except OSError`,
+        # which turns a closed stdout into exit 1 ("mismatch" to every script).
+        with cli.make_context("stamp", list(args)) as ctx:
+            result: Any = cli.invoke(ctx)
     except StampError as exc:
-        _error(str(exc))
-        if verbose and exc.detail:
-            click.echo(f"stamp: detail: {exc.detail}", err=True)
-        return exc.exit_code
+        return exits.for_error(exc, verbose=verbose)
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code if exc.exit_code else EXIT_USAGE
-    except (KeyboardInterrupt, click.Abort):
-        click.echo("\nstamp: interrupted", err=True)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, EOFError, click.Abort):
+        return exits.for_interrupt()
     except BrokenPipeError:
-        return 1
+        return exits.for_broken_pipe()
     return result if isinstance(result, int) else 0
-
-
-def _error(message: str) -> None:
-    from stamp.cli.output import paint
-
-    click.echo(f"{paint('stamp: error:', 'red', sys.stderr, bold=True)} {message}", err=True)

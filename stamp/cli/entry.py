@@ -112,19 +112,20 @@ def _interruptible(body: Callable[[], int]) -> int:
         return body()
     except KeyboardInterrupt:
         signal.signal(signal.SIGINT, exit_interrupted)
-        sys.stderr.write("\nstamp: interrupted\n")
-        return INTERRUPTED
+        from stamp.cli import exits
+
+        return exits.for_interrupt()
     finally:
         signal.signal(signal.SIGINT, exit_interrupted)
 
 
 def _header(header_main: Callable[..., int], options: dict[str, object]) -> int:
+    from stamp.cli import exits
     from stamp.errors import StampError
 
     try:
         return header_main(**options)
     except StampError as exc:
-        from stamp.cli.output import paint
-
-        sys.stderr.write(f"{paint('stamp: error:', 'red', sys.stderr, bold=True)} {exc}\n")
-        return exc.exit_code
+        return exits.for_error(exc)
+    except BrokenPipeError:
+        return exits.for_broken_pipe()

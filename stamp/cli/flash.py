@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
-from stamp.errors import EXIT_NO_REPORT
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
@@ -24,7 +23,8 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "or particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud.",
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
+    "gdb:HOST:PORT to load it through a debug probe's GDB server.",
 )
 @click.option(
     "--retries",
@@ -76,7 +76,8 @@ def flash(
     Particle device gets an OTA update through the cloud, and only what the device itself
     publishes after the update counts (the cloud's "success" does not). A serial device
     is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
-    replaced; it runs without a shell), then heard on its port.
+    replaced; it runs without a shell), then heard on its port. A gdb: device without
+    one gets the ELF loaded through its GDB server, is reset and let run, then read.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -91,8 +92,12 @@ def flash(
     import os
     import sys
 
-    from stamp.cli.output import Progress, paint, print_json
-    from stamp.cli.verify import exit_code, render
+    from stamp.cli import exits
+    from stamp.cli.output import Progress, paint_label, print_json
+    from stamp.cli.records import flash_record
+    from stamp.cli.verify import render
+    from stamp.cli.watch import FlashProgress
+    from stamp.cli.words import attempt_summary
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image
@@ -113,20 +118,25 @@ def flash(
             retries=retries,
             timeout=timeout,
             settle=settle,
-            progress=progress,
-            verbose=settings.verbosity > 0,
+            watcher=FlashProgress(
+                progress,
+                timeout,
+                image,
+                flasher,
+                lines=False,
+                verbose=settings.verbosity > 0,
+            ),
         )
     verdict = result.verdict
     if as_json:
-        record = result.to_json()
+        record = flash_record(result)
         record.update(firmware=str(firmware), manifest=str(image.manifest_path), device=device)
         print_json(record)
     elif verdict is not None:
         render(verdict, sys.stdout)
     else:
-        label, _, rest = result.final.summary().partition(": ")
-        sys.stdout.write(f"{paint(label + ':', 'yellow', sys.stdout, bold=True)} {rest}\n")
-    return exit_code(verdict.status) if verdict is not None else EXIT_NO_REPORT
+        sys.stdout.write(paint_label(attempt_summary(result.final), "yellow", sys.stdout) + "\n")
+    return exits.for_verdict(verdict.status if verdict is not None else None)
 
 
 def _history(config: Config) -> list[Manifest]:

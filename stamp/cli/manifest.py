@@ -86,15 +86,16 @@ def manifest(
         return 0
     if settings.verbosity >= 0:
         facts = []
-        if result.edit is not None:
-            facts.append(f"edit {result.edit}")
-            facts.append(f"git {(result.git or '')[:8]}" + (", dirty" if result.dirty else ""))
+        identity = result.identity
+        if identity.edit is not None:
+            facts.append(f"edit {identity.edit}")
+            facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
         else:
             facts.append("unstamped")
-        if result.build_id:
-            facts.append(f"build-id {result.build_id[:4]}…")
-        if result.app_hash:
-            facts.append(f"app hash {result.app_hash[:8]}…")
+        if identity.build_id:
+            facts.append(f"build-id {identity.build_id[:4]}…")
+        if identity.app_hash:
+            facts.append(f"app hash {identity.app_hash[:8]}…")
         click.echo(f"stamp: manifest {_shown(target)} ({', '.join(facts)})")
         if settings.verbosity > 0 and not added:
             click.echo("stamp: this build is already in the history", err=True)

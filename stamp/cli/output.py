@@ -28,6 +28,12 @@ def paint(text: str, colour: str, stream: TextIO | None = None, *, bold: bool = 
     return f"\033[{code}m{text}\033[0m"
 
 
+def paint_label(sentence: str, colour: str, stream: TextIO) -> str:
+    """`LABEL: rest` with the label painted (bold), e.g. a verdict's `VERIFIED:`."""
+    label, _, rest = sentence.partition(": ")
+    return f"{paint(label + ':', colour, stream, bold=True)} {rest}"
+
+
 def shown_path(path: os.PathLike[str] | str, cwd: str | None = None) -> str:
     """`path` relative to the working directory when it is inside it, else absolute."""
     start = os.path.abspath(cwd or os.curdir)

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from stamp.artifact.manifest import build_name
-from stamp.errors import EXIT_MISMATCH, EXIT_NO_REPORT, EXIT_OK
+from stamp.cli import exits
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
     from stamp.cli.output import Progress
     from stamp.config import Config
-    from stamp.device.verify import Verdict, VerdictStatus
+    from stamp.device.verify import Verdict
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -24,24 +24,14 @@ UNSTAMPED = "the manifest's build"
 """How a build without edit or hashes is named in messages."""
 
 
-def exit_code(status: VerdictStatus) -> int:
-    """The exit code of SPEC section 3 for a verdict (`stamp flash` uses it too)."""
-    from stamp.device.verify import VerdictStatus
-
-    return {
-        VerdictStatus.VERIFIED: EXIT_OK,
-        VerdictStatus.MISMATCH: EXIT_MISMATCH,
-        VerdictStatus.NO_REPORT: EXIT_NO_REPORT,
-    }[status]
-
-
 @click.command("verify")
 @click.option(
     "--device",
     "device",
     required=True,
     metavar="X",
-    help="A [devices.NAME] from the config, serial:PORT[?baud=N], or particle:DEVICE_ID_OR_NAME.",
+    help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+    "or gdb:HOST:PORT (a debug probe's GDB server).",
 )
 @click.option(
     "--manifest",
@@ -59,15 +49,27 @@ def exit_code(status: VerdictStatus) -> int:
     metavar="S",
     help="Seconds to wait for a report that settles the question.",
 )
+@click.option(
+    "--image",
+    "read_image",
+    is_flag=True,
+    help="gdb: devices: also read back the whole image and compare its SHA-256.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
-    settings: Settings, device: str, manifest_path: Path | None, timeout: float, as_json: bool
+    settings: Settings,
+    device: str,
+    manifest_path: Path | None,
+    timeout: float,
+    read_image: bool,
+    as_json: bool,
 ) -> int:
     """Wait for the device's identity report and say whether it runs the expected build.
 
     Listens to the `@stamp {...}` line over serial (asking with `?stamp` meanwhile) or to
-    the `stamp` event, variable and app-hash event on the Particle Cloud, and stops as
+    the `stamp` event, variable and app-hash event on the Particle Cloud, or reads the
+    stamp record out of the target's memory through a GDB server, and stops as
     soon as a report settles it: a matching build-id, app hash, or git and edit with
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
@@ -80,6 +82,7 @@ def verify(
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device gdb:localhost:3333 --image
     """
     import os
     import sys
@@ -94,10 +97,18 @@ def verify(
     history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     expected = _expected(manifest_path, history, progress)
+    from stamp.cli.records import verdict_record
     from stamp.cli.watch import Watch
 
     watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    with open_transport(target, config, os.environ, Path.home()) as transport:
+    from stamp.device.target import GdbTarget
+    from stamp.errors import DeviceError
+
+    if read_image and not isinstance(target, GdbTarget):
+        raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
+    with open_transport(
+        target, config, os.environ, Path.home(), expected=expected, read_image=read_image
+    ) as transport:
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
             f"(expecting {build_name(expected, UNSTAMPED)})"
@@ -110,27 +121,19 @@ def verify(
         finally:
             watch.stop()
     if as_json:
-        record = verdict.to_json()
+        record = verdict_record(verdict)
         record["manifest"] = str(manifest_path) if manifest_path else None
         print_json(record)
     else:
         render(verdict, sys.stdout)
-    return exit_code(verdict.status)
+    return exits.for_verdict(verdict.status)
 
 
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
-    from stamp.cli.output import paint
-    from stamp.cli.words import verdict_message
-    from stamp.device.verify import VerdictStatus
+    from stamp.cli.words import painted_verdict
 
-    colour = {
-        VerdictStatus.VERIFIED: "green",
-        VerdictStatus.MISMATCH: "red",
-        VerdictStatus.NO_REPORT: "yellow",
-    }[verdict.status]
-    label, _, rest = verdict_message(verdict).partition(": ")
-    stream.write(f"{paint(label + ':', colour, stream, bold=True)} {rest}\n")
+    stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:
         stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
     stream.flush()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import threading
 
 from stamp.cli.output import Progress
+from stamp.cli.words import attempt_summary
+from stamp.device.flash import Attempt
+from stamp.device.flash_image import FlashImage
+from stamp.device.flashers import Flasher
 from stamp.device.transport.base import Heard, HeardKind, monotonic
 
 TICK = 0.5
@@ -69,3 +73,52 @@ class Watch:
         while not self._stop.wait(TICK):
             with self._lock:
                 self.progress.status(self._status(monotonic() - self.started))
+
+
+class FlashProgress:
+    """The `stamp.device.flash.FlashWatcher` of the CLI and the demo: a heading per
+    attempt, the flasher's output, a `Watch` while waiting, and why an attempt is retried.
+    `lines` shows every event as a line even on a terminal (the demo)."""
+
+    def __init__(
+        self,
+        progress: Progress,
+        timeout: float,
+        image: FlashImage,
+        flasher: Flasher,
+        *,
+        lines: bool,
+        verbose: bool,
+    ) -> None:
+        self.progress = progress
+        self.timeout = timeout
+        self.doing = f"flashing {image.describe()} {flasher.describe()}"
+        """What the first attempt does, e.g. "flashing app.bin over the Particle Cloud to x"."""
+        self.lines = lines
+        self.verbose = verbose
+        self._watch = Watch(progress, timeout, lines=lines, verbose=verbose)
+
+    def attempt_started(self, number: int, total: int) -> None:
+        if number == 1:
+            doing = self.doing
+        else:
+            doing = "flashing again" + (" (the last attempt)" if number == total else "")
+        self.progress.line(f"stamp: attempt {number}/{total}: {doing}")
+        self._watch = Watch(self.progress, self.timeout, lines=self.lines, verbose=self.verbose)
+
+    def attempt_failed(self, attempt: Attempt, total: int) -> None:
+        self.progress.line(
+            f"stamp: attempt {attempt.number}/{total}: {attempt_summary(attempt)}; retrying"
+        )
+
+    def said(self, text: str) -> None:
+        self._watch.line(text)
+
+    def listening(self) -> None:
+        self._watch.start()
+
+    def heard(self, heard: Heard) -> None:
+        self._watch.heard(heard)
+
+    def stopped(self) -> None:
+        self._watch.stop()

@@ -1,4 +1,4 @@
-"""The words for a verdict: the one sentence `stamp verify` and `stamp flash` print.
+"""The words for a verdict and a flash attempt: what `stamp verify` and `stamp flash` print.
 
 `VERIFIED: device runs edit 111 (git 1a2b3c4d, build-id 5f3a…)`,
 `MISMATCH: device runs edit 109 (git 1a2b3c4, built 25 min ago); expected edit 111`, or
@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
-from stamp.device.verify import HASH_KEYS, Verdict, VerdictStatus
+from stamp.cli.output import paint_label
+from stamp.device.flash import Attempt
+from stamp.device.verify import Verdict, VerdictStatus
+from stamp.identity import HASH_KEYS
 from stamp.record import GIT_UNKNOWN
 
 SHORT_HEX = 8
@@ -29,6 +32,30 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
     return f"NO REPORT: {_silence(verdict)}"
 
 
+VERDICT_COLOURS = {
+    VerdictStatus.VERIFIED: "green",
+    VerdictStatus.MISMATCH: "red",
+    VerdictStatus.NO_REPORT: "yellow",
+}
+
+
+def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
+    """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
+    return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
+    """One line for a flash attempt: its verdict, or why the flash failed."""
+    if attempt.verdict is None:
+        return f"FLASH FAILED: {attempt.flash_error}"
+    verdict = attempt.verdict
+    if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
+        text = f"NO REPORT: {verdict.heard.explanation}"
+    else:
+        text = verdict_message(verdict, now=now)
+    return f"{text} ({attempt.flash_error})" if attempt.flash_error else text
+
+
 def _short(value: str) -> str:
     return value if len(value) <= SHORT_HEX else value[:SHORT_HEX] + "…"
 
@@ -43,14 +70,19 @@ def _git_part(git: str | None, dirty: bool | None) -> str | None:
 
 
 _LABELS = {"build_id": "build-id", "app_hash": "app hash", "image_sha256": "image sha256"}
+"""How a hash key is called in a sentence; any other key by its name with spaces."""
+
+
+def label(key: str) -> str:
+    return _LABELS.get(key, key.replace("_", " "))
 
 
 def _hash_parts(identity: Mapping[str, Any], keys: Iterable[str]) -> list[str]:
-    return [f"{_LABELS[k]} {_short(identity[k])}" for k in keys if identity.get(k)]
+    return [f"{label(k)} {_short(identity[k])}" for k in keys if identity.get(k)]
 
 
 def _verified_build(verdict: Verdict) -> str:
-    identity = verdict.expected.identity()
+    identity = verdict.expected.identity.known()
     matched = [c.key for c in verdict.compared if c.match and c.key in HASH_KEYS]
     parts = [
         p
@@ -69,17 +101,19 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     assert report is not None
     build = verdict.matched_build
     if build is not None:
-        identity = build.identity()
+        identity = build.identity.known()
         parts = [
             _git_part(identity.get("git"), identity.get("dirty")),
             _age(build.recorded_at, now),
         ]
-        name = f"edit {build.edit}" if build.edit is not None else "an older build"
+        name = (
+            f"edit {build.identity.edit}" if build.identity.edit is not None else "an older build"
+        )
         details = [p for p in parts if p]
         if not details:
             details = _hash_parts(identity, HASH_KEYS)[:1]
         return f"{name} ({', '.join(details)})" if details else name
-    identity = report.identity()
+    identity = report.identity.known()
     parts = [
         f"edit {identity['edit']}" if "edit" in identity else None,
         _git_part(identity.get("git"), identity.get("dirty")),
@@ -96,7 +130,7 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
 
 
 def _expected_build(verdict: Verdict) -> str:
-    identity = verdict.expected.identity()
+    identity = verdict.expected.identity.known()
     differing = [c.key for c in verdict.differing]
     name = f"edit {identity['edit']}" if "edit" in identity else "the manifest's build"
     # When the edits agree the name alone cannot show the difference: name what differs.
@@ -166,10 +200,10 @@ def _why_inconclusive(verdict: Verdict) -> str:
     report = verdict.reported
     assert report is not None
     count = _plural(verdict.heard.reports, "report")
-    keys = ", ".join(report.identity()) or "no identity keys"
+    keys = ", ".join(report.identity.known()) or "no identity keys"
     if not verdict.compared:
         hint = ""
-        if report.app_hash is not None and verdict.expected.app_hash is None:
+        if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:
             hint = " (make it with `stamp manifest ELF --bin BIN` to compare the app hash)"
         return f"{count} heard, but the last ({keys}) shares no key with the manifest{hint}"
     return (

@@ -21,15 +21,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Protocol
 
 from stamp.artifact.manifest import Manifest
-from stamp.cli.output import Progress
-from stamp.cli.watch import Watch
-from stamp.cli.words import verdict_message
-from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
-from stamp.device.verify import CAME_ONLINE, Verdict, VerdictStatus, verify
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
+from stamp.device.verify import Verdict, VerdictStatus, verify
 from stamp.errors import FlashError
 
 if TYPE_CHECKING:
@@ -42,7 +38,6 @@ DEFAULT_TIMEOUT = 60.0
 flash command) to a verdict."""
 DEFAULT_SETTLE = 15.0
 """Seconds to wait for a report after the device came back online from an OTA."""
-"""The status `stamp.device.transport.cloud.CloudTransport` yields when its event stream opens."""
 FLASH_FAILED = "flash_failed"
 """The `status` of `stamp flash --json` when the last attempt could not flash at all."""
 
@@ -68,25 +63,6 @@ class Attempt:
         """The verdict's status; NO_REPORT when there is none."""
         return self.verdict.status if self.verdict else VerdictStatus.NO_REPORT
 
-    def summary(self, *, now: datetime | None = None) -> str:
-        """One line: the verdict, or why the flash failed."""
-        if self.verdict is None:
-            return f"FLASH FAILED: {self.flash_error}"
-        verdict = self.verdict
-        if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
-            text = f"NO REPORT: {verdict.heard.explanation}"
-        else:
-            text = verdict_message(verdict, now=now)
-        return f"{text} ({self.flash_error})" if self.flash_error else text
-
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        return {
-            "attempt": self.number,
-            "flash_error": self.flash_error,
-            "verdict": self.verdict.to_json(now=now) if self.verdict else None,
-            "elapsed": round(self.elapsed, 3),
-        }
-
 
 @dataclass(frozen=True)
 class FlashResult:
@@ -111,15 +87,49 @@ class FlashResult:
         """The verdict's status value, or "flash_failed"."""
         return self.verdict.status.value if self.verdict else FLASH_FAILED
 
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """The record of `stamp flash --json`."""
-        return {
-            "status": self.status,
-            "message": self.final.summary(now=now),
-            "retries": self.retries,
-            "attempts": [a.to_json(now=now) for a in self.attempts],
-            "verdict": self.verdict.to_json(now=now) if self.verdict else None,
-        }
+
+class FlashWatcher(Protocol):
+    """What the flash loop tells while it works; the CLI shows it (`stamp.cli.watch`)."""
+
+    def attempt_started(self, number: int, total: int) -> None:
+        """Attempt `number` of `total` begins (its flash comes next)."""
+
+    def attempt_failed(self, attempt: Attempt, total: int) -> None:
+        """`attempt` did not verify and another one follows."""
+
+    def said(self, text: str) -> None:
+        """A line of the flasher's own output (the flash command's, the upload's)."""
+
+    def listening(self) -> None:
+        """Waiting for the device starts."""
+
+    def heard(self, heard: Heard) -> None:
+        """The transport heard something."""
+
+    def stopped(self) -> None:
+        """Waiting for the device ended."""
+
+
+class _Unwatched:
+    """A FlashWatcher that shows nothing."""
+
+    def attempt_started(self, number: int, total: int) -> None:
+        pass
+
+    def attempt_failed(self, attempt: Attempt, total: int) -> None:
+        pass
+
+    def said(self, text: str) -> None:
+        pass
+
+    def listening(self) -> None:
+        pass
+
+    def heard(self, heard: Heard) -> None:
+        pass
+
+    def stopped(self) -> None:
+        pass
 
 
 def flash_and_verify(
@@ -130,29 +140,22 @@ def flash_and_verify(
     retries: int = DEFAULT_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
     settle: float = DEFAULT_SETTLE,
-    progress: Progress | None = None,
-    show_events: bool = False,
-    verbose: bool = False,
+    watcher: FlashWatcher | None = None,
     clock: Clock = monotonic,
     wall_clock: Callable[[], float] = time.time,
 ) -> FlashResult:
     """Flash `image` and verify, up to `retries` more times until the device runs it.
 
-    `flasher.prepare(image)` must have been called. The outcome of each attempt that is
-    followed by another is one line on `progress` (the last one is the caller's to show,
-    from the result); `show_events` prints every event heard as a line even on a terminal
-    (the demo). StampErrors that retrying cannot fix (a rejected token, an unknown
-    device) propagate; a failed flash or a wrong or silent device is a failed attempt.
+    `flasher.prepare(image)` must have been called. `watcher` hears how each attempt goes
+    (the last one's outcome is the caller's to show, from the result). StampErrors that
+    retrying cannot fix (a rejected token, an unknown device) propagate; a failed flash or
+    a wrong or silent device is a failed attempt.
     """
-    progress = progress or Progress(quiet=True)
+    watcher = watcher or _Unwatched()
     total = retries + 1
     attempts: list[Attempt] = []
     for number in range(1, total + 1):
-        if number == 1:
-            doing = f"flashing {image.describe()} {flasher.describe()}"
-        else:
-            doing = "flashing again" + (" (the last attempt)" if number == total else "")
-        progress.line(f"stamp: attempt {number}/{total}: {doing}")
+        watcher.attempt_started(number, total)
         attempt = _attempt(
             flasher,
             image,
@@ -160,14 +163,14 @@ def flash_and_verify(
             number,
             timeout=timeout,
             settle=settle,
-            waiting=Watch(progress, timeout, lines=show_events, verbose=verbose),
+            waiting=watcher,
             clock=clock,
             wall_clock=wall_clock,
         )
         attempts.append(attempt)
         if attempt.status is VerdictStatus.VERIFIED or number == total:
             break  # the caller shows the final verdict
-        progress.line(f"stamp: attempt {number}/{total}: {attempt.summary()}; retrying")
+        watcher.attempt_failed(attempt, total)
     return FlashResult(attempts=tuple(attempts), retries=retries)
 
 
@@ -179,13 +182,13 @@ def _attempt(
     *,
     timeout: float,
     settle: float,
-    waiting: Watch,
+    waiting: FlashWatcher,
     clock: Clock,
     wall_clock: Callable[[], float],
 ) -> Attempt:
     started = clock()
     since = wall_clock()
-    say = waiting.line
+    say = waiting.said
     flashed = False
     if not flasher.flash_while_listening:
         try:
@@ -198,10 +201,10 @@ def _attempt(
     def on_heard(heard: Heard) -> None:
         nonlocal flashed
         waiting.heard(heard)
-        if not flashed and heard.kind is HeardKind.STATUS and heard.text == STREAM_CONNECTED:
+        if not flashed and heard.signal is Signal.STREAM_CONNECTED:
             flashed = True
             flasher.flash(image, say)
-        elif flashed and heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        elif flashed and heard.signal is Signal.CAME_ONLINE:
             attempt_clock.settle_after(settle)
         elif heard.kind is HeardKind.REPORT:
             attempt_clock.cancel()
@@ -209,7 +212,7 @@ def _attempt(
     try:
         with flasher.open(since, attempt_clock) as transport:
             listening = clock()
-            waiting.start()
+            waiting.listening()
             try:
                 verdict = verify(
                     transport,
@@ -220,7 +223,7 @@ def _attempt(
                     on_heard=on_heard,
                 )
             finally:
-                waiting.stop()
+                waiting.stopped()
     except FlashError as exc:
         return Attempt(number, None, exc.message, clock() - started)
     if attempt_clock.settled:

@@ -9,7 +9,6 @@ round) when its SHA-256 is still the manifest's.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from stamp.artifact.manifest import Artifact, Manifest, build_name, load_manifest
 from stamp.errors import ArtifactError
+from stamp.fileio import sha256_file
 
 if TYPE_CHECKING:
     from stamp.artifact.image import Firmware
@@ -87,7 +87,7 @@ def load_flash_image(firmware: Path, manifest_path: Path | None = None) -> Flash
 
 def _check_identity(loaded: Firmware, manifest: Manifest, path: Path) -> None:
     from stamp.artifact.build import build_manifest
-    from stamp.device.verify import compare, identifies
+    from stamp.identity import compare, identifies
 
     extracted = build_manifest(
         loaded if loaded.elf is not None else None,
@@ -96,12 +96,12 @@ def _check_identity(loaded: Firmware, manifest: Manifest, path: Path) -> None:
         recorded_at="",
         allow_unstamped=True,
     )
-    compared = compare(manifest.identity(), extracted.identity())
+    compared = compare(manifest.identity, extracted.identity)
     if identifies(compared):
         return
     differing = [c for c in compared if not c.match]
     if any(c.key == "edit" for c in differing):
-        detail = f"it is edit {manifest.edit}, the file is edit {extracted.edit}"
+        detail = f"it is edit {manifest.identity.edit}, the file is edit {extracted.identity.edit}"
     elif differing:
         detail = "their " + ", ".join(c.key for c in differing) + " differ"
     else:
@@ -118,11 +118,7 @@ def _artifact_path(manifest_path: Path, artifact: Artifact) -> Path:
 
 
 def _file_sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
     try:
-        with path.open("rb") as fp:
-            for block in iter(lambda: fp.read(1 << 16), b""):
-                digest.update(block)
+        return sha256_file(path)
     except OSError:
         return None
-    return digest.hexdigest()

@@ -5,6 +5,8 @@ Two ways to flash, behind the `Flasher` protocol:
 - `CloudFlasher`: an OTA update through the Particle Cloud API. It uploads once the
   device's event stream is connected, so nothing the device says after its restart can
   be missed, and only events published after the attempt began count (`since`).
+- `GdbFlasher` (`stamp.device.flash_gdb`): loads the ELF through a debug probe's GDB
+  server, as GDB's `load` does, when the device has no `flash_command`.
 - `CommandFlasher`: the device's `flash_command` from the config (`{bin}`, `{elf}` and
   `{device}` replaced in each word), run without a shell, its output shown as it comes.
   For a serial device it runs before the port is opened: the flashing tool usually needs
@@ -25,7 +27,13 @@ from typing import TYPE_CHECKING, Protocol
 from stamp.closing import Closing
 from stamp.config import Config
 from stamp.device.flash_image import FlashImage
-from stamp.device.target import DeviceTarget, ParticleTarget, SerialTarget, open_transport
+from stamp.device.target import (
+    DeviceTarget,
+    GdbTarget,
+    ParticleTarget,
+    SerialTarget,
+    open_transport,
+)
 from stamp.device.transport.base import Clock, Transport
 from stamp.errors import (
     ArtifactError,
@@ -36,6 +44,7 @@ from stamp.errors import (
 )
 
 if TYPE_CHECKING:
+    from stamp.device.flash_gdb import GdbFlasher
     from stamp.device.transport.cloud_api import CloudClient
     from stamp.device.transport.cloud_records import DeviceInfo
 
@@ -239,7 +248,7 @@ def command_args(command: str, image: FlashImage, device: str, device_name: str)
 
 def make_flasher(
     target: DeviceTarget, config: Config, env: Mapping[str, str], home: Path
-) -> CloudFlasher | CommandFlasher:
+) -> CloudFlasher | CommandFlasher | GdbFlasher:
     """The flasher for `--device`: its configured flash_command, else a cloud OTA update.
 
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
@@ -248,6 +257,21 @@ def make_flasher(
     """
     device_config = config.devices.get(target.name) if target.name else None
     command = device_config.flash_command if device_config else None
+    if isinstance(target, GdbTarget):
+        from stamp.device.flash_gdb import GdbFlasher
+
+        runs = None
+        if command is not None:
+            assert target.name is not None
+            runs = CommandFlasher(
+                command,
+                device_name=target.name,
+                device=f"{target.host}:{target.port}",
+                listen=lambda since, clock: open_transport(target, config, env, home),
+                serial=True,  # flashed before the target is read, like a serial port
+                cwd=config.root,
+            )
+        return GdbFlasher(target, runs)
     if command is not None:
         assert target.name is not None
 

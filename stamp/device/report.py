@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from stamp.identity import KEY_NAMES, Identity, IdentityError, parse_identity
 
 log = logging.getLogger("stamp.device.report")
 
@@ -22,42 +23,17 @@ QUERY = b"?stamp\n"
 OVERLONG = b"<overlong line>"
 """What `LineScanner(mark_overlong=True).feed()` returns for a dropped line (test with `is`)."""
 
-_HEX_KEYS = ("git", "build_id", "app_hash", "image_sha256")
-_HEX = re.compile(r"[0-9a-f]+")
-
 
 @dataclass(frozen=True)
 class Report:
     """An identity as a device reported it (any subset of SPEC section 5's keys)."""
 
-    edit: int | None = None
-    """The editVersion the firmware carries."""
-    git: str | None = None
-    """Commit SHA (lowercased) or "unknown"."""
-    dirty: bool | None = None
-    """The firmware was built from a dirty tree."""
-    build_id: str | None = None
-    """GNU build-id, lowercase hex."""
-    app_hash: str | None = None
-    """Particle app hash, lowercase hex."""
-    image_sha256: str | None = None
-    """SHA-256 of the image, lowercase hex."""
+    identity: Identity = field(default_factory=Identity)
+    """The identity keys the device reported (SPEC section 5); unknown ones are None."""
     source: str = ""
     """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys stamp does not know: kept, ignored."""
-
-    def identity(self) -> dict[str, Any]:
-        """The known identity keys that the device reported."""
-        values = {
-            "edit": self.edit,
-            "git": self.git,
-            "dirty": self.dirty,
-            "build_id": self.build_id,
-            "app_hash": self.app_hash,
-            "image_sha256": self.image_sha256,
-        }
-        return {key: value for key, value in values.items() if value is not None}
 
 
 class ReportError(ValueError):
@@ -68,34 +44,14 @@ def report_from_object(obj: Any, source: str) -> Report:
     """Validate a decoded JSON object into a Report; ReportError when it is not one."""
     if not isinstance(obj, dict):
         raise ReportError("report is not a JSON object")
-    edit = obj.get("edit")
-    if edit is not None and (isinstance(edit, bool) or not isinstance(edit, int) or edit < 0):
-        raise ReportError(f"report has a bad edit {edit!r}")
-    dirty = obj.get("dirty")
-    if dirty is not None and not isinstance(dirty, bool):
-        raise ReportError(f"report has a bad dirty flag {dirty!r}")
-    hexes: dict[str, str | None] = {}
-    for key in _HEX_KEYS:
-        value = obj.get(key)
-        if value is None or (isinstance(value, str) and value == ""):
-            hexes[key] = None
-            continue
-        if not isinstance(value, str):
-            raise ReportError(f"report has a bad {key} {value!r}")
-        lowered = value.lower()
-        if key == "git" and lowered == "unknown":
-            hexes[key] = lowered
-            continue
-        if _HEX.fullmatch(lowered) is None:
-            raise ReportError(f"report has a non-hex {key} {value!r}")
-        hexes[key] = lowered
-    known = {"edit", "dirty", *_HEX_KEYS}
+    try:
+        identity = parse_identity(obj, empty_is_unknown=True)
+    except IdentityError as exc:
+        raise ReportError(f"report has a {exc}") from None
     return Report(
-        edit=edit,
-        dirty=dirty,
+        identity=identity,
         source=source,
-        extra={k: v for k, v in obj.items() if k not in known},
-        **hexes,
+        extra={k: v for k, v in obj.items() if k not in KEY_NAMES},
     )
 
 

@@ -11,6 +11,9 @@ Accepted forms (SPEC section 3):
   at 9600). No pyserial URL handler has a `baud` option, so nothing is lost. A plain
   device path takes no query option but `baud`.
 - `particle:DEVICE_ID_OR_NAME`: a device on the Particle Cloud.
+- `gdb:HOST:PORT`: a debug probe's GDB server (OpenOCD and pyOCD listen on 3333, J-Link
+  on 2331, QEMU where `-gdb tcp::PORT` says); `gdb:PORT` means localhost. An IPv6 host
+  is written in brackets, `gdb:[::1]:3333`.
 
 Anything else is a one-line `DeviceError` (exit 2) that lists the configured names.
 """
@@ -21,14 +24,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stamp.config import Config, DeviceConfig
 from stamp.device.transport.base import Clock, Transport, monotonic
 from stamp.errors import DeviceError
 
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
+
 DEFAULT_BAUD = 115200
 SERIAL_SCHEME = "serial:"
 PARTICLE_SCHEME = "particle:"
+GDB_SCHEME = "gdb:"
 BAUD_OPTION = "baud"
 
 # Particle device ids are 24 hex digits; names are letters, digits, `_` and `-`. Both end
@@ -38,6 +46,7 @@ _DIGITS = re.compile(r"[0-9]{1,9}")
 _COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
 _NETWORK_SCHEMES = ("socket", "rfc2217")
 """pyserial URL handlers that connect to HOST:PORT."""
+_GDB_ADDRESS = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):)?([0-9]{1,5})")
 
 
 @dataclass(frozen=True)
@@ -68,7 +77,22 @@ class ParticleTarget:
         return f"Particle device {self.device}"
 
 
-DeviceTarget = SerialTarget | ParticleTarget
+@dataclass(frozen=True)
+class GdbTarget:
+    """A target read through a debug probe's GDB server."""
+
+    host: str
+    """Host name or address (without brackets)."""
+    port: int
+    """TCP port."""
+    name: str | None = None
+    """The config name it came from, if any."""
+
+    def describe(self) -> str:
+        return f"GDB server {self.host}:{self.port}"
+
+
+DeviceTarget = SerialTarget | ParticleTarget | GdbTarget
 
 
 def parse_device(text: str, config: Config) -> DeviceTarget:
@@ -80,6 +104,8 @@ def parse_device(text: str, config: Config) -> DeviceTarget:
         return parse_serial_url(text)
     if text.startswith(PARTICLE_SCHEME):
         return _parse_particle(text)
+    if text.startswith(GDB_SCHEME):
+        return parse_gdb_address(text[len(GDB_SCHEME) :], text)
     raise DeviceError(f"unknown device {text!r}: {_hint(text)}; {_known(config)}")
 
 
@@ -133,6 +159,19 @@ def port_problem(port: str) -> str | None:
     return None
 
 
+def parse_gdb_address(value: str, shown: str, name: str | None = None) -> GdbTarget:
+    """`HOST:PORT` or `PORT` (localhost) of a GDB server; DeviceError when it is neither."""
+    match = _GDB_ADDRESS.fullmatch(value)
+    port = int(match.group(2)) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise DeviceError(
+            f"{shown!r} is not a GDB server address: write gdb:HOST:PORT, "
+            "e.g. gdb:localhost:3333 (OpenOCD, pyOCD) or gdb:localhost:2331 (J-Link)"
+        )
+    host = (match.group(1) or "localhost").strip("[]")
+    return GdbTarget(host=host, port=port, name=name)
+
+
 def _parse_particle(text: str) -> ParticleTarget:
     device = text[len(PARTICLE_SCHEME) :]
     if not _PARTICLE_DEVICE.fullmatch(device):
@@ -146,7 +185,10 @@ def _parse_particle(text: str) -> ParticleTarget:
 def _from_config(device: DeviceConfig) -> DeviceTarget:
     if device.particle is not None:
         return ParticleTarget(device=device.particle, name=device.name)
-    assert device.serial is not None  # config.py requires exactly one of the two
+    if device.gdb is not None:
+        where = f"[devices.{device.name}] gdb = {device.gdb!r}"
+        return parse_gdb_address(device.gdb, where, device.name)
+    assert device.serial is not None  # config.py requires exactly one of the three
     problem = port_problem(device.serial)
     if problem:
         raise DeviceError(f"the serial port {device.serial!r} of device {device.name!r} {problem}")
@@ -158,7 +200,9 @@ def _hint(text: str) -> str:
         return f"a port is written serial:{text}"
     if "://" in text:
         return f"a pyserial URL is written serial:{text}"
-    return "use a configured name, serial:PORT[?baud=N] or particle:DEVICE_ID_OR_NAME"
+    return (
+        "use a configured name, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME or gdb:HOST:PORT"
+    )
 
 
 def _known(config: Config) -> str:
@@ -175,6 +219,8 @@ def open_transport(
     home: Path,
     clock: Clock = monotonic,
     since: float | None = None,
+    expected: Manifest | None = None,
+    read_image: bool = False,
 ) -> Transport:
     """The transport that hears `target` (not yet listening; use it as a context manager).
 
@@ -184,7 +230,14 @@ def open_transport(
     ignores it: its port is opened after the flash. `clock` is the transport's deadline
     clock (monotonic), the one `stamp.device.verify.verify` must be given too.
     Cloud credentials come from `stamp.device.credentials` (the token never leaves the client).
+    A GDB target reads the memory `expected` (the manifest) records, and with `read_image`
+    reads back the whole image too; ArtifactError when the manifest has no addresses.
     """
+    if isinstance(target, GdbTarget):
+        from stamp.device.transport.gdb import GdbTransport
+
+        layout = expected.memory if expected is not None else None
+        return GdbTransport(target.host, target.port, layout, read_image=read_image, clock=clock)
     if isinstance(target, SerialTarget):
         from stamp.device.transport.serial import SerialTransport
 

@@ -20,27 +20,18 @@ The rules:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
-from typing import Any
 
-from stamp.artifact.manifest import IDENTITY_KEYS, Manifest
+from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
-from stamp.device.transport.base import Clock, Heard, HeardKind, Transport, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
-from stamp.record import GIT_UNKNOWN
-
-HASH_KEYS = ("build_id", "app_hash", "image_sha256")
-"""Keys that identify a build on their own when equal."""
-HEX_KEYS = ("git", *HASH_KEYS)
-"""Hex digits shown in messages (the comparison always uses all of them)."""
+from stamp.identity import KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
-CAME_ONLINE = "spark/status: online"
-"""The text of the Heard for Device OS's `spark/status` event saying a device (re)connected."""
 FLASH_DID_NOT_TAKE = (
     "device online, no stamp event; app hash unchanged since last session, "
     "which usually means the flash did not take"
@@ -56,20 +47,6 @@ class VerdictStatus(Enum):
     """The device reported another build's identity."""
     NO_REPORT = "no_report"
     """Nothing identified the running build before the timeout (or it was unreachable)."""
-
-
-@dataclass(frozen=True)
-class KeyComparison:
-    """One identity key, as expected and as reported."""
-
-    key: str
-    """The identity key (SPEC section 5)."""
-    expected: Any
-    """The manifest's value."""
-    reported: Any
-    """The device's value."""
-    match: bool
-    """Equal (hex: in full, case-insensitively)."""
 
 
 @dataclass(frozen=True)
@@ -117,82 +94,15 @@ class Verdict:
     def differing(self) -> tuple[KeyComparison, ...]:
         return tuple(c for c in self.compared if not c.match)
 
-    def to_json(self, *, now: datetime | None = None) -> dict[str, Any]:
-        """The verdict record of `stamp verify --json` (also used by `stamp flash`)."""
-        from stamp.cli.words import verdict_message  # it imports this module
-
-        return {
-            "status": self.status.value,
-            "message": verdict_message(self, now=now),
-            "device": self.device,
-            "expected": _manifest_json(self.expected),
-            "reported": _report_json(self.reported),
-            "compared": [
-                {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
-                for c in self.compared
-            ],
-            "matched_build": _manifest_json(self.matched_build) if self.matched_build else None,
-            "heard": {
-                "lines": self.heard.lines,
-                "reports": self.heard.reports,
-                "events": self.heard.events,
-                "notes": list(self.heard.notes),
-                "explanation": self.heard.explanation,
-            },
-            "elapsed": round(self.elapsed, 3),
-            "timeout": self.timeout,
-            "unreachable": self.unreachable,
-        }
-
 
 # --- comparing ------------------------------------------------------------------------
-
-
-def compare(expected: Mapping[str, Any], reported: Mapping[str, Any]) -> tuple[KeyComparison, ...]:
-    """Compare the keys present (not None) in both identities, in SPEC section 5's order."""
-    out: list[KeyComparison] = []
-    for key in IDENTITY_KEYS:
-        want, got = expected.get(key), reported.get(key)
-        if want is None or got is None:
-            continue
-        out.append(KeyComparison(key, want, got, _equal(key, want, got)))
-    return tuple(out)
-
-
-def _equal(key: str, want: Any, got: Any) -> bool:
-    if key in HEX_KEYS:
-        return isinstance(want, str) and isinstance(got, str) and want.lower() == got.lower()
-    if key == "edit":
-        # bool is an int in Python; a `true` edit is not edit 1.
-        return type(want) is int and type(got) is int and want == got
-    return bool(want == got)
-
-
-def strong_match(compared: Iterable[KeyComparison]) -> bool:
-    """At least one key that identifies a build matched (git counts only with edit)."""
-    by_key = {c.key: c for c in compared}
-    if any(by_key[k].match for k in HASH_KEYS if k in by_key):
-        return True
-    git, edit = by_key.get("git"), by_key.get("edit")
-    return bool(
-        git is not None
-        and edit is not None
-        and git.match
-        and edit.match
-        and str(git.expected).lower() != GIT_UNKNOWN
-    )
-
-
-def identifies(compared: Sequence[KeyComparison]) -> bool:
-    """The compared identities are the same build: a strong match and nothing differing."""
-    return strong_match(compared) and all(c.match for c in compared)
 
 
 def assess(
     expected: Manifest, report: Report
 ) -> tuple[VerdictStatus | None, tuple[KeyComparison, ...]]:
     """One report against the manifest: VERIFIED, MISMATCH, or None when it proves nothing."""
-    compared = compare(expected.identity(), report.identity())
+    compared = compare(expected.identity, report.identity)
     if any(not c.match for c in compared):
         return VerdictStatus.MISMATCH, compared
     if strong_match(compared):
@@ -202,9 +112,8 @@ def assess(
 
 def find_build(history: Sequence[Manifest], report: Report) -> Manifest | None:
     """The newest history entry that `report` identifies (by the strong keys), if any."""
-    reported = report.identity()
     for entry in reversed(history):
-        if identifies(compare(entry.identity(), reported)):
+        if identifies(compare(entry.identity, report.identity)):
             return entry
     return None
 
@@ -235,7 +144,7 @@ class _Tally:
         if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
             self.notes.append(heard.text)
         # Only the event counts: "device … is online" at the start says nothing of a restart.
-        if heard.kind is not HeardKind.LINE and heard.text.strip() == CAME_ONLINE:
+        if heard.signal is Signal.CAME_ONLINE:
             self.online = True
 
     def summary(self, explanation: str | None = None) -> HeardSummary:
@@ -323,22 +232,3 @@ def _explain_silence(tally: _Tally) -> str | None:
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
         return FLASH_DID_NOT_TAKE
     return None
-
-
-# --- words ----------------------------------------------------------------------------
-
-
-def _manifest_json(manifest: Manifest) -> dict[str, Any]:
-    record: dict[str, Any] = {key: getattr(manifest, key) for key in IDENTITY_KEYS}
-    record["recorded_at"] = manifest.recorded_at
-    return record
-
-
-def _report_json(report: Report | None) -> dict[str, Any] | None:
-    if report is None:
-        return None
-    record: dict[str, Any] = dict(report.identity())
-    record["source"] = report.source
-    if report.extra:
-        record["extra"] = report.extra
-    return record

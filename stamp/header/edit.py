@@ -19,7 +19,6 @@ handed out is never reused.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -28,9 +27,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from stamp import logs
+from stamp import fileio, logs
 from stamp.errors import StateError
-from stamp.header.git import Change
+from stamp.header.git import Change, is_excluded
 
 STATE_NAME = "edit.json"
 LOCK_NAME = "edit.lock"
@@ -74,8 +73,7 @@ def _content_hash(path: Path) -> bytes:
     try:
         if path.is_symlink():
             return b"link:" + os.readlink(path).encode("utf-8", "surrogateescape")
-        with path.open("rb") as fp:
-            return hashlib.file_digest(fp, "sha256").hexdigest().encode()
+        return fileio.sha256_file(path).encode()
     except FileNotFoundError:
         return b"deleted"
     except IsADirectoryError:
@@ -93,11 +91,11 @@ def fingerprint_tree(root: Path, excludes: Sequence[str]) -> str:
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if not d.startswith(".") and not _excluded(_join(rel_dir, d), prefixes)
+            if not d.startswith(".") and not is_excluded(_join(rel_dir, d), prefixes)
         )
         for name in sorted(filenames):
             rel = _join(rel_dir, name)
-            if _excluded(rel, prefixes):
+            if is_excluded(rel, prefixes):
                 continue
             try:
                 st = os.stat(os.path.join(dirpath, name))
@@ -111,26 +109,18 @@ def _join(rel_dir: str, name: str) -> str:
     return name if rel_dir == "." else f"{rel_dir}/{name}"
 
 
-def _excluded(rel: str, prefixes: Sequence[str]) -> bool:
-    return any(rel == p or rel.startswith(p + "/") for p in prefixes)
-
-
 @contextlib.contextmanager
 def locked(state_dir: Path) -> Iterator[None]:
     """Hold the checkout's exclusive stamp lock (serialises concurrent `stamp header`)."""
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(state_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise StateError(
-            f"cannot use state directory {state_dir}: {exc.strerror or exc}"
-            " (set `state_dir` in the config to a writable place)"
-        ) from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(fileio.locked(state_dir / LOCK_NAME))
+        except OSError as exc:
+            raise StateError(
+                f"cannot use state directory {state_dir}: {exc.strerror or exc}"
+                " (set `state_dir` in the config to a writable place)"
+            ) from None
         yield
-    finally:
-        os.close(fd)  # closing releases the lock
 
 
 def load_state(state_dir: Path) -> EditState | None:

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from stamp import proc
 from stamp.errors import GitError
 from stamp.fileio import resolve_path
-from stamp.proc import start, stop
 
 GIT_TIMEOUT = 60.0
 UNKNOWN = "unknown"
@@ -59,18 +59,16 @@ class GitState(NamedTuple):
     """Why git state is unavailable, for the warning."""
 
 
-def _start(args: Sequence[str], cwd: Path) -> subprocess.Popen[bytes]:
-    return start(["git", *args], cwd=cwd)
+def _start(args: Sequence[str], cwd: Path) -> proc.Running:
+    return proc.start(["git", *args], cwd=cwd)
 
 
-def _finish(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, str]:
+def _finish(running: proc.Running) -> tuple[int, bytes, str]:
     try:
-        out, err = proc.communicate(timeout=GIT_TIMEOUT)
+        done = running.wait(GIT_TIMEOUT)
     except subprocess.TimeoutExpired:
         raise GitError(f"git did not answer within {GIT_TIMEOUT:.0f} s") from None
-    finally:
-        stop(proc)
-    return proc.returncode, out, err.decode("utf-8", errors="replace")
+    return done.returncode, done.out, done.stderr
 
 
 def _dubious(stderr: str, where: Path) -> GitError:
@@ -81,7 +79,8 @@ def _dubious(stderr: str, where: Path) -> GitError:
     )
 
 
-def _is_excluded(path: str, excludes: Sequence[str]) -> bool:
+def is_excluded(path: str, excludes: Sequence[str]) -> bool:
+    """`path` (slash-separated, relative) is one of `excludes` or lies below one."""
     for prefix in excludes:
         prefix = prefix.strip("/")
         if path == prefix or path.startswith(prefix + "/"):
@@ -121,7 +120,7 @@ def parse_status(
             changes.append(Change(parts[10], parts[1]))
         elif rec.startswith("? ") and untracked:
             changes.append(Change(rec[2:], "??"))
-    kept = [c for c in changes if not _is_excluded(c.path, excludes)]
+    kept = [c for c in changes if not is_excluded(c.path, excludes)]
     return oid, branch, kept
 
 

@@ -19,9 +19,12 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from stamp import proc
 from stamp.errors import GitError, StampError
 from stamp.fileio import resolve_path
-from stamp.proc import Completed, run
+
+GIT_HOOK_TIMEOUT = 60.0
+"""Seconds a git command inside the hook may take."""
 
 MARKER = "# installed by `stamp hooks install`"
 CHAINED_SUFFIX = ".stamp-chained"
@@ -109,11 +112,22 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
     if not paths:
         return []
     done = _git(["ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]], cwd)
-    if done.returncode != 0:
-        raise GitError(f"git ls-files failed: {done.stderr.strip()}")
-    listed = {name for name in done.stdout.split("\0") if name}
+    listed = {name for name in done.out.decode(errors="surrogateescape").split("\0") if name}
     top = _git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()
     return [p for p in paths if _rel(p, Path(top)) in listed]
+
+
+def _git(args: list[str], cwd: Path) -> proc.Completed:
+    """git inside the hook: with the hook's own GIT_* (its index), bounded in time."""
+    try:
+        done = proc.run(["git", *args], cwd=cwd, timeout=GIT_HOOK_TIMEOUT, keep_git_env=True)
+    except OSError as exc:
+        raise GitError(f"cannot run git: {exc.strerror or exc}") from None
+    except subprocess.TimeoutExpired:
+        raise GitError(f"git {args[0]} did not answer within {GIT_HOOK_TIMEOUT:.0f} s") from None
+    if done.returncode != 0:
+        raise GitError(f"git {args[0]} failed: {done.stderr.strip()}")
+    return done
 
 
 def _rel(path: Path, top: Path) -> str:
@@ -124,22 +138,9 @@ def _rel(path: Path, top: Path) -> str:
 
 
 def stage(paths: list[Path], cwd: Path) -> None:
-    """`git add` the paths with the hook's own environment.
-
-    With the hook's GIT_* variables kept: inside the hook GIT_INDEX_FILE names the index
-    being committed (a temporary one for `git commit -a` or `git commit FILE`), and the
-    staged file must land there.
-    """
+    """`git add` the paths with the hook's own environment: inside the hook GIT_INDEX_FILE
+    names the index being committed (a temporary one for `git commit -a` or
+    `git commit FILE`), and the staged file must land there."""
     if not paths:
         return
-    done = _git(["add", "--", *[str(p) for p in paths]], cwd)
-    if done.returncode != 0:
-        raise GitError(f"git add failed: {done.stderr.strip()}")
-
-
-def _git(args: list[str], cwd: Path) -> Completed:
-    """git with the hook's own environment (its GIT_INDEX_FILE), through stamp.proc."""
-    try:
-        return run(["git", *args], cwd=cwd, keep_git_env=True)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitError(f"git {args[0]} failed: {exc}") from None
+    _git(["add", "--", *[str(p) for p in paths]], cwd)

@@ -37,7 +37,7 @@ from stamp.header.render import (
     source_date_epoch,
     write_if_changed,
 )
-from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE
+from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE, StampRecord, report_json
 from stamp.state_dir import find_state_dir, history_path
 
 
@@ -112,14 +112,6 @@ def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
 
     targets = ", ".join(shown_path(p, None if cwd is None else str(cwd)) for p in result.changed)
     return f"stamp: edit {result.edit} ({facts}) -> {targets}"
-
-
-def report_json(edit: int, git: str, dirty: bool | None) -> str:
-    """The JSON the device reports (SPEC section 6), as stamp_json() in stamp.c formats it."""
-    record: dict[str, object] = {"edit": edit, "git": git}
-    if dirty is not None:
-        record["dirty"] = dirty
-    return json.dumps(record, separators=(",", ":"))
 
 
 def run_header(
@@ -219,7 +211,7 @@ def _context(
         "describe": state.describe,
         "commit_time": state.commit_time,
         "build_time": build_time,
-        "report_json": report_json(edit, state.sha, state.dirty),
+        "report_json": report_json(StampRecord(edit, state.sha, state.dirty)),
         "record_layout": RECORD_LAYOUT,
         "record_size": RECORD_SIZE,
         "stamp_version": __version__,

@@ -9,17 +9,15 @@ invalid image is the first it gives (`invalid_firmware`).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
-from stamp.record import find_records
+from stamp.artifact.image import scan_build_id
+from stamp.record import find_records, report_json
 
 APP_MODULE_FUNCTIONS = (3, 5)
 """Monolithic firmware and user parts: what an OTA update of an application sends."""
 
 # The GNU build-id note as it sits in a raw image: namesz 4, descsz, type 3, "GNU\0".
-_BUILD_ID_TAIL = b"\x03\x00\x00\x00GNU\x00"
-_NOTE_NAMESZ = b"\x04\x00\x00\x00"
 
 
 class SimRefused(Exception):
@@ -72,12 +70,7 @@ def read_firmware(image: bytes) -> Firmware:
     report: str | None = None
     records = find_records(image)
     if records:
-        record = records[0][1]
-        obj: dict[str, object] = {"edit": record.edit, "git": record.git, "dirty": record.dirty}
-        build_id = find_build_id(image)
-        if build_id is not None:
-            obj["build_id"] = build_id
-        report = json.dumps(obj, separators=(",", ":"))
+        report = report_json(records[0][1], scan_build_id(image))
     return Firmware(
         app_hash=module.app_hash.lower(),
         report=report,
@@ -88,16 +81,3 @@ def read_firmware(image: bytes) -> Firmware:
 
 def invalid_firmware(reason: str) -> SimRefused:
     return SimRefused(400, f"Invalid firmware file: {reason}", errors=[reason])
-
-
-def find_build_id(image: bytes) -> str | None:
-    """The GNU build-id of a raw image whose note section was loaded, else None."""
-    at = image.find(_BUILD_ID_TAIL)
-    while at >= 8:
-        namesz = image[at - 8 : at - 4]
-        descsz = int.from_bytes(image[at - 4 : at], "little")
-        start = at + len(_BUILD_ID_TAIL)
-        if namesz == _NOTE_NAMESZ and 8 <= descsz <= 64 and start + descsz <= len(image):
-            return image[start : start + descsz].hex()
-        at = image.find(_BUILD_ID_TAIL, at + 1)
-    return None

@@ -20,25 +20,23 @@ import json
 import logging
 import math
 import os
-import re
 import select
-import struct
 import threading
 import tty
 from collections.abc import Mapping
 from typing import Any
 
+from stamp.artifact.elf import read_elf
+from stamp.artifact.image import scan_build_id
 from stamp.closing import Closing
 from stamp.device.report import QUERY, LineScanner
 from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError
-from stamp.record import find_records
+from stamp.record import find_records, report_object
 
 log = logging.getLogger("stamp.sim.serial")
 
 ELF_MAGIC = b"\x7fELF"
-NT_GNU_BUILD_ID = 3
-MAX_BUILD_ID = 64
 """Longest build-id accepted, in bytes (the device-side C refuses longer ones too)."""
 DEFAULT_BOOT_DELAY = 0.5
 """Seconds from start to the boot output: time for a client to open the port first."""
@@ -47,7 +45,6 @@ IDLE_POLL = 0.05
 
 # A GNU build-id note in a raw image (a .bin has no sections to find it by): namesz 4,
 # descsz, type NT_GNU_BUILD_ID, name "GNU\0", all little-endian like every Cortex-M.
-_RAW_BUILD_ID_NOTE = re.compile(rb"\x04\x00\x00\x00(.)\x00\x00\x00\x03\x00\x00\x00GNU\x00", re.S)
 
 
 def identity_from_image(data: bytes) -> dict[str, Any]:
@@ -63,43 +60,16 @@ def identity_from_image(data: bytes) -> dict[str, Any]:
     if len(records) > 1:
         raise ArtifactError(f"the firmware holds {len(records)} different stamp records")
     record = records.pop()
-    identity: dict[str, Any] = {"edit": record.edit, "git": record.git}
-    if record.dirty is not None:
-        identity["dirty"] = record.dirty
-    build_id = elf_build_id(data) if data.startswith(ELF_MAGIC) else raw_build_id(data)
-    if build_id is not None:
-        identity["build_id"] = build_id
-    return identity
+    return report_object(record, _build_id(data))
 
 
-def elf_build_id(data: bytes) -> str | None:
-    """The GNU build-id of an ELF file (lowercase hex), None when it has none."""
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import NoteSection
-
+def _build_id(data: bytes) -> str | None:
+    if not data.startswith(ELF_MAGIC):
+        return scan_build_id(data)
     try:
-        elf = ELFFile(io.BytesIO(data))
-        for section in elf.iter_sections():
-            if not isinstance(section, NoteSection):
-                continue
-            for note in section.iter_notes():
-                if note["n_type"] == "NT_GNU_BUILD_ID" and note["n_name"] == "GNU":
-                    return str(note["n_desc"]).lower()
-    except (ELFError, struct.error, ValueError, EOFError) as exc:
+        return read_elf(io.BytesIO(data), "the firmware").build_id
+    except ArtifactError as exc:
         raise ArtifactError(f"the firmware is not a readable ELF file: {exc}") from None
-    return None
-
-
-def raw_build_id(data: bytes) -> str | None:
-    """The GNU build-id note's value in a raw image, if exactly one note is found."""
-    found = set()
-    for match in _RAW_BUILD_ID_NOTE.finditer(data):
-        size = match.group(1)[0]
-        start = match.end()
-        if 0 < size <= MAX_BUILD_ID and start + size <= len(data):
-            found.add(data[start : start + size].hex())
-    return found.pop() if len(found) == 1 else None
 
 
 def report_line(identity: Mapping[str, Any]) -> bytes:

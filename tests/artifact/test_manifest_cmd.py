@@ -59,15 +59,19 @@ def test_manifest_of_an_elf(repo: GitRepo, stamp: Stamp) -> None:
     assert out == line.format(build_id[:4])
 
     manifest = load_manifest(repo.path / "build" / "app.stamp.json")
-    assert (manifest.edit, manifest.git, manifest.dirty) == (112, GIT_A, False)
-    assert manifest.build_id == build_id
-    assert manifest.image_sha256 == sha256sum(objcopy_bin(elf, repo.path / "ref.bin"))
-    assert manifest.app_hash is None and manifest.particle is None
+    assert (manifest.identity.edit, manifest.identity.git, manifest.identity.dirty) == (
+        112,
+        GIT_A,
+        False,
+    )
+    assert manifest.identity.build_id == build_id
+    assert manifest.identity.image_sha256 == sha256sum(objcopy_bin(elf, repo.path / "ref.bin"))
+    assert manifest.identity.app_hash is None and manifest.particle is None
     assert manifest.elf is not None and manifest.bin is None
     assert manifest.elf.path == "app.elf"  # relative to the manifest's directory
     assert manifest.elf.sha256 == sha256sum(elf)
     assert manifest.elf.size == elf.stat().st_size
-    assert [entry["image_sha256"] for entry in history(repo)] == [manifest.image_sha256]
+    assert [entry["image_sha256"] for entry in history(repo)] == [manifest.identity.image_sha256]
 
 
 @pytest.mark.toolchain
@@ -103,7 +107,7 @@ def test_elf_with_its_objcopy_bin(repo: GitRepo, stamp: Stamp) -> None:
     code, _, err = stamp("manifest", elf, "--bin", binary)
     assert (code, err) == (0, "")
     manifest = load_manifest(elf.with_name("app.stamp.json"))
-    assert manifest.image_sha256 == sha256sum(binary)
+    assert manifest.identity.image_sha256 == sha256sum(binary)
     assert manifest.bin is not None and manifest.bin.path == "app.bin"
 
 
@@ -246,7 +250,7 @@ def test_missing_record_names_the_linker_script(repo: GitRepo, stamp: Stamp) -> 
 
     code, out, _ = stamp("manifest", "build/app.elf", "--allow-unstamped")
     assert code == 0 and "(unstamped, build-id" in out
-    assert load_manifest(build / "app.stamp.json").edit is None
+    assert load_manifest(build / "app.stamp.json").identity.edit is None
 
 
 @pytest.mark.toolchain

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.base import Heard, HeardKind, Signal
 from stamp.device.transport.cloud import CloudTransport
 from stamp.device.transport.cloud_api import CloudClient
 from stamp.device.transport.cloud_events import CloudEvent, heard_from_event, parse_cloud_event
@@ -226,7 +226,20 @@ def test_events_become_heard_items(
     assert heard.kind is kind and heard.at == 1.5
     assert (heard.report.source if heard.report else None) == source
     if name == "spark/device/app-hash" and heard.report:
-        assert heard.report.app_hash == "ab" * 32
+        assert heard.report.identity.app_hash == "ab" * 32
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "signal"),
+    [
+        ("spark/status", "online", Signal.CAME_ONLINE),
+        ("spark/status", "offline", Signal.WENT_OFFLINE),
+        ("spark/status", "auto-update", None),
+        ("spark/flash/status", "online", None),
+    ],
+)
+def test_status_events_carry_a_typed_signal(name: str, data: str, signal: Signal | None) -> None:
+    assert heard_from_event(CloudEvent(name, data), 0.0).signal is signal
 
 
 def test_the_event_envelope_is_parsed_leniently() -> None:
@@ -260,7 +273,7 @@ def test_transport_reads_the_variable_then_hears_an_ota_to_the_end() -> None:
         "event stream connected",
     ]
     reports = [h.report for h in heard if h.report is not None]
-    assert [(r.source, r.edit, r.app_hash is not None) for r in reports] == [
+    assert [(r.source, r.identity.edit, r.identity.app_hash is not None) for r in reports] == [
         ("cloud variable stamp", 109, False),
         ("spark/device/app-hash", None, True),
         ("cloud event stamp", 111, False),
@@ -313,7 +326,7 @@ def test_events_published_before_since_are_ignored() -> None:
 
         with transport:
             heard = listen_until(transport, is_stamp_event, on_heard=publish_when_connected)
-    assert [h.report.edit for h in heard if h.report] == [109, 2]  # variable, then edit 2
+    assert [h.report.identity.edit for h in heard if h.report] == [109, 2]  # variable, then edit 2
 
 
 @pytest.mark.parametrize("cloud_behind", [30.0, -30.0])
@@ -336,7 +349,7 @@ def test_a_skewed_local_clock_neither_hides_nor_admits_reports(cloud_behind: flo
         with transport:
             heard = listen_until(transport, is_stamp_event, on_heard=publish_when_connected)
             assert abs(transport.client.clock_offset + cloud_behind) < 2.0
-    assert [h.report.edit for h in heard if h.report] == [109, 2]
+    assert [h.report.identity.edit for h in heard if h.report] == [109, 2]
 
 
 def test_a_dropped_stream_is_resumed_and_the_variable_read_again() -> None:
@@ -359,7 +372,7 @@ def test_a_dropped_stream_is_resumed_and_the_variable_read_again() -> None:
         with transport:
             heard = listen_until(
                 transport,
-                lambda item: item.report is not None and item.report.edit == 112,
+                lambda item: item.report is not None and item.report.identity.edit == 112,
                 on_heard=drop_then_publish,
             )
     shown = texts(heard)
@@ -395,7 +408,7 @@ def test_a_cloud_that_comes_up_before_the_deadline_is_heard() -> None:
         with CloudTransport(cloud.client(max_retry_wait=0.5), cloud.device_id) as transport:
             heard = listen_until(transport, lambda item: item.report is not None)
     assert any("rate limiting" in t for t in texts(heard))
-    assert heard[-1].report is not None and heard[-1].report.edit == 109
+    assert heard[-1].report is not None and heard[-1].report.identity.edit == 109
 
 
 def test_an_unknown_device_stops_listening_with_a_device_error() -> None:

@@ -13,6 +13,9 @@ import pytest
 
 from stamp.artifact.manifest import Manifest, build_name, write_manifest
 from stamp.cli.output import Progress
+from stamp.cli.records import flash_record
+from stamp.cli.watch import FlashProgress
+from stamp.cli.words import attempt_summary
 from stamp.config import Config, DeviceConfig
 from stamp.device.flash import FlashResult, flash_and_verify
 from stamp.device.flash_image import FlashImage, load_flash_image
@@ -20,6 +23,7 @@ from stamp.device.flashers import CloudFlasher, CommandFlasher, command_args, ma
 from stamp.device.target import ParticleTarget, SerialTarget, parse_device
 from stamp.device.verify import FLASH_DID_NOT_TAKE, VerdictStatus
 from stamp.errors import ArtifactError, AuthError, ConfigError, DeviceError
+from stamp.identity import Identity
 from tests.support.cloud import RunningCloud, cloud_sim, no_thread_leaks
 from tests.support.verify import GIT_NEW, GIT_OLD, Build, make_build
 
@@ -55,7 +59,7 @@ def run_flash(
             retries=retries,
             timeout=20,
             settle=settle,
-            progress=Progress(out),
+            watcher=FlashProgress(Progress(out), 20, image, flasher, lines=False, verbose=False),
         )
     return result, out.getvalue()
 
@@ -74,7 +78,7 @@ def test_the_manifest_beside_the_image_is_used(new: Build) -> None:
 def test_a_manifest_without_artifacts_matches_by_identity(new: Build, tmp_path: Path) -> None:
     bare = tmp_path / "bare.stamp.json"
     write_manifest(replace(new.manifest, bin=None), bare)
-    assert load_flash_image(new.image, bare).manifest.edit == 111
+    assert load_flash_image(new.image, bare).manifest.identity.edit == 111
 
 
 def test_a_stale_manifest_is_refused(old: Build, new: Build) -> None:
@@ -96,10 +100,10 @@ def test_a_missing_manifest_is_refused(new: Build) -> None:
 
 
 def test_build_names() -> None:
-    bare = Manifest(None, None, None, "ab" * 20, None, None, recorded_at="")
+    bare = Manifest(Identity(build_id="ab" * 20), recorded_at="")
     assert build_name(bare) == "build_id abababab…"
-    assert build_name(replace(bare, edit=7)) == "edit 7"
-    assert build_name(replace(bare, build_id=None)) == "an unstamped build"
+    assert build_name(replace(bare, identity=Identity(build_id="ab" * 20, edit=7))) == "edit 7"
+    assert build_name(replace(bare, identity=Identity())) == "an unstamped build"
 
 
 # --- flash commands -------------------------------------------------------------------------
@@ -250,11 +254,11 @@ def test_when_no_flash_takes_the_old_build_is_named(old: Build, new: Build) -> N
     assert [a.status for a in result.attempts] == [VerdictStatus.MISMATCH] * 2
     final = result.verdict
     assert final is not None and final.matched_build == old.manifest
-    assert result.final.summary().startswith(
+    assert attempt_summary(result.final).startswith(
         "MISMATCH: device runs edit 109 (git 1a2b3c4d, built 25 min ago); expected edit 111"
     )
     assert "stamp: attempt 2/2: flashing again (the last attempt)" in progress
-    record = result.to_json()
+    record = flash_record(result)
     assert record["status"] == "mismatch"
     assert [a["verdict"]["status"] for a in record["attempts"]] == ["mismatch", "mismatch"]
     assert record["verdict"] == record["attempts"][-1]["verdict"]
@@ -280,13 +284,14 @@ def test_a_flash_command_that_fails_is_a_failed_attempt(tmp_path: Path, new: Bui
         image = load_flash_image(new.image)
         with make_flasher(parse_device("photon", config), config, cloud.env(), tmp_path) as f:
             f.prepare(image)
-            result = flash_and_verify(f, image, [], timeout=10, progress=Progress(out))
+            watcher = FlashProgress(Progress(out), 10, image, f, lines=False, verbose=False)
+            result = flash_and_verify(f, image, [], timeout=10, watcher=watcher)
         assert cloud.sim is not None and cloud.sim.flashes == []
     assert [a.flash_error for a in result.attempts] == [
         "the flash command exited with status 3"
     ] * 3
     assert result.status == "flash_failed" and result.verdict is None
-    assert result.final.summary() == "FLASH FAILED: the flash command exited with status 3"
+    assert attempt_summary(result.final) == "FLASH FAILED: the flash command exited with status 3"
     text = out.getvalue()
     assert text.count(f"  flashing {new.image.absolute()}\n") == 3
     assert text.count("  no DFU device\n") == 3

@@ -15,6 +15,7 @@ from stamp.device.report import (
     parse_json_report,
     parse_report_line,
 )
+from stamp.identity import Identity
 
 GIT = "0123456789abcdef0123456789abcdef01234567"
 LINE = f'@stamp {{"edit":111,"git":"{GIT}","dirty":false,"build_id":"ABCDEF12"}}'
@@ -23,17 +24,20 @@ LINE = f'@stamp {{"edit":111,"git":"{GIT}","dirty":false,"build_id":"ABCDEF12"}}
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        (LINE, Report(edit=111, git=GIT, dirty=False, build_id="abcdef12", source="serial")),
-        (LINE + "\r", Report(edit=111, git=GIT, dirty=False, build_id="abcdef12", source="serial")),
+        (LINE, Report(Identity(edit=111, git=GIT, dirty=False, build_id="abcdef12"), "serial")),
+        (
+            LINE + "\r",
+            Report(Identity(edit=111, git=GIT, dirty=False, build_id="abcdef12"), "serial"),
+        ),
         (
             "[00:01.234] app: " + LINE,
-            Report(edit=111, git=GIT, dirty=False, build_id="abcdef12", source="serial"),
+            Report(Identity(edit=111, git=GIT, dirty=False, build_id="abcdef12"), "serial"),
         ),
-        ('@stamp {"edit":1}', Report(edit=1, source="serial")),
-        ('@stamp {"git":"unknown"}', Report(git="unknown", source="serial")),
+        ('@stamp {"edit":1}', Report(Identity(edit=1), "serial")),
+        ('@stamp {"git":"unknown"}', Report(Identity(git="unknown"), "serial")),
         (
             '@stamp {"edit":2,"fw":"1.2.3","extra":{"a":1}}',
-            Report(edit=2, source="serial", extra={"fw": "1.2.3", "extra": {"a": 1}}),
+            Report(Identity(edit=2), "serial", extra={"fw": "1.2.3", "extra": {"a": 1}}),
         ),
         ("boot: hello", None),
         ("@stampede", None),
@@ -66,8 +70,12 @@ def test_invalid_reports(line: str) -> None:
 
 def test_cloud_json_without_prefix() -> None:
     report = parse_json_report('{"edit":5,"app_hash":"AA"}', "cloud event stamp")
-    assert report.edit == 5 and report.app_hash == "aa" and report.source == "cloud event stamp"
-    assert report.identity() == {"edit": 5, "app_hash": "aa"}
+    assert (
+        report.identity.edit == 5
+        and report.identity.app_hash == "aa"
+        and report.source == "cloud event stamp"
+    )
+    assert report.identity.known() == {"edit": 5, "app_hash": "aa"}
 
 
 def test_stream_split_at_every_byte() -> None:
@@ -76,7 +84,7 @@ def test_stream_split_at_every_byte() -> None:
     found = []
     for i in range(len(stream)):
         found += scanner.feed(stream[i : i + 1])
-    assert [r.edit for r in found] == [111]
+    assert [r.identity.edit for r in found] == [111]
     assert scanner.lines == 4
 
 
@@ -94,7 +102,7 @@ def test_random_chunking_finds_every_report() -> None:
         step = rng.randrange(1, 300)
         found += scanner.feed(stream[pos : pos + step])
         pos += step
-    assert [r.edit for r in found] == list(range(200))
+    assert [r.identity.edit for r in found] == list(range(200))
 
 
 def test_overlong_lines_are_dropped_whole() -> None:
@@ -103,7 +111,7 @@ def test_overlong_lines_are_dropped_whole() -> None:
     assert scanner.feed(too_long) == []
     assert scanner.scanner.overlong == 1
     # the next line is parsed normally: the discard ended at the newline
-    assert [r.edit for r in scanner.feed(LINE.encode() + b"\n")] == [111]
+    assert [r.identity.edit for r in scanner.feed(LINE.encode() + b"\n")] == [111]
 
 
 def test_ten_megabytes_without_newline_stay_bounded() -> None:
@@ -120,7 +128,7 @@ def test_ten_megabytes_without_newline_stay_bounded() -> None:
 def test_invalid_utf8_and_json_are_ignored_and_counted() -> None:
     scanner = ReportScanner()
     stream = b'\xff\xfe garbage\n@stamp {not json}\n@stamp {"edit":\xff}\n' + LINE.encode() + b"\n"
-    assert [r.edit for r in scanner.feed(stream)] == [111]
+    assert [r.identity.edit for r in scanner.feed(stream)] == [111]
     assert scanner.invalid == 2
 
 
@@ -135,7 +143,7 @@ def test_a_512_byte_line_ending_in_crlf_is_accepted(chunk: int | None) -> None:
         scanner = ReportScanner()
         step = chunk or len(stream)
         found = [r for i in range(0, len(stream), step) for r in scanner.feed(stream[i : i + step])]
-        assert [r.edit for r in found] == [5], ending
+        assert [r.identity.edit for r in found] == [5], ending
     longer = ReportScanner()
     assert longer.feed(b"x" + line + b"\r\n") == []  # 513 bytes stay too long
     assert longer.scanner.overlong == 1

@@ -70,7 +70,7 @@ def test_hears_the_boot_report_among_noise(boards: Callable[..., SerialBoard]) -
         heard = until_report(transport)
     report = heard[-1].report
     assert report is not None
-    assert report.identity() == IDENTITY_A
+    assert report.identity.known() == IDENTITY_A
     assert report.source == f"serial {board.path}"
     assert heard[0].kind is HeardKind.STATUS and board.path in heard[0].text
     lines = texts(heard, HeardKind.LINE)
@@ -85,7 +85,7 @@ def test_asks_when_the_boot_line_was_missed(boards: Callable[..., SerialBoard]) 
     with SerialTransport(board.path) as transport:
         heard = until_report(transport)
     assert heard[-1].report is not None
-    assert heard[-1].report.identity() == IDENTITY_A
+    assert heard[-1].report.identity.known() == IDENTITY_A
     assert board.queries >= 1
     assert not texts(heard, HeardKind.LINE), "output from before the port opened is lost"
 
@@ -125,7 +125,7 @@ def test_waits_for_a_port_that_appears_later(
     statuses = texts(heard, HeardKind.STATUS)
     assert statuses == [f"waiting for {link} to appear", f"port {link} opened"]
     assert heard[-1].report is not None
-    assert heard[-1].report.identity() == IDENTITY_A
+    assert heard[-1].report.identity.known() == IDENTITY_A
 
 
 def test_reopens_a_port_that_vanished(boards: Callable[..., SerialBoard], tmp_path: Path) -> None:
@@ -141,7 +141,7 @@ def test_reopens_a_port_that_vanished(boards: Callable[..., SerialBoard], tmp_pa
                 statuses.append(item.text)
             if item.report is None:
                 continue
-            reports.append(item.report.identity())
+            reports.append(item.report.identity.known())
             if len(reports) == 2:
                 break
             first.close()  # the pty disappears under the open port

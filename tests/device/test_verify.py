@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.records import verdict_record
 from stamp.cli.words import verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report
 from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.cloud_events import CloudEvent, heard_from_event
 from stamp.device.verify import (
     APP_HASH_SOURCE,
     HeardSummary,
@@ -27,6 +29,7 @@ from stamp.device.verify import (
     verify,
 )
 from stamp.errors import AuthError, DeviceUnreachable
+from stamp.identity import Identity
 
 GIT_A = "1a2b3c4d" + "0" * 32
 GIT_B = "9f8e7d6c" + "1" * 32
@@ -38,16 +41,14 @@ NOW = datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC)
 
 
 def manifest(**keys: Any) -> Manifest:
-    base: dict[str, Any] = dict(
-        edit=None, git=None, dirty=None, build_id=None, app_hash=None, image_sha256=None
-    )
-    base.update(keys)
-    base.setdefault("recorded_at", "2026-11-30T11:35:00Z")
-    return Manifest(**base)
+    recorded_at = keys.pop("recorded_at", "2026-11-30T11:35:00Z")
+    return Manifest(identity=Identity(**keys), recorded_at=recorded_at)
 
 
 def report(**keys: Any) -> Report:
-    return Report(**keys)
+    source = keys.pop("source", "")
+    extra = keys.pop("extra", {})
+    return Report(identity=Identity(**keys), source=source, extra=extra)
 
 
 EXPECTED = manifest(edit=111, git=GIT_A, dirty=False, build_id=BID_A, app_hash=APP_A)
@@ -83,20 +84,20 @@ def test_assess_table(keys: dict[str, Any], status: VerdictStatus | None) -> Non
     got, compared = assess(EXPECTED, report(**keys))
     assert got is status
     reported = {k for k in keys if k != "extra"}
-    assert {c.key for c in compared} == reported & set(EXPECTED.identity())
+    assert {c.key for c in compared} == reported & set(EXPECTED.identity.known())
 
 
 def test_hex_is_compared_case_insensitively_and_in_full() -> None:
-    upper = compare({"build_id": BID_A}, {"build_id": BID_A.upper()})
+    upper = compare(Identity(build_id=BID_A), Identity(build_id=BID_A.upper()))
     assert upper == (KeyComparison("build_id", BID_A, BID_A.upper(), True),)
-    assert not compare({"build_id": BID_A}, {"build_id": BID_A[:9]})[0].match
+    assert not compare(Identity(build_id=BID_A), Identity(build_id=BID_A[:9]))[0].match
     # The parser lowercases too, so a device printing upper case verifies.
     line = parse_json_report(json.dumps({"build_id": BID_A.upper()}), "serial")
     assert assess(EXPECTED, line)[0] is V
 
 
 def test_edit_true_is_not_edit_one() -> None:
-    assert not compare({"edit": 1}, {"edit": True})[0].match
+    assert not compare(Identity(edit=1), Identity(edit=True))[0].match
 
 
 def test_keys_the_manifest_lacks_are_not_compared() -> None:
@@ -268,7 +269,7 @@ def test_cloud_device_online_without_an_app_hash_event() -> None:
     items: list[Heard | Exception] = [
         heard(HeardKind.STATUS, "event stream connected"),
         heard(HeardKind.EVENT, "spark/flash/status: success"),
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
     ]
     verdict, _ = run(items)
     assert verdict.status is VerdictStatus.NO_REPORT
@@ -298,7 +299,7 @@ def test_an_app_hash_event_means_the_flash_took() -> None:
     expected_no_app = manifest(edit=111, git=GIT_A, dirty=False, build_id=BID_A)
     clock = FakeClock()
     items: list[Heard | Exception] = [
-        heard(HeardKind.STATUS, "spark/status: online"),
+        heard_from_event(CloudEvent("spark/status", "online"), 0.0),
         said(report(app_hash=APP_B, source=APP_HASH_SOURCE)),
     ]
     transport = ScriptedTransport(items, clock)
@@ -411,7 +412,7 @@ def test_mismatch_with_the_same_edit_shows_what_differs() -> None:
 def test_verdict_record() -> None:
     old = manifest(edit=109, git=GIT_B, dirty=False, build_id=BID_B)
     rep = report(edit=109, git=GIT_B, dirty=False, build_id=BID_B, source="serial", extra={"x": 1})
-    record = _verdict(M, rep, matched_build=old).to_json(now=NOW)
+    record = verdict_record(_verdict(M, rep, matched_build=old), now=NOW)
     assert record["status"] == "mismatch"
     assert record["message"].startswith("MISMATCH: device runs edit 109")
     assert record["expected"]["edit"] == 111 and record["expected"]["app_hash"] == APP_A

@@ -120,7 +120,7 @@ def test_a_flash_command_that_resets_into_the_new_image_is_verified(
         )
         assert int(state.read_text()) != qemu.process.pid  # the board was replaced
     assert done.returncode == 0, done.stderr
-    new = builds.new_manifest
+    new = builds.new_manifest.identity
     assert new.build_id is not None
     assert done.stdout == (
         f"VERIFIED: device runs edit {new.edit} "
@@ -154,7 +154,7 @@ def test_a_flash_command_that_leaves_the_old_image_running_is_caught(
             cwd=builds.project,
         )
     assert done.returncode == 1, done.stderr
-    old, new = builds.old_manifest, builds.new_manifest
+    old, new = builds.old_manifest.identity, builds.new_manifest.identity
     first = done.stdout.splitlines()[0]
     assert first.startswith(f"MISMATCH: device runs edit {old.edit} (git {builds.old.git[:8]}, ")
     assert first.endswith(f"; expected edit {new.edit}")

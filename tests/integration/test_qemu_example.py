@@ -59,7 +59,7 @@ def texts(heard: list[Heard]) -> list[str]:
 def reported(heard: list[Heard]) -> dict[str, Any]:
     report = heard[-1].report
     assert report is not None
-    return report.identity()
+    return report.identity.known()
 
 
 def test_the_build_carries_its_identity(firmware: Firmware, expected: dict[str, Any]) -> None:
@@ -95,7 +95,7 @@ def test_reports_its_identity_at_boot(firmware: Firmware, expected: dict[str, An
             elif item.kind is HeardKind.REPORT and BANNER in texts(heard[reset_at:]):
                 break
     assert reset_at is not None
-    assert all(h.report.identity() == expected for h in heard if h.report is not None)
+    assert all(h.report.identity.known() == expected for h in heard if h.report is not None)
     first_boot = texts(heard[:reset_at])
     assert first_boot[:2] == [BANNER, "boot: uart0 at 115200 8N1, polled"]
     assert first_boot[2].startswith("@stamp {")

@@ -25,7 +25,7 @@ def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
 
 
 def test_the_builds_differ(builds: Builds) -> None:
-    old, new = builds.old_manifest, builds.new_manifest
+    old, new = builds.old_manifest.identity, builds.new_manifest.identity
     assert old.edit is not None and new.edit is not None and new.edit > old.edit
     assert old.build_id and new.build_id and old.build_id != new.build_id
 
@@ -43,7 +43,7 @@ def test_verified_against_its_manifest(builds: Builds) -> None:
             cwd=builds.project,
         )
     assert done.returncode == 0, done.stderr
-    new = builds.new_manifest
+    new = builds.new_manifest.identity
     assert new.build_id is not None
     assert done.stdout == (
         f"VERIFIED: device runs edit {new.edit} "
@@ -66,7 +66,7 @@ def test_an_older_build_is_a_mismatch_naming_its_edit(builds: Builds) -> None:
         )
     assert done.returncode == 1, done.stderr
     record = json.loads(done.stdout)
-    old, new = builds.old_manifest, builds.new_manifest
+    old, new = builds.old_manifest.identity, builds.new_manifest.identity
     assert record["message"].startswith(
         f"MISMATCH: device runs edit {old.edit} (git {builds.old.git[:8]}, built "
     )
@@ -151,5 +151,5 @@ def test_a_port_that_appears_seconds_after_verify_starts(
         os.symlink(qemu.port, link)
         out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert out.startswith(f"VERIFIED: device runs edit {builds.new_manifest.edit} ")
+    assert out.startswith(f"VERIFIED: device runs edit {builds.new_manifest.identity.edit} ")
     assert f"port {link} opened" in err

@@ -12,10 +12,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from stamp.artifact.image import scan_build_id
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.sim.cloud import CloudSim
-from stamp.sim.cloud_firmware import SimRefused, find_build_id, read_firmware
+from stamp.sim.cloud_firmware import SimRefused, read_firmware
 from stamp.sim.cloud_http import parse_multipart
 from tests.support.cloud import (
     GIT_A,
@@ -308,7 +309,7 @@ def test_multipart_parsing_keeps_binary_bytes_exactly() -> None:
 def test_the_report_includes_a_build_id_note_found_in_the_image() -> None:
     note = b"\x04\x00\x00\x00\x14\x00\x00\x00\x03\x00\x00\x00GNU\x00" + bytes(range(20))
     image = stamp_image(7, filler=note)
-    assert find_build_id(image) == bytes(range(20)).hex()
+    assert scan_build_id(image) == bytes(range(20)).hex()
     report = read_firmware(image).report
     assert report is not None and json.loads(report)["build_id"] == bytes(range(20)).hex()
     assert (

@@ -14,12 +14,13 @@ from typing import Any
 
 import pytest
 
+from stamp.artifact.image import scan_build_id
 from stamp.cli.app import run
 from stamp.device.transport.base import HeardKind
 from stamp.device.transport.serial import SerialTransport
 from stamp.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, ArtifactError
 from stamp.record import StampRecord
-from stamp.sim.serial import identity_from_image, raw_build_id, report_line
+from stamp.sim.serial import identity_from_image, report_line
 from tests.support import spawn_stamp
 
 GIT = "0123456789abcdef0123456789abcdef01234567"
@@ -79,10 +80,10 @@ def test_images_without_one_identity_are_refused(data: bytes, message: str) -> N
 
 
 def test_raw_build_id_needs_exactly_one_plausible_note() -> None:
-    assert raw_build_id(image(build_id_note(BUILD_ID))) == BUILD_ID.hex()
-    assert raw_build_id(image(build_id_note(BUILD_ID), build_id_note(b"\1" * 20))) is None
-    assert raw_build_id(image(build_id_note(b""))) is None
-    assert raw_build_id(build_id_note(BUILD_ID)[:-1]) is None
+    assert scan_build_id(image(build_id_note(BUILD_ID))) == BUILD_ID.hex()
+    assert scan_build_id(image(build_id_note(BUILD_ID), build_id_note(b"\1" * 20))) is None
+    assert scan_build_id(image(build_id_note(b""))) is None
+    assert scan_build_id(build_id_note(BUILD_ID)[:-1]) is None
 
 
 def test_report_line_is_what_the_c_template_prints() -> None:
@@ -110,7 +111,7 @@ def hear_report(port: str) -> dict[str, Any]:
         for item in transport.listen(time.monotonic() + DEADLINE):
             if item.kind is HeardKind.REPORT:
                 assert item.report is not None
-                return item.report.identity()
+                return item.report.identity.known()
     raise AssertionError("no report")
 
 

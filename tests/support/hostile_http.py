@@ -261,6 +261,7 @@ class HostileCloud:
     _loop: asyncio.AbstractEventLoop | None = None
     _server: asyncio.Server | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _transports: list[asyncio.BaseTransport] = field(default_factory=list)
 
     @property
     def api_url(self) -> str:
@@ -273,6 +274,7 @@ class HostileCloud:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._transports.append(writer.transport)
         try:
             async with asyncio.timeout(MAX_SERVE):
                 head = await reader.readuntil(b"\r\n\r\n")
@@ -298,6 +300,10 @@ class HostileCloud:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for transport in self._transports:
+            if not transport.is_closing():
+                transport.abort()  # type: ignore[attr-defined]
+        await asyncio.sleep(0.05)  # let the aborts run before the loop stops
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._server.wait_closed(), 5)
 

@@ -208,6 +208,14 @@ class Qemu:
     """QEMU's own stdout and stderr (not the firmware's UART)."""
     qmp_socket: Path
     """QEMU's control socket (QMP), used by `qmp()`."""
+    gdb_port: int = 0
+    """The gdbstub's TCP port on 127.0.0.1 (boot_qemu(gdb=True)), else 0."""
+
+    @property
+    def gdb_device(self) -> str:
+        """The `--device` URL of the gdbstub, e.g. "gdb:127.0.0.1:40123"."""
+        assert self.gdb_port, "boot_qemu(gdb=True) first"
+        return f"gdb:127.0.0.1:{self.gdb_port}"
 
     @property
     def device(self) -> str:
@@ -252,6 +260,7 @@ def boot_qemu(
     *,
     serial: Literal["pty", "tcp"] = "pty",
     paused: bool = False,
+    gdb: bool = False,
     start_timeout: float = START_TIMEOUT,
 ) -> Iterator[Qemu]:
     """Boot `elf` on QEMU's lm3s6965evb; yields once its serial port can be opened.
@@ -262,6 +271,7 @@ def boot_qemu(
     connected is lost; a client that disconnects can connect again.
     paused=True: the CPU waits for `Qemu.resume()`, so a client that connects first hears
     the whole boot (prefer serial="tcp" then: QEMU sees a TCP client at once).
+    gdb=True: QEMU's gdbstub listens on 127.0.0.1:`Qemu.gdb_port` (a debug probe's stand-in).
     QEMU is killed when the block exits, however it exits.
     """
     require_tool(QEMU)
@@ -270,23 +280,29 @@ def boot_qemu(
             log = Path(scratch) / f"qemu-{attempt}.log"
             qmp_socket = Path(scratch) / f"qmp-{attempt}.sock"
             tcp_port = _free_port() if serial == "tcp" else 0
+            gdb_port = _free_port() if gdb else 0
             chardev = "pty" if serial == "pty" else f"tcp:127.0.0.1:{tcp_port},server=on,wait=off"
             # No display, monitor or default devices: the board, its UART0 and QMP.
             args = [QEMU, "-M", MACHINE, "-display", "none", "-monitor", "none", "-nodefaults"]
             args += ["-qmp", f"unix:{qmp_socket},server=on,wait=off"]
             args += ["-serial", chardev, "-kernel", str(elf), *(["-S"] if paused else [])]
+            args += ["-gdb", f"tcp:127.0.0.1:{gdb_port}"] if gdb else []
             with log.open("wb") as log_file:
                 process = subprocess.Popen(
                     args, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
                 )
             try:
                 port = _wait_until_ready(process, log, serial, tcp_port, start_timeout)
+                if port is not None and gdb and not _wait_listening(process, gdb_port):
+                    port = None
                 said = log.read_text(errors="replace")
                 if port is None and attempt < 2 and "in use" in said:
                     continue  # another process took the free port first: try another
                 if port is None:
                     pytest.fail(f"QEMU did not start ({' '.join(args)}):\n{said}")
-                yield Qemu(port=port, process=process, log=log, qmp_socket=qmp_socket)
+                yield Qemu(
+                    port=port, process=process, log=log, qmp_socket=qmp_socket, gdb_port=gdb_port
+                )
                 return
             finally:
                 _kill(process)
@@ -306,6 +322,15 @@ def _wait_until_ready(
             return f"socket://127.0.0.1:{tcp_port}"
         time.sleep(0.05)
     return None
+
+
+def _wait_listening(process: subprocess.Popen[bytes], port: int) -> bool:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if _listening(port):
+            return True
+        time.sleep(0.05)
+    return False
 
 
 def _free_port() -> int:

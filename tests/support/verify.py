@@ -21,6 +21,7 @@ from stamp.artifact.manifest import Artifact, Manifest, append_history, write_ma
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.config import load_config
+from stamp.identity import Identity
 from stamp.record import StampRecord
 from stamp.state_dir import find_state_dir, history_path
 from tests.support import git_env
@@ -60,12 +61,9 @@ def make_build(
     digest = hashlib.sha256(image).hexdigest()
     recorded = (datetime.now(UTC) - age).replace(microsecond=0)
     manifest = Manifest(
-        edit=edit,
-        git=git,
-        dirty=dirty,
-        build_id=None,
-        app_hash=app_hash.lower(),
-        image_sha256=digest,
+        identity=Identity(
+            edit=edit, git=git, dirty=dirty, app_hash=app_hash.lower(), image_sha256=digest
+        ),
         recorded_at=recorded.isoformat().replace("+00:00", "Z"),
         bin=Artifact(path=bin_path.name, sha256=digest, size=len(image)),
     )
@@ -181,6 +179,10 @@ class PtyBoard:
 
 def report_line(manifest: Manifest, **override: object) -> bytes:
     """The `@stamp {...}` line a board running `manifest`'s build prints."""
-    obj: dict[str, object] = {"edit": manifest.edit, "git": manifest.git, "dirty": manifest.dirty}
+    obj: dict[str, object] = {
+        "edit": manifest.identity.edit,
+        "git": manifest.identity.git,
+        "dirty": manifest.identity.dirty,
+    }
     obj.update(override)
     return b"@stamp " + json.dumps(obj, separators=(",", ":")).encode() + b"\r\n"

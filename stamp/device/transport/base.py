@@ -17,10 +17,6 @@ from typing import Protocol
 
 from stamp.device.report import Report
 
-STREAM_CONNECTED = "event stream connected"
-"""The STATUS text a streaming transport (the cloud's) yields once its stream is open:
-from then on nothing the device says is missed, so `stamp flash` uploads at that moment."""
-
 Clock = Callable[[], float]
 """A monotonic clock in seconds; `time.monotonic` unless a test passes another."""
 
@@ -36,6 +32,20 @@ class HeardKind(Enum):
     """Connection or device status: port opened, stream connected, device online/offline."""
     EVENT = "event"
     """Some other cloud event (spark/flash/status, last_reset, …)."""
+    PROGRESS = "progress"
+    """How far a long read has come (a debug probe reading an image): shown, not kept."""
+
+
+class Signal(Enum):
+    """A status that the verifier and the flash loop act on (never matched as text)."""
+
+    STREAM_CONNECTED = "stream_connected"
+    """A streaming transport's (the cloud's) stream is open: from then on nothing the device
+    says is missed, so `stamp flash` uploads at that moment."""
+    CAME_ONLINE = "came_online"
+    """The device (re)connected (Device OS's `spark/status` "online")."""
+    WENT_OFFLINE = "went_offline"
+    """The device disconnected (`spark/status` "offline")."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,8 @@ class Heard:
     """The transport clock's time when it was heard."""
     report: Report | None = None
     """The report, for kind REPORT."""
+    signal: Signal | None = None
+    """What it means to the verifier, for a STATUS that matters (else None)."""
 
 
 class Transport(Protocol):

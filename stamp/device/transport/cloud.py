@@ -20,12 +20,13 @@ import time
 from collections.abc import Generator, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
+from enum import Enum
 
 import httpx
 
 from stamp.closing import Closing
 from stamp.device.report import ReportError, parse_json_report
-from stamp.device.transport.base import STREAM_CONNECTED, Clock, Heard, HeardKind, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
 from stamp.device.transport.cloud_api import IDLE_TIMEOUT, CloudClient
 from stamp.device.transport.cloud_events import (
     MAX_EVENT,
@@ -53,18 +54,30 @@ _POLL = 0.25
 _STOP_JOIN = 2.0
 
 
+class _Kind(Enum):
+    """What the reader thread tells listen()."""
+
+    CONNECTED = "connected"
+    EVENT = "event"
+    DISCARDED = "discarded"
+    DROPPED = "dropped"
+    UNREACHABLE = "unreachable"
+    LIMITED = "limited"
+    FATAL = "fatal"
+
+
 @dataclass(frozen=True)
 class _Signal:
     """What the reader thread tells listen()."""
 
-    kind: str
-    """"connected", "event", "discarded", "dropped", "unreachable", "limited" or "fatal"."""
+    kind: _Kind
+    """Which of the reader's news it is."""
     event: CloudEvent | None = None
-    """The event, for "event"."""
+    """The event, for EVENT."""
     reason: str = ""
-    """Why, for "dropped", "unreachable" and "limited"."""
+    """Why, for DROPPED, UNREACHABLE and LIMITED."""
     error: StampError | None = None
-    """The error to raise in listen(), for "fatal"."""
+    """The error to raise in listen(), for FATAL."""
 
 
 class _StreamReader(threading.Thread):
@@ -93,7 +106,7 @@ class _StreamReader(threading.Thread):
         while not self._stopping.is_set():
             connected = False
             wait = delay
-            kind = "unreachable"
+            kind = _Kind.UNREACHABLE
             try:
                 with self._client.open_events(
                     self._device_id, idle_timeout=self._idle_timeout
@@ -103,19 +116,19 @@ class _StreamReader(threading.Thread):
                             return
                         self._response = response
                     connected = True
-                    self.signals.put(_Signal("connected"))
+                    self.signals.put(_Signal(_Kind.CONNECTED))
                     for event in iter_cloud_events(response.iter_raw()):
                         if isinstance(event, Discarded):
-                            self.signals.put(_Signal("discarded", reason=event.name))
+                            self.signals.put(_Signal(_Kind.DISCARDED, reason=event.name))
                         else:
-                            self.signals.put(_Signal("event", event))
+                            self.signals.put(_Signal(_Kind.EVENT, event))
                 reason = "the cloud ended the stream"
             except RateLimited as exc:
-                kind, reason = "limited", exc.message
+                kind, reason = _Kind.LIMITED, exc.message
                 wait = max(exc.retry_after, delay)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             except (AuthError, DeviceError, ConfigError) as exc:
-                self.signals.put(_Signal("fatal", error=exc))
+                self.signals.put(_Signal(_Kind.FATAL, error=exc))
                 return
             except StampError as exc:
                 reason = exc.message
@@ -128,7 +141,7 @@ class _StreamReader(threading.Thread):
                 error = DeviceUnreachable(
                     f"stamp could not read the Particle Cloud's event stream ({type(exc).__name__})"
                 )
-                self.signals.put(_Signal("fatal", error=error))
+                self.signals.put(_Signal(_Kind.FATAL, error=error))
                 return
             finally:
                 with self._lock:
@@ -136,9 +149,9 @@ class _StreamReader(threading.Thread):
             if self._stopping.is_set():
                 return
             if connected:
-                kind, delay = "dropped", self._reconnect_delay
+                kind, delay = _Kind.DROPPED, self._reconnect_delay
                 wait = delay
-            elif kind == "unreachable":
+            elif kind is _Kind.UNREACHABLE:
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
             self.signals.put(_Signal(kind, reason=reason))
             self._stopping.wait(wait)
@@ -234,34 +247,39 @@ class CloudTransport(Closing):
                 except queue.Empty:
                     continue
                 now = self._clock()
-                if signal.kind == "event" and signal.event is not None:
+                if signal.kind is _Kind.EVENT and signal.event is not None:
                     if self._too_old(signal.event):
                         log.debug("ignored %s published before the start", signal.event.name)
                         continue
                     yield heard_from_event(signal.event, now)
-                elif signal.kind == "connected":
+                elif signal.kind is _Kind.CONNECTED:
                     connections += 1
-                    yield Heard(HeardKind.STATUS, STREAM_CONNECTED, now)
+                    yield Heard(
+                        HeardKind.STATUS,
+                        "event stream connected",
+                        now,
+                        signal=Signal.STREAM_CONNECTED,
+                    )
                     # Events during a gap are lost (the cloud does not replay), so the
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id)
-                elif signal.kind == "discarded":
+                elif signal.kind is _Kind.DISCARDED:
                     yield Heard(
                         HeardKind.EVENT,
                         f"{signal.reason or 'an event'}: discarded, larger than {MAX_EVENT} bytes",
                         now,
                     )
-                elif signal.kind == "dropped":
+                elif signal.kind is _Kind.DROPPED:
                     yield Heard(
                         HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
                     )
-                elif signal.kind == "unreachable":
+                elif signal.kind is _Kind.UNREACHABLE:
                     unreachable = signal.reason
                     yield Heard(HeardKind.STATUS, f"{signal.reason}; retrying", now)
-                elif signal.kind == "limited":
+                elif signal.kind is _Kind.LIMITED:
                     yield Heard(HeardKind.STATUS, signal.reason, now)
-                elif signal.kind == "fatal" and signal.error is not None:
+                elif signal.kind is _Kind.FATAL and signal.error is not None:
                     raise signal.error
         finally:
             self._stop_reader()

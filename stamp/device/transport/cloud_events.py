@@ -28,13 +28,14 @@ from stamp.device.report import (
     parse_json_report,
     report_from_object,
 )
-from stamp.device.transport.base import Heard, HeardKind
+from stamp.device.transport.base import Heard, HeardKind, Signal
 from stamp.device.transport.bounded import BadJSON, decode_json
 from stamp.redact import redact
 
 STAMP_EVENT = "stamp"
 APP_HASH_EVENT = "spark/device/app-hash"
 STATUS_EVENT = "spark/status"
+_STATUS_SIGNALS = {"online": Signal.CAME_ONLINE, "offline": Signal.WENT_OFFLINE}
 SHOWN_DATA = 120
 """Characters of an event's data shown in the line it is heard as."""
 MAX_EVENT = 8192
@@ -144,7 +145,7 @@ def heard_from_event(event: CloudEvent, at: float) -> Heard:
     data = event.data.strip()
     text = f"{event.name}: {data[:SHOWN_DATA]}"
     if event.name == STATUS_EVENT:
-        return Heard(HeardKind.STATUS, text, at)
+        return Heard(HeardKind.STATUS, text, at, signal=_STATUS_SIGNALS.get(data))
     try:
         if event.name == STAMP_EVENT:
             report: Report = parse_json_report(data, "cloud event stamp")
@@ -154,6 +155,6 @@ def heard_from_event(event: CloudEvent, at: float) -> Heard:
             return Heard(HeardKind.EVENT, text, at)
     except ReportError as exc:
         return Heard(HeardKind.EVENT, f"{event.name}: not a valid report ({exc})", at)
-    if event.name == APP_HASH_EVENT and report.app_hash is None:
+    if event.name == APP_HASH_EVENT and report.identity.app_hash is None:
         return Heard(HeardKind.EVENT, f"{event.name}: empty", at)
     return Heard(HeardKind.REPORT, text, at, report)
