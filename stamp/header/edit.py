@@ -30,12 +30,11 @@ from typing import NamedTuple
 from stamp import fileio, logs
 from stamp.errors import StateError
 from stamp.header.git import Change, is_excluded
+from stamp.record import MAX_EDIT
 
 STATE_NAME = "edit.json"
 LOCK_NAME = "edit.lock"
 STATE_VERSION = 1
-MAX_EDIT = 0xFFFF_FFFF
-"""The highest edit the record's u32 field (and the device's report) can hold."""
 # At most 10 digits: no valid edit has more, and int() refuses 4,300-digit strings.
 _EDIT_IN_OUTPUT = re.compile(rb"(?:\bedit |STAMP_EDIT_VERSION )(\d{1,10})(?!\d)")
 _EDIT_IN_HISTORY = re.compile(rb'"edit": ?(\d{1,10})(?!\d)')
