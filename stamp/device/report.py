@@ -101,25 +101,27 @@ class LineScanner:
         """Complete lines in `chunk` (plus what was buffered), without their `\\n` or
         `\\r\\n`; with mark_overlong, OVERLONG as soon as a line is too long."""
         out: list[bytes] = []
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
-            if nl < 0:
-                self._append(chunk[start:], out)
-                return out
-            self._append(chunk[start:nl], out)
-            self.lines += 1
-            if self._buf.endswith(b"\r"):
-                del self._buf[-1]  # a `\r\n` ending: the `\r` is no part of the line
-            if not self._discarding and len(self._buf) > self.max_line:
-                self._discard(out)
-            if self._discarding:
-                self.overlong += 1
+        *complete, tail = chunk.split(b"\n")
+        for piece in complete:
+            discarding = self._discarding
+            if self._buf or discarding:  # the end of a line begun in an earlier chunk
+                self._append(piece, out)
+                line, discarding = bytes(self._buf), self._discarding
+                self._buf.clear()
+                self._discarding = False
             else:
-                out.append(bytes(self._buf))
-            self._buf.clear()
-            self._discarding = False
-            start = nl + 1
+                line = piece
+            self.lines += 1
+            if line.endswith(b"\r"):
+                line = line[:-1]  # a `\r\n` ending: the `\r` is no part of the line
+            if discarding or len(line) > self.max_line:
+                self.overlong += 1
+                if self.mark_overlong and not discarding:
+                    out.append(OVERLONG)
+            else:
+                out.append(line)
+        self._append(tail, out)
+        return out
 
     def _append(self, piece: bytes, out: list[bytes]) -> None:
         if self._discarding or not piece:
