@@ -27,8 +27,8 @@ TIMEOUT = 3.0
 WALL_BOUND = 3 * TIMEOUT + 6
 """Seconds a run may take at most: the timeout, plus startup and shutdown, generously."""
 RSS_BOUND_MB = 250
-"""Peak memory a run may reach (an idle `stamp verify` is about 50 MB; the attacks grew
-it to 400 MB - 12 GB)."""
+"""Peak memory a run may reach (`stamp verify` peaks at about 30 MB against every mode
+here; before issue 10 the attacks grew it to 400 MB - 12 GB)."""
 
 MEASURE = """
 import json, resource, subprocess, sys, time
