@@ -1,7 +1,8 @@
 # Two commands on a fresh machine (Debian with Python 3 and git):
 #   make demo   - create .venv, install stamp, run the whole loop on simulated devices
 #   make test   - install stamp with its test extras (and, as root, the ARM toolchain and
-#                 QEMU from Debian's packages), then ruff, mypy --strict and pytest
+#                 QEMU from Debian's packages; particle-api-js from npm into tests/node),
+#                 then ruff, mypy --strict and pytest
 
 PYTHON  ?= python3
 VENV    ?= .venv
@@ -10,7 +11,9 @@ APT_PACKAGES := gcc-arm-none-eabi libnewlib-arm-none-eabi binutils-arm-none-eabi
                 gcc cmake gdb-multiarch
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck pytest toolchain bench clean
+NODE_DIR := tests/node
+
+.PHONY: demo test lint typecheck pytest toolchain node bench clean
 
 $(BIN)/python:
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
@@ -24,11 +27,11 @@ $(BIN)/python:
 	@$(BIN)/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[sim,smp]'
 	@touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,smp]'
 	@touch $(VENV)/.installed $@
 
 # The ARM toolchain, QEMU, and the host gcc and cmake the integration tests build with:
@@ -48,6 +51,18 @@ toolchain:
 	  fi; \
 	fi
 
+# Particle's own JavaScript client (particle-api-js, pinned in tests/node/package-lock.json),
+# which tests/sim/test_particle_api_js.py drives against the simulator. Without node and npm
+# those tests fail and say so.
+node: $(NODE_DIR)/node_modules/.installed
+
+$(NODE_DIR)/node_modules/.installed: $(NODE_DIR)/package-lock.json
+	@if command -v npm >/dev/null; then \
+	  (cd $(NODE_DIR) && npm ci --no-audit --no-fund --silent) && touch $@; \
+	else \
+	  echo "make: WARNING: npm is missing; the particle-api-js tests will FAIL (install nodejs and npm)" >&2; \
+	fi
+
 demo: $(VENV)/.installed
 	$(BIN)/stamp demo
 
@@ -58,7 +73,7 @@ lint: $(VENV)/.installed-test
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
-pytest: $(VENV)/.installed-test toolchain
+pytest: $(VENV)/.installed-test toolchain node
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest

@@ -40,6 +40,8 @@ class DeviceConfig(NamedTuple):
     """Serial baud rate."""
     particle: str | None = None
     """Particle device id or name."""
+    smp: str | None = None
+    """An MCUboot/Zephyr device over SMP: "serial:/dev/ttyACM0[?baud=N]" or "udp:HOST[:PORT]"."""
     flash_command: str | None = None
     """Command for `stamp flash` on serial devices; {bin}, {elf}, {device} are replaced."""
     gdb: str | None = None
@@ -89,6 +91,7 @@ _DEVICE_KEYS: dict[str, type | tuple[type, ...]] = {
     "serial": str,
     "baud": int,
     "particle": str,
+    "smp": str,
     "flash_command": str,
     "gdb": str,
 }
@@ -233,8 +236,10 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
             known = ", ".join(sorted(_DEVICE_KEYS))
             raise ConfigError(f"{path}: unknown key `{where}.{key}` (known keys: {known})")
         _check(value, _DEVICE_KEYS[key], f"{where}.{key}", path)
-    if sum(key in body for key in ("serial", "particle", "gdb")) != 1:
-        raise ConfigError(f"{path}: `{where}` needs exactly one of `serial`, `particle` or `gdb`")
+    if sum(key in body for key in ("serial", "particle", "smp", "gdb")) != 1:
+        raise ConfigError(
+            f"{path}: `{where}` needs exactly one of `serial`, `particle`, `smp` or `gdb`"
+        )
     baud = body.get("baud", 115200)
     if not 0 < baud <= MAX_BAUD:
         raise ConfigError(f"{path}: `{where}.baud` must be an integer from 1 to {MAX_BAUD}")
@@ -246,6 +251,7 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
         serial=body.get("serial"),
         baud=baud,
         particle=body.get("particle"),
+        smp=body.get("smp"),
         flash_command=body.get("flash_command"),
         gdb=body.get("gdb"),
     )

@@ -20,21 +20,22 @@ import shutil
 import tempfile
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.particle.build import build_user_part
+from stamp.cli.header_print import describe_result
 from stamp.cli.output import Progress, paint
-from stamp.cli.words import attempt_summary, painted_verdict
+from stamp.cli.words import attempt_summary, manifest_facts, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError
-from stamp.header.run import HeaderResult, describe_result, run_header
+from stamp.header.run import HeaderResult, run_header
 from stamp.record import StampRecord
 
 if TYPE_CHECKING:
+    from stamp.artifact.history import History
     from stamp.sim.cloud import CloudSim
 
 DEMO_SEED = 12
@@ -160,7 +161,10 @@ class _Demo:
     # -- the story -------------------------------------------------------------------
 
     def run(self) -> None:
+        from stamp.sim import require_sim_extra
         from stamp.sim.cloud import CloudSim, SimTiming
+
+        require_sim_extra()
         from stamp.sim.cloud_http import CloudServer
 
         self.say(
@@ -223,12 +227,15 @@ class _Demo:
         image = load_flash_image(self.project / FIRMWARE)
         image = replace(image, path=FIRMWARE)  # shown as the user would type it
         target = parse_device(DEVICE, config)
-        with make_flasher(target, config, env, self.base) as flasher:
+        with (
+            self._history(config) as history,
+            make_flasher(target, config, env, self.base) as flasher,
+        ):
             flasher.prepare(image)
             result = flash_and_verify(
                 flasher,
                 image,
-                self._history(config),
+                history,
                 retries=RETRIES,
                 timeout=TIMEOUT,
                 settle=SETTLE,
@@ -290,8 +297,11 @@ class _Demo:
         )
         self.command(f"stamp verify --device {DEVICE}")
         target = parse_device(DEVICE, config)
-        with open_transport(target, config, env, self.base) as transport:
-            verdict = verify(transport, second, self._history(config), timeout=TIMEOUT)
+        with (
+            self._history(config) as history,
+            open_transport(target, config, env, self.base) as transport,
+        ):
+            verdict = verify(transport, second, history, timeout=TIMEOUT)
         self.verdict(verdict)
         if verdict.status is not VerdictStatus.MISMATCH or verdict.matched_build is None:
             raise DemoFailed(f"stamp verify should have named edit {first.identity.edit}")
@@ -312,38 +322,24 @@ class _Demo:
         return result
 
     def _build(self, config: Config, header: HeaderResult) -> Manifest:
-        from stamp.artifact.build import build_manifest, default_manifest_path
-        from stamp.artifact.image import load_file
-        from stamp.artifact.manifest import append_history, write_manifest
-        from stamp.state_dir import find_state_dir, history_path
+        from stamp.artifact.recording import record_build
 
         source = (self.project / "main.c").read_bytes()
         firmware = self.project / FIRMWARE
         firmware.parent.mkdir(parents=True, exist_ok=True)
         firmware.write_bytes(build_image(source, header))
         self.command(f"stamp manifest {FIRMWARE}")
-        target = default_manifest_path(firmware)
-        manifest = build_manifest(
-            None,
-            load_file(firmware),
-            manifest_dir=target.parent,
-            recorded_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        write_manifest(manifest, target)
-        append_history(history_path(find_state_dir(config)), manifest)
-        shown = target.relative_to(self.project)
-        identity = manifest.identity
-        self.say(
-            f"stamp: manifest {shown} (edit {identity.edit}, git {(identity.git or '')[:8]}, "
-            f"app hash {(identity.app_hash or '')[:8]}…)"
-        )
-        return manifest
+        recorded = record_build(firmware, config)
+        shown = recorded.path.relative_to(self.project)
+        self.say(f"stamp: manifest {shown} ({manifest_facts(recorded.manifest)})")
+        return recorded.manifest
 
-    def _history(self, config: Config) -> list[Manifest]:
-        from stamp.artifact.manifest import load_history
-        from stamp.state_dir import find_state_dir, history_path
+    def _history(self, config: Config) -> History:
+        """The project's build history (the caller closes it)."""
+        from stamp.artifact.history import History
+        from stamp.state_dir import find_state_dir
 
-        return load_history(history_path(find_state_dir(config)))
+        return History.open(find_state_dir(config))
 
     def _git(self, *args: str) -> None:
         from stamp.proc import run

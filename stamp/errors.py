@@ -49,6 +49,18 @@ class StateError(StampError):
     """The edit counter state or build history cannot be read or written."""
 
 
+class HistoryBusy(StateError):
+    """Another process held the build history's write lock for longer than stamp waits."""
+
+    exit_code = EXIT_NO_REPORT
+
+
+class RemoteError(StampError):
+    """A git remote could not be reached, or refused an exchange of the build history."""
+
+    exit_code = EXIT_NO_REPORT
+
+
 class TemplateError(StampError):
     """A template is missing, malformed, or refers to an unknown variable."""
 
@@ -71,3 +83,8 @@ class FlashError(StampError):
     """A flash could not be started (the upload or the flash command failed)."""
 
     exit_code = EXIT_NO_REPORT
+
+
+class FlashRefused(StampError):
+    """A refusal that another attempt cannot change (wrong platform, invalid binary):
+    `stamp flash` does not retry it and exits 2 (SPEC section 3)."""

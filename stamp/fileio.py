@@ -1,7 +1,10 @@
 """Shared file helpers: crash-safe writes, the one lock, the one file hash.
 
 `atomic_write` writes a temp file in the same directory, fsyncs, then os.replace: a
-reader (or a crash at any instant) sees the old file or the new one, never half.
+reader (or a crash at any instant) sees the old file or the new one, never half. The file
+gets the mode a plain `open(path, "w")` would give it (an existing file's own, a new one
+0666 less the umask): mkstemp makes its temp file 0600, which would otherwise leave every
+generated file and manifest private.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+_PLAIN_MODE = 0o666
+"""What open(2) asks for when Python opens a file for writing; the umask is taken off it."""
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same directory and os.replace."""
     import tempfile  # not at module level: it pulls in random and shutil (stamp header's budget)
 
     path.parent.mkdir(parents=True, exist_ok=True)
+    mode = _mode_of_a_plain_write(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
+            os.fchmod(fp.fileno(), mode)
             fp.flush()
             os.fsync(fp.fileno())
         os.replace(tmp, path)
@@ -39,6 +47,31 @@ def remove_stale_temps(path: Path) -> None:
     for leftover in path.parent.glob(f".{path.name}.*.tmp"):
         with contextlib.suppress(OSError):
             leftover.unlink()
+
+
+def _mode_of_a_plain_write(path: Path) -> int:
+    """An existing file keeps its permissions (as open(path, "w") leaves them); a new one
+    gets 0666 less the umask."""
+    import stat
+
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return _PLAIN_MODE & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask (read from /proc where it can be; else set and restored)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fp:
+            for line in fp:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # the only portable way to read it: set, then put it back
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager

@@ -59,6 +59,8 @@ class Identity:
     """Particle app hash (the module suffix SHA-256), lowercase hex."""
     image_sha256: str | None = _key(Kind.HASH)
     """SHA-256 of the loadable image, lowercase hex."""
+    mcuboot_hash: str | None = _key(Kind.HASH)
+    """MCUboot: the image's SHA-256 TLV (what a Zephyr device reports per slot), lowercase hex."""
 
     def known(self) -> dict[str, Any]:
         """The keys whose value is known, in KEYS order."""

@@ -80,13 +80,16 @@ def run(
     timeout: float = 60.0,
     env: Mapping[str, str] | None = None,
     keep_git_env: bool = False,
+    input: bytes | None = None,
 ) -> Completed:
     """Run `args` to completion, capturing output; OSError/TimeoutExpired propagate.
 
     `keep_git_env` passes GIT_* through: inside a git hook GIT_INDEX_FILE names the index
     being committed (a temporary one for `git commit -a`), and the hook must use it.
+    `input` is written to its standard input (otherwise it reads nothing).
     """
-    return start(args, cwd=cwd, env=env, keep_git_env=keep_git_env).wait(timeout)
+    running = start(args, cwd=cwd, env=env, keep_git_env=keep_git_env, stdin=input is not None)
+    return running.wait(timeout, input=input)
 
 
 class Running:
@@ -96,11 +99,12 @@ class Running:
         self.args = tuple(args)
         self._popen = popen
 
-    def wait(self, timeout: float) -> Completed:
+    def wait(self, timeout: float, *, input: bytes | None = None) -> Completed:
         """Its result; on a timeout or an interrupt its group is stopped (TimeoutExpired
-        or KeyboardInterrupt propagates)."""
+        or KeyboardInterrupt propagates). `input` goes to its standard input (started with
+        `stdin=True`)."""
         try:
-            out, err = self._popen.communicate(timeout=timeout)
+            out, err = self._popen.communicate(input=input, timeout=timeout)
         finally:
             stop(self._popen)
         return Completed(self.args, self._popen.returncode, out, err)
@@ -112,15 +116,24 @@ def start(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     keep_git_env: bool = False,
+    stdin: bool = False,
 ) -> Running:
-    """Start `args` with captured output and no stdin, for several children at once
-    (`stamp header` runs four gits in parallel); `Running.wait` collects it."""
-    popen = _spawn(args, cwd, clean_env(env, keep_git_env=keep_git_env), subprocess.PIPE)
+    """Start `args` with captured output and no stdin (a pipe with `stdin`), for several
+    children at once (`stamp header` runs four gits in parallel); `Running.wait` collects
+    it."""
+    popen = _spawn(
+        args, cwd, clean_env(env, keep_git_env=keep_git_env), subprocess.PIPE, stdin=stdin
+    )
     return Running(args, popen)
 
 
 def _spawn(
-    args: Sequence[str], cwd: Path | None, env: dict[str, str], stderr: int
+    args: Sequence[str],
+    cwd: Path | None,
+    env: dict[str, str],
+    stderr: int,
+    *,
+    stdin: bool = False,
 ) -> subprocess.Popen[bytes]:
     """Popen in a new process group, remembered until `stop` reaps it."""
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
@@ -128,7 +141,7 @@ def _spawn(
         list(args),
         cwd=cwd,
         env=env,
-        stdin=subprocess.DEVNULL,
+        stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=stderr,
         process_group=0,

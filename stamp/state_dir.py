@@ -15,7 +15,6 @@ from stamp.fileio import resolve_path
 from stamp.proc import run
 
 STATE_SUBDIR = "stamp"
-HISTORY_NAME = "history.jsonl"
 
 
 def git_dir_of(directory: Path) -> Path | None:
@@ -37,8 +36,3 @@ def find_state_dir(config: Config, git_dir: Path | None = None) -> Path:
     if git_dir is not None:
         return git_dir / STATE_SUBDIR
     return config.root / ".stamp"
-
-
-def history_path(state_dir: Path) -> Path:
-    """The build history file (JSON Lines, one manifest per line, oldest first)."""
-    return state_dir / HISTORY_NAME

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stamp.artifact.elf import LINKER_HINT, ElfImage, FoundRecord, single_record
+from stamp.artifact.elf import ElfImage, FoundRecord, single_record
 from stamp.artifact.image import BinImage, Firmware, elf_module
+from stamp.artifact.linking import WHERE_IT_GOES, missing_record_reason, placement_problem
 from stamp.artifact.manifest import Manifest
 from stamp.artifact.memory import memory_layout
 from stamp.artifact.particle.format import (
@@ -63,6 +64,8 @@ def check_agreement(elf: Firmware, bin_file: Firmware) -> None:
     """
     assert elf.elf is not None and bin_file.bin is not None
     image, data = elf.elf.image, bin_file.bin.data
+    if bin_file.mcuboot is not None:
+        data = bin_file.mcuboot.body  # imgtool sign wraps the ELF's bytes in header and TLVs
     if (
         image == data
         or _same_but_suffix(image, data, bin_file.bin.module)
@@ -142,11 +145,18 @@ def stamp_record(firmware: Firmware, *, allow_unstamped: bool) -> StampRecord | 
     if image.record_problem:
         raise ArtifactError(f"{firmware.name}: {image.record_problem}")
     record = single_record(image.records, firmware.name)
+    if firmware.elf is not None:
+        misplaced = placement_problem(firmware.elf)
+        if misplaced:
+            raise ArtifactError(f"{firmware.name} would not boot: {misplaced}; {WHERE_IT_GOES}")
     if record is None and not allow_unstamped:
+        if firmware.elf is not None:
+            why = missing_record_reason(firmware.elf.image)
+        else:
+            why = "is the generated stamp.c compiled and linked in?"
         where = "holds no stamp record" if firmware.elf else "holds no stamp record in its bytes"
         raise ArtifactError(
-            f"{firmware.name} {where}: {LINKER_HINT} "
-            "(--allow-unstamped writes a manifest without one)"
+            f"{firmware.name} {where}: {why} (--allow-unstamped writes a manifest without one)"
         )
     return record
 
@@ -169,8 +179,17 @@ def build_manifest(
             raise ArtifactError(
                 f"{bin_file.name} is an ELF file, not a .bin: give it as the first argument"
             )
-        check_module(bin_file.bin, bin_file.name)
         raw = bin_file.bin
+        # objcopy's copy of an ELF that is no module: a module-like tail is chance (a
+        # plain Cortex-M .bin often ends in zeros and a small even number), not damage.
+        plain_copy = (
+            elf is not None and elf.elf is not None and raw.module is None
+        ) and raw.data == elf.elf.image
+        if bin_file.mcuboot is not None:
+            check_mcuboot(bin_file)
+            allow_unstamped = True  # its hash TLV identifies the build, as a device reports it
+        elif not plain_copy:
+            check_module(raw, bin_file.name)
         if elf is None and raw.module is None and not raw.records and not allow_unstamped:
             raise ArtifactError(
                 f"{bin_file.name} is neither an ELF file nor a Particle module binary, "
@@ -185,7 +204,10 @@ def build_manifest(
 
     module: ModuleInfo | None = None
     predicted = False
-    if bin_file is not None and bin_file.bin is not None:
+    mcuboot = bin_file.mcuboot if bin_file is not None else None
+    if mcuboot is not None:
+        image_sha256 = mcuboot.image_sha256  # the signed image as flashed (a .hex decoded)
+    elif bin_file is not None and bin_file.bin is not None:
         module = bin_file.bin.module
         image_sha256 = bin_file.facts.sha256  # the .bin is the image
     else:
@@ -213,13 +235,24 @@ def build_manifest(
             build_id=build_id,
             app_hash=app_hash,
             image_sha256=image_sha256,
+            mcuboot_hash=mcuboot.mcuboot_hash if mcuboot else None,
         ),
         recorded_at=recorded_at,
         elf=elf.facts.artifact(manifest_dir) if elf else None,
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         particle=particle,
+        image_version=mcuboot.version_text if mcuboot else None,
+        mcuboot=mcuboot.to_json() if mcuboot else None,
         memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )
+
+
+def check_mcuboot(firmware: Firmware) -> None:
+    """ArtifactError when an MCUboot image's hash TLV does not match (or is missing)."""
+    assert firmware.mcuboot is not None
+    problems = firmware.mcuboot.problems()
+    if problems:
+        raise ArtifactError(f"{firmware.name}: {problems[0]}")
 
 
 def default_manifest_path(firmware: Path) -> Path:

@@ -37,10 +37,6 @@ MAX_IMAGE_SIZE = 64 * 1024 * 1024
 
 _SHF_ALLOC = 0x2
 _SHF_TLS = 0x400
-LINKER_HINT = (
-    "is `stamp.c` (from `stamp header`) compiled and linked in, and does the linker script "
-    "keep its section, e.g. `.stamp : { KEEP(*(.stamp)) } > FLASH`?"
-)
 
 
 @dataclass(frozen=True)

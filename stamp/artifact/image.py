@@ -32,6 +32,7 @@ from stamp.artifact.elf import (
     scan_image,
 )
 from stamp.artifact.manifest import Artifact
+from stamp.artifact.mcuboot import McubootImage, decode_intel_hex, is_intel_hex, read_mcuboot
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.format import (
     CRC_PLACEHOLDER,
@@ -123,7 +124,9 @@ class Firmware:
     elf: ElfImage | None = None
     """The parsed ELF, when the file is one."""
     bin: BinImage | None = None
-    """The parsed raw image, when the file is not an ELF."""
+    """The parsed raw image, when the file is not an ELF (an Intel hex file decoded)."""
+    mcuboot: McubootImage | None = None
+    """The MCUboot image, when the raw image is one (`imgtool sign` output)."""
 
     @property
     def name(self) -> str:
@@ -284,7 +287,22 @@ def load_file(path: Path) -> Firmware:
         if len(data) != info.st_size:
             raise ArtifactError(f"{path} changed while it was being read: run stamp again")
         facts = FileFacts(path, len(data), hashlib.sha256(data).hexdigest(), info.st_mtime_ns)
-        return Firmware(facts=facts, bin=read_bin(data))
+        return _raw_firmware(facts, data)
+
+
+def _raw_firmware(facts: FileFacts, data: bytes) -> Firmware:
+    """A non-ELF file: an Intel hex file is decoded (it must be an MCUboot image)."""
+    name = str(facts.path)
+    if is_intel_hex(data):
+        data, address = decode_intel_hex(data, name)
+        mcuboot = read_mcuboot(data, name, source_format="hex", hex_address=address)
+        if mcuboot is None:
+            raise ArtifactError(
+                f"{name} is an Intel hex file but not an MCUboot image (no header magic at "
+                f"{address:#x}): give the .bin, or the .hex that imgtool sign wrote"
+            )
+        return Firmware(facts=facts, bin=read_bin(data), mcuboot=mcuboot)
+    return Firmware(facts=facts, bin=read_bin(data), mcuboot=read_mcuboot(data, name))
 
 
 def load_bytes(data: bytes, name: str) -> Firmware:
@@ -294,7 +312,7 @@ def load_bytes(data: bytes, name: str) -> Firmware:
         raise ArtifactError(f"{name} is empty")
     if is_elf(data):
         return Firmware(facts=facts, elf=read_elf(io.BytesIO(data), name))
-    return Firmware(facts=facts, bin=read_bin(data))
+    return _raw_firmware(facts, data)
 
 
 # --- the ELF's Particle view --------------------------------------------------------------

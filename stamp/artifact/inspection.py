@@ -15,6 +15,7 @@ from typing import Any
 from stamp.artifact.build import check_module
 from stamp.artifact.elf import FoundRecord, single_record
 from stamp.artifact.image import Firmware, elf_module
+from stamp.artifact.mcuboot import McubootImage
 from stamp.artifact.particle.module import ModuleInfo
 from stamp.errors import ArtifactError
 from stamp.record import StampRecord
@@ -36,7 +37,8 @@ class Inspection:
     firmware: Firmware
     """The file as read."""
     kind: str
-    """"elf", "module" (a Particle module binary) or "raw" (a plain objcopy image)."""
+    """"elf", "module" (a Particle module binary), "mcuboot" (an `imgtool sign` image) or
+    "raw" (a plain objcopy image)."""
     records: tuple[FoundRecord, ...]
     """Every stamp record found."""
     record: StampRecord | None
@@ -53,12 +55,16 @@ class Inspection:
     """The module info is of the ELF's image with its placeholders patched (app hash predicted)."""
     problems: tuple[str, ...]
     """What makes the file unusable as a build artifact (exit 2 after showing it)."""
+    mcuboot: McubootImage | None = None
+    """The MCUboot image, for an `imgtool sign` output."""
 
     @property
     def image_sha256(self) -> str:
         """SHA-256 of the loadable image."""
         if self.firmware.elf is not None:
             return self.firmware.elf.image_sha256
+        if self.mcuboot is not None:
+            return self.mcuboot.image_sha256  # the same as the file's, unless it was a .hex
         return self.firmware.facts.sha256  # a .bin is its own image
 
     @property
@@ -84,6 +90,8 @@ class Inspection:
             "dirty": record.dirty if record else None,
             "build_id": self.build_id,
             "app_hash": self.app_hash,
+            "mcuboot_hash": self.mcuboot.mcuboot_hash if self.mcuboot else None,
+            "image_version": self.mcuboot.version_text if self.mcuboot else None,
             "image_sha256": self.image_sha256,
             "image_size": len(self.image),
             "load_address": self.load_address,
@@ -101,6 +109,7 @@ class Inspection:
             },
             "particle": self.module.to_json() if self.module else None,
             "particle_from_elf": self.module_patched if self.module else None,
+            "mcuboot": self.mcuboot.to_json() if self.mcuboot else None,
             "problems": list(self.problems),
         }
 
@@ -113,6 +122,8 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
         module, patched = elf_module(elf.image)
         records, record_problem = elf.records, elf.record_problem
         kind, image, load_address, build_id = "elf", elf.image, elf.base, elf.build_id
+    elif firmware.mcuboot is not None:
+        return _inspect_mcuboot(firmware, firmware.mcuboot)
     else:
         raw = firmware.bin
         assert raw is not None
@@ -149,4 +160,31 @@ def inspect_firmware(firmware: Firmware) -> Inspection:
         module=module,
         module_patched=patched,
         problems=tuple(problems),
+    )
+
+
+def _inspect_mcuboot(firmware: Firmware, image: McubootImage) -> Inspection:
+    """An `imgtool sign` output: stamp records and build-id are looked for in its body."""
+    raw = firmware.bin
+    assert raw is not None
+    problems = [f"{firmware.name}: {problem}" for problem in image.problems()]
+    if raw.record_problem:
+        problems.append(f"{firmware.name}: {raw.record_problem}")
+    try:
+        record = single_record(raw.records, firmware.name)
+    except ArtifactError as exc:
+        problems.append(exc.message)
+        record = None
+    return Inspection(
+        firmware=firmware,
+        kind="mcuboot",
+        records=raw.records,
+        record=record,
+        build_id=raw.build_id,
+        image=image.data,
+        load_address=image.hex_address,
+        module=None,
+        module_patched=False,
+        problems=tuple(problems),
+        mcuboot=image,
     )

@@ -1,4 +1,4 @@
-"""The manifest: the expected identity of one build, and the build history of a checkout.
+"""The manifest: the expected identity of one build.
 
 A manifest is JSON (`NAME.stamp.json` beside the ELF) with the identity keys of SPEC
 section 5 at the top level, so a script can read `.edit` or `.build_id` directly:
@@ -7,24 +7,22 @@ section 5 at the top level, so a script can read `.edit` or `.build_id` directly
       "schema": 1,
       "edit": 111, "git": "<40 hex>", "dirty": false,
       "build_id": "<hex>" | null, "app_hash": "<64 hex>" | null, "image_sha256": "<64 hex>",
+      "mcuboot_hash": "<64 hex>" | null, "image_version": "1.2.3+4" | null,
       "recorded_at": "2026-11-30T12:00:00Z",
       "artifacts": {"elf": {"path": "...", "sha256": "...", "size": N} | null,
                     "bin": {"path": "...", "sha256": "...", "size": N} | null},
       "particle": {...} | null,      # the module info of `stamp inspect --json`, for a .bin
+      "mcuboot": {...} | null,       # the MCUboot image info of `stamp inspect --json`
       "memory": {...} | null         # where the record and image sit on the target
     }                                # (stamp.artifact.memory; absent in older manifests)
 
-The history (`history.jsonl` in the state directory) holds one manifest per line, oldest
-first, bounded to HISTORY_LIMIT entries; `stamp verify` uses it to name the build a device
-really runs.
+Every manifest `stamp manifest` writes is also recorded in the build history
+(stamp.artifact.history), which `stamp verify` uses to name the build a device really runs.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,11 +35,9 @@ from stamp.artifact.manifest_schema import (
     decode_manifest,
 )
 from stamp.artifact.memory import MemoryLayout
-from stamp.errors import ArtifactError, StateError
+from stamp.errors import ArtifactError
 from stamp.fileio import atomic_write
 from stamp.identity import HASH_KEYS, KEY_NAMES, Identity, parse_identity
-
-HISTORY_LIMIT = 1000
 
 
 @dataclass(frozen=True)
@@ -70,6 +66,10 @@ class Manifest:
     """The .bin it was read from."""
     particle: dict[str, Any] | None = None
     """Particle module info (the `particle` object of `stamp inspect --json`)."""
+    image_version: str | None = None
+    """MCUboot: the image header's version ("1.2.3+4"); informational, never decides."""
+    mcuboot: dict[str, Any] | None = None
+    """MCUboot image info (the `mcuboot` object of `stamp inspect --json`)."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version of stamp does not know, kept on rewrite."""
     memory: MemoryLayout | None = None
@@ -86,6 +86,8 @@ class Manifest:
                 "bin": asdict(self.bin) if self.bin else None,
             },
             particle=self.particle,
+            image_version=self.image_version,
+            mcuboot=self.mcuboot,
         )
         if self.memory is not None:
             record["memory"] = self.memory.to_json()
@@ -101,6 +103,7 @@ class Manifest:
         try:
             artifacts = record.get("artifacts") or {}
             known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory"}
+            known |= {"image_version", "mcuboot"}
             memory = record.get("memory")
             return cls(
                 identity=parse_identity(record),
@@ -108,11 +111,19 @@ class Manifest:
                 elf=_artifact(artifacts.get("elf")),
                 bin=_artifact(artifacts.get("bin")),
                 particle=record.get("particle"),
+                image_version=_optional(record.get("image_version"), str),
+                mcuboot=_optional(record.get("mcuboot"), dict),
                 extra={k: v for k, v in record.items() if k not in known},
                 memory=MemoryLayout.from_json(memory) if memory is not None else None,
             )
         except (TypeError, ValueError, AttributeError) as exc:  # `memory`, checked there
             raise ArtifactError(f"{source} is not a valid stamp manifest ({exc})") from None
+
+
+def _optional(value: Any, kind: type) -> Any:
+    if value is not None and not isinstance(value, kind):
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+    return value
 
 
 def _artifact(value: Any) -> Artifact | None:
@@ -154,64 +165,13 @@ def load_manifest(path: Path) -> Manifest:
     return Manifest.from_json(record, str(path))
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
-
-
-def load_history(path: Path) -> list[Manifest]:
-    """Every readable manifest in the history file, oldest first; bad lines are skipped."""
-    try:
-        lines = path.read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
-    except OSError as exc:
-        raise StateError(f"cannot read build history {path}: {exc.strerror or exc}") from None
-    entries: list[Manifest] = []
-    for raw in lines:
-        try:
-            entries.append(Manifest.from_json(json.loads(raw), str(path)))
-        except (ValueError, ArtifactError):
-            continue  # a line torn by a crash in an older stamp, or hand-edited: skip it
-    return entries
-
-
-def _same_build(a: Manifest, b: Manifest) -> bool:
-    return a.identity == b.identity and a.elf == b.elf and a.bin == b.bin
-
-
-def append_history(path: Path, manifest: Manifest) -> bool:
-    """Add `manifest` unless the newest entry is the same build; returns True if added.
-
-    The file is rewritten atomically under a lock, so concurrent writers and a crash at
-    any instant leave a complete history, and it stays bounded to HISTORY_LIMIT entries.
-    """
-    try:
-        with _locked(path):
-            entries = load_history(path)
-            if any(_same_build(entry, manifest) for entry in entries[-HISTORY_LIMIT:]):
-                return False
-            entries.append(manifest)
-            entries = entries[-HISTORY_LIMIT:]
-            data = b"".join(
-                json.dumps(e.to_json(), sort_keys=True).encode() + b"\n" for e in entries
-            )
-            atomic_write(path, data)
-    except OSError as exc:
-        raise StateError(f"cannot update build history {path}: {exc.strerror or exc}") from None
-    return True
-
-
 def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str:
     """How a build is called in one line: its edit, else its first identifying hash."""
     if manifest.identity.edit is not None:
         return f"edit {manifest.identity.edit}"
+    mcuboot_hash = manifest.identity.mcuboot_hash
+    if mcuboot_hash and manifest.image_version:
+        return f"image {manifest.image_version} (mcuboot_hash {mcuboot_hash[:8]}…)"
     for key in HASH_KEYS:
         value = getattr(manifest.identity, key)
         if value:

@@ -30,6 +30,7 @@ COMMANDS = {
     "verify": "stamp.cli.verify:verify",
     "flash": "stamp.cli.flash:flash",
     "hooks": "stamp.cli.hooks:hooks",
+    "history": "stamp.cli.history:history",
     "sim": "stamp.cli.sim:sim",
     "demo": "stamp.cli.demo:demo",
 }
@@ -65,7 +66,83 @@ class LazyGroup(click.Group):
         module_name, attr = target.split(":")
         command = getattr(importlib.import_module(module_name), attr)
         assert isinstance(command, click.Command)
+        accept_global_options(command)
         return command
+
+
+# --- global options after the command (SPEC section 3: "before or after the command") ----
+
+_GLOBAL_MARK = "_stamp_global_options"
+
+
+def accept_global_options(command: click.Command) -> None:
+    """Give `command` (and a group's subcommands) `--config`, `-v` and `-q` of its own.
+
+    They update the one `Settings` the group made, so `stamp verify -v` is `stamp -v
+    verify`. Added once per command object; a lazy group adds them as it loads members.
+    """
+    if getattr(command, _GLOBAL_MARK, False):
+        return
+    setattr(command, _GLOBAL_MARK, True)
+    command.params.extend(
+        [
+            click.Option(
+                ["--config", "_config_path"],
+                type=click.Path(dir_okay=False, path_type=Path),
+                expose_value=False,
+                callback=_late_config,
+                help="Use this stamp.toml or pyproject.toml instead of searching upward.",
+            ),
+            click.Option(
+                ["-v", "--verbose", "_verbose"],
+                count=True,
+                expose_value=False,
+                callback=_late_verbose,
+                help="Show more detail (repeatable).",
+            ),
+            click.Option(
+                ["-q", "--quiet", "_quiet"],
+                is_flag=True,
+                expose_value=False,
+                callback=_late_quiet,
+                help="Print only errors and results.",
+            ),
+        ]
+    )
+    if isinstance(command, click.Group) and not isinstance(command, LazyGroup):
+        for sub in command.commands.values():
+            accept_global_options(sub)
+
+
+def _settings(ctx: click.Context) -> Settings:
+    settings = ctx.find_object(Settings)
+    assert settings is not None, "the stamp group makes the Settings"
+    return settings
+
+
+def _late_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        _settings(ctx).config_path = value
+
+
+def _late_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    if value:
+        settings = _settings(ctx)
+        settings.verbosity = max(settings.verbosity, 0) + value
+        _relog(settings)
+
+
+def _late_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        settings = _settings(ctx)
+        settings.verbosity = -1
+        _relog(settings)
+
+
+def _relog(settings: Settings) -> None:
+    from stamp.cli.output import setup_logging
+
+    setup_logging(settings.verbosity)
 
 
 @click.group(

@@ -53,7 +53,10 @@ _FLAGS = {"--json": "as_json", "--strict": "strict"}
 
 
 def _parse_fast(argv: list[str]) -> dict[str, object] | None:
-    """Keyword arguments for header_main, or None when click must parse `argv`."""
+    """Keyword arguments for header_main, or None when click must parse `argv`.
+
+    `-q` and `--config` may stand before or after `header`, as with click (SPEC section 3).
+    """
     options: dict[str, object] = {
         "config_path": None,
         "output_dir": None,
@@ -64,18 +67,17 @@ def _parse_fast(argv: list[str]) -> dict[str, object] | None:
     args = iter(argv)
     seen_header = False
     for arg in args:
-        if not seen_header:
-            if arg == "header":
-                seen_header = True
-            elif arg in ("-q", "--quiet"):
-                options["quiet"] = True
-            elif arg == "--config" or arg.startswith("--config="):
-                value = arg.partition("=")[2] if "=" in arg else next(args, None)
-                if not value:
-                    return None
-                options["config_path"] = Path(value)
-            else:
+        if arg in ("-q", "--quiet"):
+            options["quiet"] = True
+        elif arg == "--config" or arg.startswith("--config="):
+            value = arg.partition("=")[2] if "=" in arg else next(args, None)
+            if not value:
                 return None
+            options["config_path"] = Path(value)
+        elif not seen_header:
+            if arg != "header":
+                return None
+            seen_header = True
         elif arg in _FLAGS:
             options[_FLAGS[arg]] = True
         elif arg == "--output-dir" or arg.startswith("--output-dir="):
@@ -95,7 +97,7 @@ def main() -> None:
 
         code = _interruptible(run)
     else:
-        from stamp.header.run import header_main
+        from stamp.cli.header_print import header_main
 
         code = _interruptible(lambda: _header(header_main, options))
     # The work is done and its exit code decided: an interrupt now changes nothing, and
@@ -121,6 +123,7 @@ def _interruptible(body: Callable[[], int]) -> int:
 
 def _header(header_main: Callable[..., int], options: dict[str, object]) -> int:
     from stamp.cli import exits
+    from stamp.cli.header_print import header_main
     from stamp.errors import StampError
 
     try:

@@ -24,12 +24,13 @@ if TYPE_CHECKING:
 
 
 def for_verdict(status: VerdictStatus | None) -> int:
-    """0 verified, 1 mismatch, 3 no report (also when there was no verdict at all)."""
+    """0 verified, 1 mismatch or an MCUboot image running unconfirmed (it reverts at the
+    next reset: not the state asked for), 3 no report (also when there was no verdict)."""
     from stamp.device.verify import VerdictStatus
 
     if status is VerdictStatus.VERIFIED:
         return EXIT_OK
-    if status is VerdictStatus.MISMATCH:
+    if status in (VerdictStatus.MISMATCH, VerdictStatus.UNCONFIRMED):
         return EXIT_MISMATCH
     return EXIT_NO_REPORT
 

@@ -10,9 +10,10 @@ import click
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
-    from stamp.artifact.manifest import Manifest
+    from stamp.artifact.history import History
     from stamp.cli.app import Settings
     from stamp.config import Config
+    from stamp.device.target import DeviceTarget
 
 
 @click.command("flash")
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config (a serial device needs its flash_command), "
-    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, or "
+    "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, "
+    "smp:serial:PORT / smp:udp:HOST[:PORT] for an MCUboot/Zephyr device, or "
     "gdb:HOST:PORT to load it through a debug probe's GDB server.",
 )
 @click.option(
@@ -58,6 +60,11 @@ if TYPE_CHECKING:
     metavar="M",
     help="The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.",
 )
+@click.option(
+    "--no-confirm",
+    is_flag=True,
+    help="SMP: leave the new image running unconfirmed (as a test; the next reset reverts it).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print every attempt's verdict as JSON.")
 @click.pass_obj
 def flash(
@@ -68,6 +75,7 @@ def flash(
     timeout: float,
     settle: float,
     manifest_path: Path | None,
+    no_confirm: bool,
     as_json: bool,
 ) -> int:
     """Flash FIRMWARE, prove the device runs it, and flash again when it does not.
@@ -76,8 +84,12 @@ def flash(
     Particle device gets an OTA update through the cloud, and only what the device itself
     publishes after the update counts (the cloud's "success" does not). A serial device
     is flashed by its `flash_command` from the config ({bin}, {elf} and {device} are
-    replaced; it runs without a shell), then heard on its port. A gdb: device without
-    one gets the ELF loaded through its GDB server, is reset and let run, then read.
+    replaced; it runs without a shell), then heard on its port. An SMP device
+    (MCUboot/Zephyr) gets the signed image uploaded, marked for test and reset; stamp
+    waits for it to come back, reads the slots again, confirms the image only when it is
+    the active one (not with --no-confirm), then verifies. A gdb: device without a
+    flash_command gets the ELF loaded through its GDB server, is reset and let run, then
+    read.
 
     Exit status is that of `stamp verify` for the last attempt: 0 verified, 1 the device
     runs another build, 3 no report or every flash failed, 2 a bad device, config,
@@ -88,7 +100,9 @@ def flash(
       stamp flash --device garage build/firmware.bin
       stamp flash --device particle:my_photon --retries 3 build/firmware.bin
       stamp flash --device bench --timeout 20 --json build/firmware.elf
+      stamp flash --device smp:serial:/dev/ttyACM0 build/zephyr/zephyr.signed.bin
     """
+    import contextlib
     import os
     import sys
 
@@ -109,12 +123,15 @@ def flash(
     image = load_flash_image(firmware, manifest_path)
     history = _history(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    with make_flasher(target, config, os.environ, Path.home()) as flasher:
+    with (
+        history or contextlib.nullcontext(),
+        make_flasher(target, config, os.environ, Path.home(), confirm=not no_confirm) as flasher,
+    ):
         flasher.prepare(image)
         result = flash_and_verify(
             flasher,
             image,
-            history,
+            history or [],
             retries=retries,
             timeout=timeout,
             settle=settle,
@@ -126,7 +143,9 @@ def flash(
                 lines=False,
                 verbose=settings.verbosity > 0,
             ),
+            allow_unconfirmed=no_confirm,
         )
+    _remember(config, target, image.manifest_path)
     verdict = result.verdict
     if as_json:
         record = flash_record(result)
@@ -139,16 +158,31 @@ def flash(
     return exits.for_verdict(verdict.status if verdict is not None else None)
 
 
-def _history(config: Config) -> list[Manifest]:
-    """The build history, to name the build a device runs instead; empty if unreadable."""
+def _remember(config: Config, target: DeviceTarget, manifest_path: Path) -> None:
+    """Note what was flashed, for `stamp verify` without --manifest; a failure only warns."""
+    import logging
+    from datetime import UTC, datetime
+
+    from stamp.device.last_flashed import remember
+    from stamp.errors import StateError
+    from stamp.state_dir import find_state_dir
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    try:
+        remember(find_state_dir(config), target, manifest_path, now)
+    except StateError as exc:
+        logging.getLogger("stamp.device.flash").warning("%s; `stamp verify` will not know", exc)
+
+
+def _history(config: Config) -> History | None:
+    """The build history, to name the build a device runs instead; None if unreadable."""
     import logging
 
-    from stamp.artifact.manifest import load_history
+    from stamp.cli.history import open_history
     from stamp.errors import StateError
-    from stamp.state_dir import find_state_dir, history_path
 
     try:
-        return load_history(history_path(find_state_dir(config)))
+        return open_history(config)
     except StateError as exc:
         logging.getLogger("stamp.device.flash").warning("%s; builds will not be named", exc)
-        return []
+        return None

@@ -1,7 +1,7 @@
 """`stamp header`: the pre-build step (SPEC section 3).
 
 The same command also has a click-free fast path in `stamp.cli.entry` (it runs on every build);
-both call `stamp.header.run.run_header` and print through `stamp.header.run.describe_result`.
+both call `stamp.cli.header_print.header_main`, which runs `stamp.header.run.run_header`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def header(settings: Settings, output_dir: Path | None, as_json: bool, strict: b
       stamp header                          # into build/stamp/ (stamp.h, stamp.c)
       stamp header --output-dir gen --json  # for scripts
     """
-    from stamp.header.run import header_main
+    from stamp.cli.header_print import header_main
 
     return header_main(
         config_path=settings.config_path,

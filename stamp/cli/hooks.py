@@ -17,11 +17,13 @@ def hooks() -> None:
     Examples:
       stamp hooks install      # in your firmware repository
       stamp hooks uninstall
+      stamp hooks path         # where stamp.mk and stamp.cmake are installed
     """
 
 
 @hooks.command()
-def install() -> int:
+@click.pass_obj
+def install(settings: Settings) -> int:
     """Install the pre-commit hook into the current repository (chains an existing hook).
 
     The hook runs `stamp header` before each commit and stages the generated files that
@@ -35,6 +37,8 @@ def install() -> int:
     from stamp.header.git_hook import install as do_install
 
     result = do_install(hooks_dir(Path.cwd()))
+    if settings.verbosity < 0:
+        return 0
     click.echo(f"stamp: {result.action}: {result.path}")
     if result.chained:
         click.echo(f"stamp: the previous hook still runs after it: {result.chained}")
@@ -54,6 +58,21 @@ def uninstall() -> int:
 
     result = do_uninstall(hooks_dir(Path.cwd()))
     click.echo(f"stamp: {result.action}: {result.path}")
+    return 0
+
+
+@hooks.command("path")
+def path_cmd() -> int:
+    """Print the directory that holds stamp.mk and stamp.cmake (installed with stamp).
+
+    \b
+    Examples:
+      include $(shell stamp hooks path)/stamp.mk          # in a Makefile
+      stamp hooks path                                    # for CMake: include(DIR/stamp.cmake)
+    """
+    from importlib.resources import files
+
+    click.echo(str(files("stamp.hooks")))  # a directory on disk: stamp installs unzipped
     return 0
 
 

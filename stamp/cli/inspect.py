@@ -11,6 +11,7 @@ from stamp.cli.app import Settings
 
 if TYPE_CHECKING:
     from stamp.artifact.inspection import Inspection
+    from stamp.artifact.mcuboot import McubootImage
     from stamp.artifact.particle.module import ModuleInfo
 
 
@@ -57,6 +58,9 @@ def render(result: Inspection) -> list[str]:
         )
     elif result.kind == "module":
         lines.append(f"{facts.path}: Particle module binary, {facts.size} bytes")
+    elif result.mcuboot is not None:
+        how = "Intel hex" if result.mcuboot.source_format == "hex" else "binary"
+        lines.append(f"{facts.path}: MCUboot image ({how}), {facts.size} bytes")
     else:
         lines.append(f"{facts.path}: raw firmware image, {facts.size} bytes")
     lines.append(_row("file sha256", facts.sha256))
@@ -80,6 +84,8 @@ def render(result: Inspection) -> list[str]:
             lines.append(_row("section", f"{section.name:<20} {placed}  {section.size} bytes"))
     if result.module is not None:
         lines.extend(_module_lines(result.module, patched=result.module_patched))
+    if result.mcuboot is not None:
+        lines.extend(_mcuboot_lines(result.mcuboot))
     for problem in result.problems:
         lines.append(_row("PROBLEM", problem))
     return lines
@@ -128,6 +134,34 @@ def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
         lines.append(_row("CRC32", f"MISMATCH (stored {m.stored_crc}, content {m.computed_crc})"))
     for problem in m.problems:
         lines.append(_row("note", problem))
+    return lines
+
+
+def _mcuboot_lines(m: McubootImage) -> list[str]:
+    flags = f"{m.flags:#x}" + (f" ({', '.join(m.flag_names)})" if m.flag_names else "")
+    lines = [
+        "MCUboot image",
+        _row("version", m.version_text),
+        _row(
+            "header",
+            f"{m.hdr_size} bytes, body {m.img_size} bytes, protected TLVs "
+            f"{m.protected_tlv_size} bytes, flags {flags}, load address {m.load_addr:#x}",
+        ),
+    ]
+    for t in m.tlvs:
+        where = "protected " if t.protected else ""
+        lines.append(_row("TLV", f"{where}{t.name} ({t.type:#x}), {len(t.data)} bytes"))
+    if m.stored_hash is None:
+        lines.append(_row("hash", "none (no SHA TLV)"))
+    else:
+        ok = "ok" if m.hash_ok else f"MISMATCH (content hashes to {m.computed_hash})"
+        lines.append(_row("hash", f"{m.stored_hash} ({m.hash_type})"))
+        lines.append(_row(m.hash_type or "hash", ok))
+    if m.key_type is None:
+        lines.append(_row("signed", "no"))
+    else:
+        key = f", public key {m.key_in_image} in the image" if m.key_in_image else ""
+        lines.append(_row("signed", f"yes, {m.key_type}{key}"))
     return lines
 
 

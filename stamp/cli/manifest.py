@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from stamp.cli.app import Settings
+
+if TYPE_CHECKING:
+    from stamp.artifact.manifest import Manifest
 
 
 @click.command()
@@ -52,63 +55,53 @@ def manifest(
       stamp manifest build/app.elf --bin build/app.bin   # Particle: adds the app hash
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
-    from stamp.artifact.build import build_manifest, default_manifest_path
-    from stamp.artifact.image import load_file
-    from stamp.artifact.manifest import append_history, write_manifest
+    from stamp.artifact.recording import record_build
+    from stamp.cli.history import say_legacy_import
+    from stamp.cli.words import manifest_facts
     from stamp.config import load_config
-    from stamp.errors import ArtifactError
-    from stamp.state_dir import find_state_dir, history_path
 
-    first = load_file(firmware)
-    elf, raw = (first, None) if first.elf is not None else (None, first)
-    if bin_path is not None:
-        if elf is None:
-            raise ArtifactError(
-                f"{firmware} is not an ELF file: give the ELF first and the .bin with --bin"
-            )
-        raw = load_file(bin_path)
-    target = output or default_manifest_path(firmware)
-    result = build_manifest(
-        elf,
-        raw,
-        manifest_dir=target.parent,
-        recorded_at=_now(),
-        allow_unstamped=allow_unstamped,
-    )
     config = load_config(settings.config_path)
-    write_manifest(result, target)
-    added = append_history(history_path(find_state_dir(config)), result)
+    recorded = record_build(
+        firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
+    )
+    say_legacy_import(recorded.legacy_import)
+    if settings.verbosity >= 0:
+        from stamp.state_dir import find_state_dir
 
+        _warn_about_context(recorded.manifest, firmware, config.root, find_state_dir(config))
     if as_json:
         from stamp.cli.output import print_json
 
-        print_json(result.to_json())
+        print_json(recorded.manifest.to_json())
         return 0
     if settings.verbosity >= 0:
-        facts = []
-        identity = result.identity
-        if identity.edit is not None:
-            facts.append(f"edit {identity.edit}")
-            facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
-        else:
-            facts.append("unstamped")
-        if identity.build_id:
-            facts.append(f"build-id {identity.build_id[:4]}…")
-        if identity.app_hash:
-            facts.append(f"app hash {identity.app_hash[:8]}…")
-        click.echo(f"stamp: manifest {_shown(target)} ({', '.join(facts)})")
-        if settings.verbosity > 0 and not added:
+        facts = manifest_facts(recorded.manifest)
+        click.echo(f"stamp: manifest {_shown(recorded.path)} ({facts})")
+        if settings.verbosity > 0 and not recorded.added:
             click.echo("stamp: this build is already in the history", err=True)
     return 0
 
 
-def _now() -> str:
-    """ISO 8601 UTC; SOURCE_DATE_EPOCH wins so reproducible builds get reproducible manifests."""
-    from datetime import UTC, datetime
+def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir: Path) -> None:
+    """Say when the build is not this checkout's, or older than its last `stamp header`."""
+    from stamp.header.provenance import check_provenance
 
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    moment = datetime.fromtimestamp(int(epoch), UTC) if epoch.isdigit() else datetime.now(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    git, edit = result.identity.git, result.identity.edit
+    found = check_provenance(git, edit, root, state_dir)
+    if found.foreign_commit:
+        click.echo(
+            f"stamp: warning: {firmware} was built from git {(git or '')[:12]}, which "
+            "is not a commit of this repository: was it built in another clone? "
+            "(`git fetch` it, or record it in the history of the repository it came from)",
+            err=True,
+        )
+    if found.current_edit is not None:
+        click.echo(
+            f"stamp: warning: {firmware} holds edit {edit}, but this checkout is at "
+            f"edit {found.current_edit}: it was built before the last `stamp header`; "
+            "rebuild it to record the current sources",
+            err=True,
+        )
 
 
 def _shown(path: Path) -> str:

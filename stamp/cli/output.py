@@ -1,6 +1,6 @@
 """Terminal output: colour only on a terminal and never with NO_COLOR; logging for -v/-q.
 
-Nothing here imports click, so core modules can report progress through `Progress`.
+Nothing here imports click, so the `stamp header` fast path can use it too.
 """
 
 from __future__ import annotations

@@ -6,9 +6,11 @@ Built here, at the edge, because each carries the sentence a person would read
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
 from stamp.cli.words import attempt_summary, verdict_message
 from stamp.device.flash import Attempt, FlashResult
@@ -28,7 +30,11 @@ def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str
             {"key": c.key, "expected": c.expected, "reported": c.reported, "match": c.match}
             for c in verdict.compared
         ],
-        "matched_build": _manifest(verdict.matched_build) if verdict.matched_build else None,
+        "matched_build": (
+            _manifest(verdict.matched_build, verdict.matched_origin)
+            if verdict.matched_build
+            else None
+        ),
         "heard": {
             "lines": verdict.heard.lines,
             "reports": verdict.heard.reports,
@@ -62,9 +68,12 @@ def flash_record(result: FlashResult, *, now: datetime | None = None) -> dict[st
     }
 
 
-def _manifest(manifest: Manifest) -> dict[str, Any]:
+def _manifest(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any]:
     record: dict[str, Any] = manifest.identity.as_json()
+    record["image_version"] = manifest.image_version
     record["recorded_at"] = manifest.recorded_at
+    if origin is not None:  # a pulled build: where it was made (`stamp history pull`)
+        record["origin"] = asdict(origin)
     return record
 
 
@@ -73,6 +82,10 @@ def _report(report: Report | None) -> dict[str, Any] | None:
         return None
     record: dict[str, Any] = report.identity.known()
     record["source"] = report.source
+    if report.image_version is not None:
+        record["image_version"] = report.image_version
+    if report.image_states is not None:
+        record["image_states"] = report.image_states.to_json()
     if report.extra:
         record["extra"] = report.extra
     return record

@@ -9,6 +9,7 @@ from stamp.cli.app import LazyGroup
 _MEMBERS = {
     "serial": "stamp.cli.sim_serial:sim_serial",
     "cloud": "stamp.cli.sim_cloud:sim_cloud",
+    "smp": "stamp.cli.sim_smp:sim_smp",
 }
 
 
@@ -20,4 +21,5 @@ def sim() -> None:
     Examples:
       stamp sim serial --firmware build/app.elf     # a board on a pseudo-terminal
       stamp sim cloud --port 0 --fail-rate 0.5      # a Particle Cloud on loopback
+      stamp sim smp --image zephyr.signed.bin       # an MCUboot device speaking SMP
     """

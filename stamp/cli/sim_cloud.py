@@ -37,9 +37,33 @@ from stamp.cli.app import Settings
     help="A Particle module .bin every device runs at start (default: an unknown app).",
 )
 @click.option(
+    "--products",
+    "product_count",
+    type=click.IntRange(0, 1000),
+    default=0,
+    show_default=True,
+    help="Put the devices in this many products (dealt round-robin).",
+)
+@click.option(
+    "--speed",
+    type=click.FloatRange(0.01, 10_000.0, min_open=False),
+    default=30.0,
+    show_default=True,
+    help="How much faster than the real cloud OTA steps happen (1: seconds apart, "
+    "a 408 after 30 s).",
+)
+@click.option(
+    "--variations",
+    type=click.Choice(["classic", "seeded", "field"]),
+    default="seeded",
+    show_default=True,
+    help="OTA story: the idealised one, one drawn per update from the seed, or every "
+    "variation of the real cloud at once.",
+)
+@click.option(
     "--boot-delay",
     type=click.FloatRange(0.0, 60.0),
-    help="Seconds a device takes to reboot after an OTA update (default 0.2).",
+    help="Seconds a device takes to reboot after an OTA update (default: set by --speed).",
 )
 @click.option(
     "--keepalive",
@@ -58,6 +82,9 @@ def sim_cloud(
     fail_rate: float,
     seed: int | None,
     firmware: Path | None,
+    product_count: int,
+    speed: float,
+    variations: str,
     boot_delay: float | None,
     keepalive: float,
 ) -> int:
@@ -67,14 +94,22 @@ def sim_cloud(
     token and the devices. Point stamp at it with PARTICLE_API_URL and
     PARTICLE_ACCESS_TOKEN, then flash and verify as with real devices.
 
+    Needs the `sim` extra: pip install 'stamp-firmware[sim]'.
+
     \b
     Examples:
       stamp sim cloud --port 0 --devices 2
       stamp sim cloud --fail-rate 0.5 --seed 1 --firmware build/app.bin
+      stamp sim cloud --products 2 --devices 100 --speed 1 --variations field
     """
+    from dataclasses import replace
+
     from stamp.errors import ArtifactError
-    from stamp.sim.cloud import CloudSim, SimTiming
+    from stamp.sim import require_sim_extra
+    from stamp.sim.cloud import CloudSim, SimTiming, Variation
     from stamp.sim.cloud_firmware import SimRefused
+
+    require_sim_extra()
     from stamp.sim.cloud_http import serve_until_signalled
 
     image: bytes | None = None
@@ -83,7 +118,9 @@ def sim_cloud(
             image = firmware.read_bytes()
         except OSError as exc:
             raise ArtifactError(f"cannot read {firmware}: {exc.strerror}") from None
-    timing = SimTiming() if boot_delay is None else SimTiming(boot=boot_delay)
+    timing = SimTiming.real_pace(speed)
+    if boot_delay is not None:
+        timing = replace(timing, boot=boot_delay)
     try:
         sim = CloudSim(
             devices=device_count,
@@ -92,6 +129,8 @@ def sim_cloud(
             seed=seed,
             firmware=image,
             timing=timing,
+            products=product_count,
+            variation=Variation(variations),
         )
     except SimRefused as exc:
         raise ArtifactError(f"{firmware} is not a Particle module binary: {exc}") from None

@@ -11,10 +11,12 @@ from stamp.artifact.manifest import build_name
 from stamp.cli import exits
 
 if TYPE_CHECKING:
+    from stamp.artifact.history import History
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
     from stamp.cli.output import Progress
     from stamp.config import Config
+    from stamp.device.target import DeviceTarget
     from stamp.device.verify import Verdict
 
 DEFAULT_TIMEOUT = 30.0
@@ -31,6 +33,7 @@ UNSTAMPED = "the manifest's build"
     required=True,
     metavar="X",
     help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+    "smp:serial:PORT[?baud=N], smp:udp:HOST[:PORT] (MCUboot/Zephyr over SMP) "
     "or gdb:HOST:PORT (a debug probe's GDB server).",
 )
 @click.option(
@@ -38,8 +41,9 @@ UNSTAMPED = "the manifest's build"
     "manifest_path",
     type=click.Path(dir_okay=False, path_type=Path),
     metavar="M",
-    help="The NAME.stamp.json to verify against. Default: the newest build in this "
-    "checkout's build history (the last `stamp manifest`), named on stderr.",
+    help="The NAME.stamp.json to verify against. Default: the build `stamp flash` last "
+    "put on this device, else the newest build in this checkout's build history (the "
+    "last `stamp manifest`); either is named on stderr.",
 )
 @click.option(
     "--timeout",
@@ -48,6 +52,12 @@ UNSTAMPED = "the manifest's build"
     show_default=True,
     metavar="S",
     help="Seconds to wait for a report that settles the question.",
+)
+@click.option(
+    "--allow-unconfirmed",
+    is_flag=True,
+    help="SMP: accept the build running as an unconfirmed test image (it reverts at the "
+    "next reset unless confirmed).",
 )
 @click.option(
     "--image",
@@ -62,6 +72,7 @@ def verify(
     device: str,
     manifest_path: Path | None,
     timeout: float,
+    allow_unconfirmed: bool,
     read_image: bool,
     as_json: bool,
 ) -> int:
@@ -74,41 +85,51 @@ def verify(
     nothing differing (VERIFIED), or any differing key (MISMATCH, naming the build from
     the history the device runs instead).
 
-    Exit status: 0 verified, 1 mismatch, 3 no usable report before the timeout or the
-    device unreachable, 2 a bad device, config or manifest.
+    Over SMP (MCUboot/Zephyr) it reads the image slots and compares the active slot's
+    hash with the manifest's mcuboot_hash; an active image that is not confirmed will
+    revert at the next reset and does not verify unless --allow-unconfirmed.
+
+    Exit status: 0 verified, 1 mismatch (or an unconfirmed SMP image), 3 no usable report
+    before the timeout or the device unreachable, 2 a bad device, config or manifest.
 
     \b
     Examples:
       stamp verify --device bench
       stamp verify --device serial:/dev/ttyACM0?baud=115200 --manifest build/app.stamp.json
       stamp verify --device particle:my_photon --timeout 60 --json
+      stamp verify --device smp:serial:/dev/ttyACM0 --manifest build/zephyr/zephyr.stamp.json
       stamp verify --device gdb:localhost:3333 --image
     """
+    import contextlib
     import os
     import sys
 
     from stamp.cli.output import Progress, print_json
+    from stamp.cli.records import verdict_record
+    from stamp.cli.watch import Watch
     from stamp.config import load_config
-    from stamp.device.target import open_transport, parse_device
+    from stamp.device.target import GdbTarget, open_transport, parse_device
     from stamp.device.verify import verify as run_verify
+    from stamp.errors import DeviceError
 
     config = load_config(settings.config_path)
     target = parse_device(device, config)
-    history = _load_history(config, required=manifest_path is None)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
-    expected = _expected(manifest_path, history, progress)
-    from stamp.cli.records import verdict_record
-    from stamp.cli.watch import Watch
-
-    watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
-    from stamp.device.target import GdbTarget
-    from stamp.errors import DeviceError
-
-    if read_image and not isinstance(target, GdbTarget):
-        raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
-    with open_transport(
-        target, config, os.environ, Path.home(), expected=expected, read_image=read_image
-    ) as transport:
+    if manifest_path is None:
+        manifest_path = _last_flashed(config, target, device, progress)
+    with contextlib.ExitStack() as stack:
+        history = _open_history(config, required=manifest_path is None)
+        if history is not None:
+            stack.enter_context(history)
+        expected = _expected(manifest_path, history, progress)
+        watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
+        if read_image and not isinstance(target, GdbTarget):
+            raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
+        transport = stack.enter_context(
+            open_transport(
+                target, config, os.environ, Path.home(), expected=expected, read_image=read_image
+            )
+        )
         progress.line(
             f"stamp: listening on {transport.describe()} for up to {timeout:g} s "
             f"(expecting {build_name(expected, UNSTAMPED)})"
@@ -116,7 +137,12 @@ def verify(
         watch.start()
         try:
             verdict = run_verify(
-                transport, expected, history, timeout=timeout, on_heard=watch.heard
+                transport,
+                expected,
+                history or [],
+                timeout=timeout,
+                on_heard=watch.heard,
+                allow_unconfirmed=allow_unconfirmed,
             )
         finally:
             watch.stop()
@@ -139,39 +165,65 @@ def render(verdict: Verdict, stream: TextIO) -> None:
     stream.flush()
 
 
-def _load_history(config: Config, *, required: bool) -> list[Manifest]:
+def _last_flashed(
+    config: Config, target: DeviceTarget, device: str, progress: Progress
+) -> Path | None:
+    """The manifest `stamp flash` last flashed to this device, if it is still there."""
+    from stamp.device.last_flashed import recall
+    from stamp.state_dir import find_state_dir
+
+    flashed = recall(find_state_dir(config), target)
+    if flashed is None:
+        return None
+    if not flashed.manifest.is_file():
+        progress.line(
+            f"stamp: {flashed.manifest}, last flashed to {device}, is gone; "
+            "falling back to the build history"
+        )
+        return None
+    from stamp.cli.output import shown_path
+
+    progress.line(
+        f"stamp: no --manifest given: using {shown_path(flashed.manifest)}, the build "
+        f"`stamp flash` put on {device} at {flashed.flashed_at}"
+    )
+    return flashed.manifest
+
+
+def _open_history(config: Config, *, required: bool) -> History | None:
+    """The build history; without it only builds cannot be named, unless it is `required`."""
     import logging
 
-    from stamp.artifact.manifest import load_history
+    from stamp.cli.history import open_history
     from stamp.errors import StateError
-    from stamp.state_dir import find_state_dir, history_path
 
     try:
-        return load_history(history_path(find_state_dir(config)))
+        return open_history(config)
     except StateError as exc:
         if required:
             raise
         # Only used to name the build a device runs on a mismatch: go on without it.
         logging.getLogger("stamp.device.verify").warning("%s; builds will not be named", exc)
-        return []
+        return None
 
 
-def _expected(path: Path | None, history: list[Manifest], progress: Progress) -> Manifest:
+def _expected(path: Path | None, history: History | None, progress: Progress) -> Manifest:
     from stamp.artifact.manifest import load_manifest
     from stamp.errors import ArtifactError
 
     if path is not None:
         return load_manifest(path)
-    if not history:
+    newest = history.newest_local() if history is not None else None
+    if newest is None:
         raise ArtifactError(
             "no --manifest given and this checkout's build history is empty: run "
             "`stamp manifest FIRMWARE.elf` after the build, or pass --manifest FILE.stamp.json"
         )
-    newest = history[-1]
-    source = newest.elf or newest.bin
+    build = newest.manifest
+    source = build.elf or build.bin
     made_from = f" from {source.path}" if source else ""
     progress.line(
         f"stamp: no --manifest given: using the newest build in the history, "
-        f"{build_name(newest, UNSTAMPED)}{made_from}, recorded {newest.recorded_at}"
+        f"{build_name(build, UNSTAMPED)}{made_from}, recorded {build.recorded_at}"
     )
-    return newest
+    return build

@@ -11,8 +11,11 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from stamp.artifact.history.records import Origin
+from stamp.artifact.manifest import Manifest
 from stamp.cli.output import paint_label
 from stamp.device.flash import Attempt
+from stamp.device.image_state import RunState
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS
 from stamp.record import GIT_UNKNOWN
@@ -25,23 +28,88 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
     """The one sentence for the verdict, e.g. `MISMATCH: device runs edit 109 (…)`."""
     now = now or datetime.now(UTC)
     if verdict.status is VerdictStatus.VERIFIED:
-        return f"VERIFIED: device runs {_verified_build(verdict)}"
+        text = f"VERIFIED: device runs {_verified_build(verdict)}"
+        if _run_state(verdict) is RunState.UNCONFIRMED:
+            text += f" ({RUN_STATE_WORDS[RunState.UNCONFIRMED]}; allowed by --allow-unconfirmed)"
+        return text
+    if verdict.status is VerdictStatus.UNCONFIRMED:
+        return (
+            f"UNCONFIRMED: device runs {_verified_build(verdict)} as a test image: "
+            f"{RUN_STATE_WORDS[RunState.UNCONFIRMED]} (--allow-unconfirmed accepts that)"
+        )
     if verdict.status is VerdictStatus.MISMATCH:
         device_runs = _reported_build(verdict, now)
-        return f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
+        text = f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
+        return text + _where_expected(verdict)
     return f"NO REPORT: {_silence(verdict)}"
+
+
+RUN_STATE_WORDS = {
+    RunState.CONFIRMED: "running, confirmed",
+    RunState.UNCONFIRMED: "running, will revert at next reset unless confirmed",
+    RunState.PENDING: "not yet running (marked for test: it runs after the next reset)",
+    RunState.PENDING_PERMANENT: "not yet running (it is swapped in for good at the next reset)",
+    RunState.STORED: "not running (uploaded to a slot but not marked to run)",
+    RunState.ABSENT: "on no slot of the device",
+}
+"""What an MCUboot image's place on the device means, in words (`stamp.device.image_state`)."""
+
+
+def _run_state(verdict: Verdict) -> RunState | None:
+    """Where the expected MCUboot image stands on the device, when it reported slots."""
+    report = verdict.reported
+    wanted = verdict.expected.identity.mcuboot_hash
+    if report is None or report.image_states is None or wanted is None:
+        return None
+    return report.image_states.run_state(wanted)
+
+
+def _where_expected(verdict: Verdict) -> str:
+    """For an SMP device: where the expected image is, if it is on the device at all."""
+    state = _run_state(verdict)
+    if state is None or state is RunState.ABSENT:
+        return ""
+    report = verdict.reported
+    assert report is not None and report.image_states is not None
+    slot = report.image_states.find(verdict.expected.identity.mcuboot_hash or "")
+    where = f" in slot {slot.slot}" if slot is not None else ""
+    return f"; the expected image is{where}: {RUN_STATE_WORDS[state]}"
+
+
+def _unstamped(manifest: Manifest, fallback: str) -> str:
+    """A build without a stamp record: by its MCUboot version when it has one."""
+    return f"image {manifest.image_version}" if manifest.image_version else fallback
 
 
 VERDICT_COLOURS = {
     VerdictStatus.VERIFIED: "green",
     VerdictStatus.MISMATCH: "red",
     VerdictStatus.NO_REPORT: "yellow",
+    VerdictStatus.UNCONFIRMED: "yellow",
 }
 
 
 def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = None) -> str:
     """The verdict's sentence with its label coloured for `stream` (plain off a terminal)."""
     return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    else:
+        facts.append("unstamped")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    if identity.mcuboot_hash:
+        facts.append(f"MCUboot {manifest.image_version}, hash {identity.mcuboot_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
@@ -69,7 +137,12 @@ def _git_part(git: str | None, dirty: bool | None) -> str | None:
     return text
 
 
-_LABELS = {"build_id": "build-id", "app_hash": "app hash", "image_sha256": "image sha256"}
+_LABELS = {
+    "build_id": "build-id",
+    "app_hash": "app hash",
+    "image_sha256": "image sha256",
+    "mcuboot_hash": "MCUboot hash",
+}
 """How a hash key is called in a sentence; any other key by its name with spaces."""
 
 
@@ -92,7 +165,11 @@ def _verified_build(verdict: Verdict) -> str:
         )
         if p
     ]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the expected build"
+    name = (
+        f"edit {identity['edit']}"
+        if "edit" in identity
+        else _unstamped(verdict.expected, "the expected build")
+    )
     return f"{name} ({', '.join(parts)})" if parts else name
 
 
@@ -102,12 +179,15 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
     build = verdict.matched_build
     if build is not None:
         identity = build.identity.known()
-        parts = [
-            _git_part(identity.get("git"), identity.get("dirty")),
-            _age(build.recorded_at, now),
-        ]
+        parts = [_git_part(identity.get("git"), identity.get("dirty"))]
+        if verdict.matched_origin is not None:  # pulled: "built by CI on host X, 3 days ago"
+            parts += [origin_words(verdict.matched_origin), age_words(build.recorded_at, now)]
+        else:
+            parts.append(_age(build.recorded_at, now))
         name = (
-            f"edit {build.identity.edit}" if build.identity.edit is not None else "an older build"
+            f"edit {build.identity.edit}"
+            if build.identity.edit is not None
+            else _unstamped(build, "an older build")
         )
         details = [p for p in parts if p]
         if not details:
@@ -119,6 +199,8 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
         _git_part(identity.get("git"), identity.get("dirty")),
         *_hash_parts(identity, HASH_KEYS),
     ]
+    if report.image_version:
+        parts.insert(0, f"version {report.image_version}")
     shown = ", ".join(p for p in parts if p)
     has_strong = any(k in identity for k in HASH_KEYS) or ("git" in identity and "edit" in identity)
     what = (
@@ -132,7 +214,11 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
 def _expected_build(verdict: Verdict) -> str:
     identity = verdict.expected.identity.known()
     differing = [c.key for c in verdict.differing]
-    name = f"edit {identity['edit']}" if "edit" in identity else "the manifest's build"
+    name = (
+        f"edit {identity['edit']}"
+        if "edit" in identity
+        else _unstamped(verdict.expected, "the manifest's build")
+    )
     # When the edits agree the name alone cannot show the difference: name what differs.
     if "edit" in differing:
         return name
@@ -205,8 +291,45 @@ def _why_inconclusive(verdict: Verdict) -> str:
         hint = ""
         if report.identity.app_hash is not None and verdict.expected.identity.app_hash is None:
             hint = " (make it with `stamp manifest ELF --bin BIN` to compare the app hash)"
+        expected = verdict.expected.identity
+        if report.identity.mcuboot_hash is not None and expected.mcuboot_hash is None:
+            hint = (
+                " (make it from the signed image, `stamp manifest ELF --bin zephyr.signed.bin`, "
+                "to compare the MCUboot hash)"
+            )
         return f"{count} heard, but the last ({keys}) shares no key with the manifest{hint}"
     return (
         f"{count} heard, but the last ({keys}) cannot confirm a build: that needs a matching "
         "build-id, app hash, or git and edit"
     )
+
+
+def origin_words(origin: Origin | None) -> str:
+    """Where a build was made: "built by CI on host ci-7", "built by ana on host laptop"."""
+    if origin is None or (origin.host is None and origin.user is None and not origin.ci):
+        return "built elsewhere"
+    who = "CI" if origin.ci else origin.user
+    text = "built" + (f" by {who}" if who else "")
+    return text + (f" on host {origin.host}" if origin.host else "")
+
+
+def age_words(recorded_at: str, now: datetime | None = None) -> str | None:
+    """How long ago: "3 days ago", "25 min ago" (None for an unreadable time)."""
+    age = _age(recorded_at, now or datetime.now(UTC))
+    if age is None or not age.startswith("built "):
+        return age
+    rest = age.removeprefix("built ")
+    return rest if rest.endswith("ago") or rest == "just now" else age
+
+
+def build_summary(manifest: Manifest) -> str:
+    """One build in one line of `stamp history list`: edit, git, dirty, short hashes."""
+    identity = manifest.identity.known()
+    parts = [f"edit {identity['edit']}" if "edit" in identity else "unstamped"]
+    git = identity.get("git")
+    if git is not None:
+        parts.append("git unknown" if git == GIT_UNKNOWN else f"git {git[:SHORT_HEX]}")
+    if identity.get("dirty"):
+        parts.append("dirty")
+    parts += _hash_parts(identity, HASH_KEYS)
+    return ", ".join(parts)

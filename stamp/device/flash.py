@@ -19,13 +19,12 @@ report and then ends, instead of waiting out the whole timeout.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from stamp.artifact.manifest import Manifest
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
-from stamp.device.verify import Verdict, VerdictStatus, verify
+from stamp.device.verify import History, Verdict, VerdictStatus, verify
 from stamp.errors import FlashError
 
 if TYPE_CHECKING:
@@ -135,7 +134,7 @@ class _Unwatched:
 def flash_and_verify(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     *,
     retries: int = DEFAULT_RETRIES,
     timeout: float = DEFAULT_TIMEOUT,
@@ -143,6 +142,7 @@ def flash_and_verify(
     watcher: FlashWatcher | None = None,
     clock: Clock = monotonic,
     wall_clock: Callable[[], float] = time.time,
+    allow_unconfirmed: bool = False,
 ) -> FlashResult:
     """Flash `image` and verify, up to `retries` more times until the device runs it.
 
@@ -166,6 +166,7 @@ def flash_and_verify(
             waiting=watcher,
             clock=clock,
             wall_clock=wall_clock,
+            allow_unconfirmed=allow_unconfirmed,
         )
         attempts.append(attempt)
         if attempt.status is VerdictStatus.VERIFIED or number == total:
@@ -177,7 +178,7 @@ def flash_and_verify(
 def _attempt(
     flasher: Flasher,
     image: FlashImage,
-    history: Sequence[Manifest],
+    history: History,
     number: int,
     *,
     timeout: float,
@@ -185,7 +186,11 @@ def _attempt(
     waiting: FlashWatcher,
     clock: Clock,
     wall_clock: Callable[[], float],
+    allow_unconfirmed: bool = False,
 ) -> Attempt:
+    """One flash and its verdict. One function, because the flash happens either before
+    the transport opens (a command, SMP) or from inside its listening (the cloud, once the
+    event stream is connected), and the settle clock spans both."""
     started = clock()
     since = wall_clock()
     say = waiting.said
@@ -221,6 +226,7 @@ def _attempt(
                     timeout=timeout,
                     clock=attempt_clock,
                     on_heard=on_heard,
+                    allow_unconfirmed=allow_unconfirmed,
                 )
             finally:
                 waiting.stopped()

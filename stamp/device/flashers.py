@@ -32,6 +32,7 @@ from stamp.device.target import (
     GdbTarget,
     ParticleTarget,
     SerialTarget,
+    SmpTarget,
     open_transport,
 )
 from stamp.device.transport.base import Clock, Transport
@@ -41,10 +42,12 @@ from stamp.errors import (
     DeviceError,
     DeviceUnreachable,
     FlashError,
+    FlashRefused,
 )
 
 if TYPE_CHECKING:
     from stamp.device.flash_gdb import GdbFlasher
+    from stamp.device.flash_smp import SmpFlasher
     from stamp.device.transport.cloud_api import CloudClient
     from stamp.device.transport.cloud_records import DeviceInfo
 
@@ -111,6 +114,14 @@ class CloudFlasher(Closing):
                 "--bin BIN` records it)"
             )
         self.info = self.client.resolve(self.device)
+        built_for = (image.manifest.particle or {}).get("platform_id")
+        runs_on = self.info.platform_id
+        if isinstance(built_for, int) and runs_on is not None and built_for != runs_on:
+            raise FlashRefused(
+                f"{image.path} is built for platform {_platform(built_for)}, but Particle "
+                f"device {self.info.label} is platform {_platform(runs_on)}: build it for "
+                "the device's platform"
+            )
 
     def flash(self, image: FlashImage, say: Callable[[str], None]) -> None:
         assert image.bin is not None and self.info is not None, "prepare() first"
@@ -214,6 +225,13 @@ class CommandFlasher(Closing):
         pass
 
 
+def _platform(platform_id: int) -> str:
+    from stamp.artifact.particle.format import PLATFORM_NAMES
+
+    name = PLATFORM_NAMES.get(platform_id)
+    return f"{platform_id} ({name})" if name else str(platform_id)
+
+
 def command_args(command: str, image: FlashImage, device: str, device_name: str) -> list[str]:
     """The argument list of a flash command: split like a shell would, then `{bin}`,
     `{elf}` and `{device}` replaced inside each word (so a path with spaces stays one)."""
@@ -247,9 +265,16 @@ def command_args(command: str, image: FlashImage, device: str, device_name: str)
 
 
 def make_flasher(
-    target: DeviceTarget, config: Config, env: Mapping[str, str], home: Path
-) -> CloudFlasher | CommandFlasher | GdbFlasher:
-    """The flasher for `--device`: its configured flash_command, else a cloud OTA update.
+    target: DeviceTarget,
+    config: Config,
+    env: Mapping[str, str],
+    home: Path,
+    *,
+    confirm: bool = True,
+) -> CloudFlasher | CommandFlasher | GdbFlasher | SmpFlasher:
+    """The flasher for `--device`: its configured flash_command, else a cloud OTA update,
+    or for an SMP device an upload over SMP (`stamp.device.flash_smp`; `confirm` False
+    leaves the new image unconfirmed).
 
     A serial device needs a flash_command (DeviceError, exit 2, otherwise). A Particle
     device with one (e.g. `particle flash --usb {bin}`) is flashed by it and heard through
@@ -281,9 +306,9 @@ def make_flasher(
         return CommandFlasher(
             command,
             device_name=target.name,
-            device=target.port if isinstance(target, SerialTarget) else target.device,
+            device=_device_word(target),
             listen=listen,
-            serial=isinstance(target, SerialTarget),
+            serial=isinstance(target, SerialTarget | SmpTarget),
             cwd=config.root,
         )
     if isinstance(target, SerialTarget):
@@ -298,7 +323,22 @@ def make_flasher(
             f"device {target.name!r}{where} has no flash_command: add one to "
             f'[devices.{target.name}], e.g. flash_command = "particle flash --usb {{bin}}"'
         )
+    if isinstance(target, SmpTarget):
+        from stamp.device.flash_smp import SmpFlasher
+
+        return SmpFlasher(target, confirm=confirm)
     return _cloud_flasher(target, config, env, home)
+
+
+def _device_word(target: DeviceTarget) -> str:
+    """What `{device}` in a flash_command becomes."""
+    if isinstance(target, SerialTarget):
+        return target.port
+    if isinstance(target, SmpTarget):
+        return target.where
+    if isinstance(target, GdbTarget):
+        return f"{target.host}:{target.port}"
+    return target.device
 
 
 def _cloud_flasher(

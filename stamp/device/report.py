@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stamp.identity import KEY_NAMES, Identity, IdentityError, parse_identity
+
+if TYPE_CHECKING:
+    from stamp.device.image_state import ImageStates
 
 log = logging.getLogger("stamp.device.report")
 
@@ -22,6 +25,8 @@ MAX_LINE = 512
 QUERY = b"?stamp\n"
 OVERLONG = b"<overlong line>"
 """What `LineScanner(mark_overlong=True).feed()` returns for a dropped line (test with `is`)."""
+SMP_SOURCE = "smp image state"
+"""The Report.source of an SMP device's image state."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,21 @@ class Report:
     """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys stamp does not know: kept, ignored."""
+    image_version: str | None = None
+    """MCUboot: the running slot's version as the device prints it; informational."""
+    image_states: ImageStates | None = None
+    """MCUboot: every slot the device reported (is the running image confirmed?)."""
+
+
+def smp_report(states: ImageStates) -> Report:
+    """The report of an SMP device: the active slot's hash is the running build's identity."""
+    active = states.active
+    return Report(
+        identity=Identity(mcuboot_hash=active.hash if active else None),
+        image_version=active.version if active else None,
+        image_states=states,
+        source=SMP_SOURCE,
+    )
 
 
 class ReportError(ValueError):

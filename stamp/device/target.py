@@ -11,6 +11,9 @@ Accepted forms (SPEC section 3):
   at 9600). No pyserial URL handler has a `baud` option, so nothing is lost. A plain
   device path takes no query option but `baud`.
 - `particle:DEVICE_ID_OR_NAME`: a device on the Particle Cloud.
+- `smp:serial:PORT[?baud=N]` (the serial rule above) or `smp:udp:HOST[:PORT]` (port 1337
+  by default, an IPv6 host in brackets): an MCUboot/Zephyr device's SMP server. In the
+  config: `smp = "serial:/dev/ttyACM0"` (a `baud` key applies unless the URL has one).
 - `gdb:HOST:PORT`: a debug probe's GDB server (OpenOCD and pyOCD listen on 3333, J-Link
   on 2331, QEMU where `-gdb tcp::PORT` says); `gdb:PORT` means localhost. An IPv6 host
   is written in brackets, `gdb:[::1]:3333`.
@@ -36,6 +39,10 @@ if TYPE_CHECKING:
 DEFAULT_BAUD = 115200
 SERIAL_SCHEME = "serial:"
 PARTICLE_SCHEME = "particle:"
+SMP_SCHEME = "smp:"
+SMP_UDP = "udp:"
+DEFAULT_SMP_UDP_PORT = 1337
+"""Zephyr's CONFIG_MCUMGR_TRANSPORT_UDP_PORT default."""
 GDB_SCHEME = "gdb:"
 BAUD_OPTION = "baud"
 
@@ -78,6 +85,27 @@ class ParticleTarget:
 
 
 @dataclass(frozen=True)
+class SmpTarget:
+    """An MCUboot/Zephyr device heard over SMP (mcumgr)."""
+
+    kind: str
+    """"serial" or "udp"."""
+    where: str
+    """The serial port (a path or pyserial URL), or the UDP host."""
+    baud: int = DEFAULT_BAUD
+    """Baud rate (serial)."""
+    port: int = DEFAULT_SMP_UDP_PORT
+    """UDP port."""
+    name: str | None = None
+    """The config name it came from, if any."""
+
+    def describe(self) -> str:
+        if self.kind == "serial":
+            return f"SMP over serial {self.where} at {self.baud} baud"
+        return f"SMP over UDP {self.where}:{self.port}"
+
+
+@dataclass(frozen=True)
 class GdbTarget:
     """A target read through a debug probe's GDB server."""
 
@@ -92,7 +120,7 @@ class GdbTarget:
         return f"GDB server {self.host}:{self.port}"
 
 
-DeviceTarget = SerialTarget | ParticleTarget | GdbTarget
+DeviceTarget = SerialTarget | ParticleTarget | SmpTarget | GdbTarget
 
 
 def parse_device(text: str, config: Config) -> DeviceTarget:
@@ -104,6 +132,8 @@ def parse_device(text: str, config: Config) -> DeviceTarget:
         return parse_serial_url(text)
     if text.startswith(PARTICLE_SCHEME):
         return _parse_particle(text)
+    if text.startswith(SMP_SCHEME):
+        return parse_smp_url(text)
     if text.startswith(GDB_SCHEME):
         return parse_gdb_address(text[len(GDB_SCHEME) :], text)
     raise DeviceError(f"unknown device {text!r}: {_hint(text)}; {_known(config)}")
@@ -159,6 +189,39 @@ def port_problem(port: str) -> str | None:
     return None
 
 
+def parse_smp_url(text: str, *, baud: int | None = None) -> SmpTarget:
+    """`smp:serial:PORT[?baud=N]` or `smp:udp:HOST[:PORT]`; `baud` is the config's default."""
+    rest = text[len(SMP_SCHEME) :]
+    if rest.startswith(SERIAL_SCHEME):
+        serial = parse_serial_url(rest)
+        chosen = serial.baud if "baud=" in rest or baud is None else baud
+        return SmpTarget(kind="serial", where=serial.port, baud=chosen)
+    if rest.startswith(SMP_UDP):
+        host, port = _host_port(rest[len(SMP_UDP) :], text)
+        return SmpTarget(kind="udp", where=host, port=port)
+    raise DeviceError(
+        f"{text!r} is not an SMP device: write smp:serial:/dev/ttyACM0[?baud=N] or "
+        "smp:udp:HOST[:PORT]"
+    )
+
+
+def _host_port(text: str, whole: str) -> tuple[str, int]:
+    if text.startswith("["):  # [IPv6]:port
+        host, bracket, after = text[1:].partition("]")
+        port_text = after[1:] if after.startswith(":") else ""
+        if not bracket or (after and not after.startswith(":")):
+            host = ""
+    else:
+        host, _, port_text = text.partition(":")
+    if not host or any(c in host for c in "/?#@ "):
+        raise DeviceError(f"{whole!r} names no host: write e.g. smp:udp:192.0.2.1:1337")
+    if not port_text:
+        return host, DEFAULT_SMP_UDP_PORT
+    if not _DIGITS.fullmatch(port_text) or not 0 < int(port_text) < 65536:
+        raise DeviceError(f"{whole!r} has a bad port {port_text!r}: write e.g. :1337")
+    return host, int(port_text)
+
+
 def parse_gdb_address(value: str, shown: str, name: str | None = None) -> GdbTarget:
     """`HOST:PORT` or `PORT` (localhost) of a GDB server; DeviceError when it is neither."""
     match = _GDB_ADDRESS.fullmatch(value)
@@ -185,10 +248,13 @@ def _parse_particle(text: str) -> ParticleTarget:
 def _from_config(device: DeviceConfig) -> DeviceTarget:
     if device.particle is not None:
         return ParticleTarget(device=device.particle, name=device.name)
+    if device.smp is not None:
+        target = parse_smp_url(SMP_SCHEME + device.smp, baud=device.baud)
+        return SmpTarget(target.kind, target.where, target.baud, target.port, name=device.name)
     if device.gdb is not None:
         where = f"[devices.{device.name}] gdb = {device.gdb!r}"
         return parse_gdb_address(device.gdb, where, device.name)
-    assert device.serial is not None  # config.py requires exactly one of the three
+    assert device.serial is not None  # config.py requires exactly one of the four
     problem = port_problem(device.serial)
     if problem:
         raise DeviceError(f"the serial port {device.serial!r} of device {device.name!r} {problem}")
@@ -201,7 +267,8 @@ def _hint(text: str) -> str:
     if "://" in text:
         return f"a pyserial URL is written serial:{text}"
     return (
-        "use a configured name, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME or gdb:HOST:PORT"
+        "use a configured name, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+        "smp:serial:PORT, smp:udp:HOST[:PORT] or gdb:HOST:PORT"
     )
 
 
@@ -242,6 +309,10 @@ def open_transport(
         from stamp.device.transport.serial import SerialTransport
 
         return SerialTransport(target.port, target.baud, clock=clock)
+    if isinstance(target, SmpTarget):
+        from stamp.device.transport.smp import SmpTransport
+
+        return SmpTransport(target, clock=clock)
     from stamp.device.credentials import find_api_url, find_token
     from stamp.device.transport.cloud import CloudTransport
     from stamp.device.transport.cloud_api import CloudClient

@@ -23,12 +23,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
+from stamp.artifact.history.records import Build, Origin
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
-from stamp.identity import KeyComparison, compare, identifies, strong_match
+from stamp.identity import Identity, KeyComparison, compare, identifies, strong_match
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
@@ -47,6 +49,9 @@ class VerdictStatus(Enum):
     """The device reported another build's identity."""
     NO_REPORT = "no_report"
     """Nothing identified the running build before the timeout (or it was unreachable)."""
+    UNCONFIRMED = "unconfirmed"
+    """MCUboot: the device runs this build as a test image that is not confirmed, so it
+    will revert at the next reset (verified only with allow_unconfirmed)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +94,9 @@ class Verdict:
     """How long it was willing to wait, in seconds."""
     unreachable: str | None = None
     """Why the device could not be reached, when that ended the wait."""
+    matched_origin: Origin | None = None
+    """Where `matched_build` was made, when it was pulled from another clone (`stamp
+    history pull`); None for this checkout's own builds."""
 
     @property
     def differing(self) -> tuple[KeyComparison, ...]:
@@ -99,22 +107,49 @@ class Verdict:
 
 
 def assess(
-    expected: Manifest, report: Report
+    expected: Manifest, report: Report, *, allow_unconfirmed: bool = False
 ) -> tuple[VerdictStatus | None, tuple[KeyComparison, ...]]:
-    """One report against the manifest: VERIFIED, MISMATCH, or None when it proves nothing."""
+    """One report against the manifest: VERIFIED, MISMATCH, UNCONFIRMED, or None when it
+    proves nothing. An MCUboot image running unconfirmed verifies only when allowed."""
     compared = compare(expected.identity, report.identity)
     if any(not c.match for c in compared):
         return VerdictStatus.MISMATCH, compared
     if strong_match(compared):
+        states = report.image_states
+        active = states.active if states is not None else None
+        if active is not None and not active.confirmed and not allow_unconfirmed:
+            return VerdictStatus.UNCONFIRMED, compared
         return VerdictStatus.VERIFIED, compared
     return None, compared
 
 
-def find_build(history: Sequence[Manifest], report: Report) -> Manifest | None:
+class BuildIndex(Protocol):
+    """Where builds are looked up by identity: the build history (stamp.artifact.history)."""
+
+    def candidates(self, identity: Identity) -> Sequence[Build]:
+        """Builds sharing a strong key's value with `identity`, newest first."""
+        ...
+
+
+History = BuildIndex | Sequence[Manifest]
+"""The build history, or (in tests and the demo) a list of manifests, oldest first."""
+
+
+def find_build(history: History, report: Report) -> Manifest | None:
     """The newest history entry that `report` identifies (by the strong keys), if any."""
+    found = _named_build(history, report)
+    return found.manifest if found is not None else None
+
+
+def _named_build(history: History, report: Report) -> Build | None:
+    if not isinstance(history, Sequence):
+        for build in history.candidates(report.identity):
+            if identifies(compare(build.manifest.identity, report.identity)):
+                return build
+        return None
     for entry in reversed(history):
         if identifies(compare(entry.identity, report.identity)):
-            return entry
+            return Build(number=0, manifest=entry, origin=None)
     return None
 
 
@@ -160,11 +195,12 @@ class _Tally:
 def verify(
     transport: Transport,
     expected: Manifest,
-    history: Sequence[Manifest],
+    history: History,
     *,
     timeout: float,
     clock: Clock = monotonic,
     on_heard: Callable[[Heard], None] | None = None,
+    allow_unconfirmed: bool = False,
 ) -> Verdict:
     """Listen on `transport` until the evidence is conclusive or `timeout` seconds pass.
 
@@ -184,10 +220,12 @@ def verify(
             if on_heard is not None:
                 on_heard(heard)
             if heard.kind is HeardKind.REPORT and heard.report is not None:
-                status, compared = assess(expected, heard.report)
+                status, compared = assess(
+                    expected, heard.report, allow_unconfirmed=allow_unconfirmed
+                )
                 if status is not None:
                     matched = (
-                        find_build(history, heard.report)
+                        _named_build(history, heard.report)
                         if status is VerdictStatus.MISMATCH
                         else None
                     )
@@ -196,7 +234,8 @@ def verify(
                         expected=expected,
                         reported=heard.report,
                         compared=compared,
-                        matched_build=matched,
+                        matched_build=matched.manifest if matched else None,
+                        matched_origin=_pulled_origin(matched),
                         heard=tally.summary(),
                         elapsed=clock() - start,
                         device=transport.describe(),
@@ -232,3 +271,10 @@ def _explain_silence(tally: _Tally) -> str | None:
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
         return FLASH_DID_NOT_TAKE
     return None
+
+
+def _pulled_origin(build: Build | None) -> Origin | None:
+    """Where a pulled build was made (a build of this checkout needs no introduction)."""
+    if build is None or build.pulled_from is None:
+        return None
+    return build.origin or Origin(host=None, user=None, ci=False)

@@ -37,7 +37,6 @@ LOCK_NAME = "edit.lock"
 STATE_VERSION = 1
 # At most 10 digits: no valid edit has more, and int() refuses 4,300-digit strings.
 _EDIT_IN_OUTPUT = re.compile(rb"(?:\bedit |STAMP_EDIT_VERSION )(\d{1,10})(?!\d)")
-_EDIT_IN_HISTORY = re.compile(rb'"edit": ?(\d{1,10})(?!\d)')
 
 
 # A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
@@ -165,17 +164,18 @@ def save_state(state_dir: Path, state: EditState) -> None:
         raise StateError(f"cannot write edit state in {state_dir}: {exc.strerror or exc}") from None
 
 
-def highest_known_edit(paths: Iterable[Path], history: Path | None) -> int:
+def highest_known_edit(paths: Iterable[Path], state_dir: Path | None) -> int:
     """The highest edit number visible in generated files and the build history (0 if none)."""
     best = 0
     for path in paths:
         with contextlib.suppress(OSError):
             for match in _EDIT_IN_OUTPUT.finditer(path.read_bytes()[:4096]):
                 best = max(best, int(match.group(1)))
-    if history is not None:
-        with contextlib.suppress(OSError):
-            for match in _EDIT_IN_HISTORY.finditer(history.read_bytes()):
-                best = max(best, int(match.group(1)))
+    if state_dir is not None:
+        # Only here, on recovery, is the history (and sqlite3) imported: never on the no-op path.
+        from stamp.artifact.history import highest_edit
+
+        best = max(best, highest_edit(state_dir))
     return best
 
 
@@ -183,14 +183,14 @@ def next_edit(
     previous: EditState | None,
     fingerprint: str,
     recover: Iterable[Path],
-    history: Path | None,
+    state_dir: Path | None,
 ) -> tuple[int, bool]:
     """(edit, bumped): keep the edit when the fingerprint is unchanged, else bump by one."""
     if previous is not None and previous.fingerprint == fingerprint:
         return previous.edit, False
     if previous is not None:
         return previous.edit + 1, True
-    recovered = highest_known_edit(recover, history)
+    recovered = highest_known_edit(recover, state_dir)
     if recovered:
         logs.warning(
             "stamp.header.edit",

@@ -38,7 +38,7 @@ from stamp.header.render import (
     write_if_changed,
 )
 from stamp.record import GIT_UNKNOWN, RECORD_LAYOUT, RECORD_SIZE, StampRecord, report_json
-from stamp.state_dir import find_state_dir, history_path
+from stamp.state_dir import find_state_dir
 
 
 # Records on `stamp header`'s no-op path are NamedTuples, not dataclasses: importing
@@ -78,42 +78,6 @@ class HeaderResult(NamedTuple):
         }
 
 
-def header_main(
-    *,
-    config_path: Path | None,
-    output_dir: Path | None,
-    as_json: bool,
-    strict: bool,
-    quiet: bool,
-) -> int:
-    """Run `stamp header` and print its result; StampError propagates to the caller."""
-    import sys
-
-    from stamp.config import load_config
-
-    result = run_header(load_config(config_path), output_dir=output_dir, strict=strict)
-    for warning in result.warnings:
-        sys.stderr.write(f"stamp: warning: {warning}\n")
-    if as_json:
-        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
-    elif not quiet:
-        sys.stdout.write(describe_result(result) + "\n")
-    return 0
-
-
-def describe_result(result: HeaderResult, cwd: Path | None = None) -> str:
-    """The one human line: `stamp: edit 112 (1a2b3c4d, dirty) -> build/stamp/stamp.c`."""
-    if not result.changed:
-        return f"stamp: unchanged (edit {result.edit})"
-    facts = result.git[:8]
-    if result.dirty:
-        facts += ", dirty"
-    from stamp.cli.output import shown_path
-
-    targets = ", ".join(shown_path(p, None if cwd is None else str(cwd)) for p in result.changed)
-    return f"stamp: edit {result.edit} ({facts}) -> {targets}"
-
-
 def run_header(
     config: Config,
     *,
@@ -147,7 +111,7 @@ def run_header(
     with locked(state_dir):
         previous = load_state(state_dir)
         existing = [out_dir / name for name, _ in templates.sources]
-        edit, bumped = next_edit(previous, fingerprint, existing, history_path(state_dir))
+        edit, bumped = next_edit(previous, fingerprint, existing, state_dir)
         check_edit(edit, state_dir, out_dir)  # before rendering (issue 10)
         if state.shallow and not (previous and previous.shallow_warned):
             warnings.append("this is a shallow clone: `describe` may miss tags")

@@ -23,9 +23,11 @@ APP_MODULE_FUNCTIONS = (3, 5)
 class SimRefused(Exception):
     """A request the simulated cloud answers with an error, in the real cloud's words."""
 
-    def __init__(self, status: int, error: str, **extra: object) -> None:
+    def __init__(self, status: int, error: str, *, after: float = 0.0, **extra: object) -> None:
         super().__init__(error)
         self.status = status
+        self.after = after
+        """Seconds the cloud waits before it answers (a device that does not answer)."""
         self.body: dict[str, object] = {"ok": False, "error": error, **extra}
 
 
@@ -41,6 +43,8 @@ class Firmware:
     """Image size in bytes (0 for the made-up firmware a device starts with)."""
     platform_id: int | None = None
     """The platform the module was built for (None for the made-up firmware)."""
+    product_version: int | None = None
+    """The product firmware version in the module suffix (None: unset)."""
 
 
 def read_firmware(image: bytes) -> Firmware:
@@ -76,6 +80,7 @@ def read_firmware(image: bytes) -> Firmware:
         report=report,
         size=len(image),
         platform_id=module.platform_id,
+        product_version=module.product_version,
     )
 
 

@@ -21,7 +21,7 @@ log = logging.getLogger("stamp.sim.cloud")
 class _Job:
     due: float
     seq: int
-    action: Callable[[], None] = field(compare=False)
+    action: Callable[[], object] = field(compare=False)
 
 
 class Scheduler:
@@ -36,7 +36,7 @@ class Scheduler:
         self._thread = threading.Thread(target=self._run, name="sim-cloud-devices", daemon=True)
         self._thread.start()
 
-    def after(self, delay: float, action: Callable[[], None]) -> None:
+    def after(self, delay: float, action: Callable[[], object]) -> None:
         with self._cond:
             self._seq += 1
             heapq.heappush(self._jobs, _Job(time.monotonic() + delay, self._seq, action))

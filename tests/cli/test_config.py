@@ -59,7 +59,7 @@ def test_devices(tmp_path: Path) -> None:
         ("exclude = [1]\n", "`exclude` must be a string"),
         ('[devices.a]\nserial = "/dev/x"\nbaud = "fast"\n', "`devices.a.baud` must be an integer"),
         ('[devices.a]\nserial = "/dev/x"\nspeed = 1\n', "unknown key `devices.a.speed`"),
-        ("[devices.a]\nbaud = 1\n", "exactly one of `serial`, `particle` or `gdb`"),
+        ("[devices.a]\nbaud = 1\n", "exactly one of `serial`, `particle`, `smp` or `gdb`"),
         ('[devices.a]\nserial = "/dev/x"\nparticle = "p"\n', "exactly one of"),
         ("output_dir = \n", "is not valid TOML"),
     ],

@@ -10,6 +10,7 @@ import signal
 import time
 from pathlib import Path
 
+from stamp.artifact.history import History
 from stamp.demo import run_demo
 from tests.support import run_stamp, spawn_stamp
 from tests.support.cloud import no_thread_leaks
@@ -53,8 +54,8 @@ def test_keep_leaves_the_project(tmp_path: Path) -> None:
     assert (project / "build" / "firmware.stamp.json").is_file()
     assert (project / "build" / "stamp" / "stamp.c").is_file()
     assert "BLINK_MS = 250;" in (project / "main.c").read_text()
-    history = (project / ".git" / "stamp" / "history.jsonl").read_text().splitlines()
-    assert len(history) == 2
+    with History.open(project / ".git" / "stamp") as history:
+        assert history.count() == 2
 
 
 def test_ctrl_c_tidies_up(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_bad_config_is_exit_2(repo: GitRepo, capsys: pytest.CaptureFixture[str])
     repo.write("stamp.toml", "[devices.bench]\nbaud = 9600\n")
     code = run(["verify", "--device", "bench", "--manifest", str(build.manifest_path)])
     assert code == 2
-    assert "needs exactly one of `serial`, `particle` or `gdb`" in capsys.readouterr().err
+    assert "needs exactly one of `serial`, `particle`, `smp` or `gdb`" in capsys.readouterr().err
 
 
 def test_negative_timeout_is_a_usage_error(repo: GitRepo) -> None:

@@ -20,7 +20,7 @@ from stamp.errors import (
     AuthError,
     DeviceError,
     DeviceUnreachable,
-    FlashError,
+    FlashRefused,
 )
 from tests.support.cloud import (
     GIT_A,
@@ -105,15 +105,15 @@ def test_client_flash_returns_the_cloud_status() -> None:
         assert [f.app_hash for f in cloud.sim.flashes] == [cloud.sim.flashes[0].app_hash]
 
 
-def test_a_refused_upload_is_a_flash_error_with_the_cloud_reason() -> None:
+def test_an_invalid_binary_is_a_final_refusal_with_the_cloud_reason() -> None:
     with (
         cloud_sim(firmware=OLD) as cloud,
         cloud.client() as client,
-        pytest.raises(FlashError, match=r"refused to flash junk\.bin") as caught,
+        pytest.raises(FlashRefused, match=r"refused to flash junk\.bin") as caught,
     ):
         client.flash(cloud.device_id, "junk.bin", b"not a module" * 20)
     assert "Invalid firmware file" in str(caught.value)
-    assert caught.value.exit_code == EXIT_NO_REPORT
+    assert caught.value.exit_code == EXIT_USAGE  # issue 11.8: retrying cannot change it
 
 
 def test_an_unknown_device_is_a_device_error() -> None:

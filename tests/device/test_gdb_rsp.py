@@ -124,7 +124,7 @@ def test_bad_gdb_device(text: str) -> None:
 def test_config_gdb_key() -> None:
     config = parse_config({"devices": {"probe": {"gdb": "localhost:3333"}}}, path=Path("/s.toml"))
     assert config.devices["probe"].gdb == "localhost:3333"
-    with pytest.raises(ConfigError, match="exactly one of `serial`, `particle` or `gdb`"):
+    with pytest.raises(ConfigError, match="exactly one of `serial`, `particle`, `smp` or `gdb`"):
         parse_config({"devices": {"x": {"gdb": "h:1", "serial": "/dev/x"}}}, path=Path("/s.toml"))
     bad = Config(root=Path("/"), devices={"p": DeviceConfig(name="p", gdb="nowhere")})
     with pytest.raises(DeviceError, match=r"\[devices.p\] gdb = 'nowhere'"):

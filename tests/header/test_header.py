@@ -128,6 +128,22 @@ def test_recovery_uses_history_when_outputs_are_gone(repo: GitRepo) -> None:
     assert header(repo.path)["edit"] == 42
 
 
+def test_recovery_uses_this_checkouts_builds_in_the_sqlite_history(repo: GitRepo) -> None:
+    """Pulled builds carry another checkout's edit counter: recovery must not jump to it."""
+    from stamp.artifact.history import History
+    from tests.artifact.test_history import manifest
+
+    header(repo.path)
+    state_dir = repo.path / ".git" / "stamp"
+    with History.open(state_dir) as history:
+        history.append(manifest(41), None)
+        pulled = json.dumps({"manifest": manifest(500).to_json(), "origin": None})
+        history.add_pulled([pulled], "origin", "2026-01-02T00:00:00Z")
+    (state_dir / "edit.json").unlink()
+    shutil.rmtree(repo.path / "build")
+    assert header(repo.path)["edit"] == 42
+
+
 def test_state_dir_from_config(repo: GitRepo) -> None:
     repo.write("stamp.toml", 'state_dir = ".stamp-state"\noutput_dir = "out"\n')
     repo.write(".gitignore", ".stamp-state/\nout/\n")

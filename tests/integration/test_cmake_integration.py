@@ -1,14 +1,13 @@
-"""The README's CMake snippet, in a real CMake project built with host gcc."""
+"""The README's CMake snippet, verbatim, with stamp.cmake from the installed wheel."""
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import REPO_ROOT, GitRepo, git_env, make_repo, require_tool
+from tests.support import REPO_ROOT, GitRepo, make_repo, require_tool
+from tests.support.wheel import InstalledStamp
 
 MAIN_C = """\
 #include <stdio.h>
@@ -23,20 +22,21 @@ def readme_cmake() -> str:
     return re.findall(r"```cmake\n(.*?)```", section, flags=re.S)[0]
 
 
-def cmake(repo: GitRepo, *args: str) -> str:
-    env = git_env()
-    env.pop("GIT_AUTHOR_DATE")
-    env.pop("GIT_COMMITTER_DATE")
-    # `stamp` as the README writes it: found on PATH (this test's virtual environment).
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+def cmake(repo: GitRepo, stamp: InstalledStamp, *args: str) -> str:
+    # `stamp` as the README writes it: found on PATH (the wheel's virtual environment).
     done = subprocess.run(
-        ["cmake", *args], cwd=repo.path, env=env, capture_output=True, text=True, check=False
+        ["cmake", *args],
+        cwd=repo.path,
+        env=stamp.env(),
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
 
-def test_readme_cmake_snippet(tmp_path: Path) -> None:
+def test_readme_cmake_snippet(tmp_path: Path, installed_stamp: InstalledStamp) -> None:
     require_tool("cmake")
     require_tool("gcc")
     cmakelists = "cmake_minimum_required(VERSION 3.20)\nproject(app C)\n" + readme_cmake()
@@ -44,19 +44,19 @@ def test_readme_cmake_snippet(tmp_path: Path) -> None:
         tmp_path / "fw",
         {"CMakeLists.txt": cmakelists, "main.c": MAIN_C, ".gitignore": "build/\n"},
     )
-    cmake(repo, "-S", ".", "-B", "build")
-    first = cmake(repo, "--build", "build")
+    cmake(repo, installed_stamp, "-S", ".", "-B", "build")
+    first = cmake(repo, installed_stamp, "--build", "build")
     assert "Building C object CMakeFiles/app.elf.dir/stamp/stamp.c.o" in first
     run = subprocess.run([str(repo.path / "build/app.elf")], capture_output=True, text=True)
     assert run.stdout == f'@stamp {{"edit":1,"git":"{repo.head}","dirty":false}}\n'
     manifest = (repo.path / "build/app.stamp.json").read_text()
     assert '"edit": 1' in manifest and repo.head in manifest
 
-    second = cmake(repo, "--build", "build")
+    second = cmake(repo, installed_stamp, "--build", "build")
     assert "Building" not in second and "stamp: unchanged (edit 1)" in second
 
     repo.write("main.c", MAIN_C.replace("200", "256"))
-    third = cmake(repo, "--build", "build")
+    third = cmake(repo, installed_stamp, "--build", "build")
     assert "main.c.o" in third and "stamp.c.o" in third
     assert (
         '"edit":2,'

@@ -16,8 +16,7 @@ from stamp.artifact.image import scan_build_id
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.sim.cloud import CloudSim
-from stamp.sim.cloud_firmware import SimRefused, read_firmware
-from stamp.sim.cloud_http import parse_multipart
+from stamp.sim.cloud_firmware import read_firmware
 from tests.support.cloud import (
     GIT_A,
     GIT_B,
@@ -35,6 +34,10 @@ NEW_HASH = parse_module(NEW).app_hash or ""
 INVALID_TOKEN = {
     "error": "invalid_token",
     "error_description": "The access token provided is invalid.",
+}
+NO_TOKEN = {
+    "error": "invalid_request",
+    "error_description": "The access token was not found",
 }
 
 
@@ -79,15 +82,27 @@ def test_lists_devices_with_real_ids_and_names() -> None:
     assert [d["id"] for d in devices] == [d["id"] for d in cloud.devices]
 
 
-@pytest.mark.parametrize("header", [None, "Bearer not-the-token", "Basic abc", "Bearer"])
-def test_without_the_token_every_path_is_401(header: str | None) -> None:
+@pytest.mark.parametrize("header", [None, "Basic abc", "Bearer"])
+def test_without_a_token_every_path_is_400_invalid_request(header: str | None) -> None:
+    """api.particle.io answers a request that carries no token 400 invalid_request."""
     with cloud_sim() as cloud:
         headers = {"Authorization": header} if header else {}
+        for path in ("/v1/devices", f"/v1/devices/{cloud.device_id}", "/v1/devices/events"):
+            response = httpx.get(cloud.api_url + path, headers=headers)
+            assert response.status_code == 400, path
+            assert response.json() == NO_TOKEN
+            assert response.headers["content-type"].startswith("application/json")
+
+
+def test_a_wrong_token_on_every_path_is_401() -> None:
+    with cloud_sim() as cloud:
+        headers = {"Authorization": "Bearer not-the-token"}
         for path in ("/v1/devices", f"/v1/devices/{cloud.device_id}", "/v1/devices/events"):
             response = httpx.get(cloud.api_url + path, headers=headers)
             assert response.status_code == 401, path
             assert response.json() == INVALID_TOKEN
             assert response.headers["content-type"].startswith("application/json")
+            assert "invalid_token" in response.headers["www-authenticate"]
 
 
 def test_the_access_token_query_parameter_is_accepted_but_never_logged(
@@ -290,20 +305,35 @@ def test_a_put_without_a_file_field_is_400() -> None:
     assert response.status_code == 400
 
 
-def test_multipart_parsing_keeps_binary_bytes_exactly() -> None:
+@pytest.mark.parametrize("chunked", [False, True])
+def test_an_upload_keeps_binary_bytes_exactly(chunked: bool) -> None:
+    """Every byte of the file field arrives (the module's SHA-256 and CRC would say
+    otherwise), with or without Content-Length, beside other form fields."""
     payload = bytes(range(256)) * 8 + b"\r\n--\r\n\r\n"
+    image = stamp_image(5, filler=payload)
     request = httpx.Request(
         "PUT",
         "http://x/",
-        files={"file": ("a.bin", payload)},
-        data={"file_type": "binary"},
+        files={"file": ("a.bin", image)},
+        data={"file_type": "binary", "build_target_version": "1.5.2"},
     )
     body = request.read()
-    fields = parse_multipart(body, request.headers["content-type"])
-    assert fields["file"] == ("a.bin", payload)
-    assert fields["file_type"] == (None, b"binary")
-    with pytest.raises(SimRefused):
-        parse_multipart(body, "application/json")
+
+    def pieces() -> Iterator[bytes]:
+        for at in range(0, len(body), 1000):
+            yield body[at : at + 1000]
+
+    with cloud_sim(firmware=OLD) as cloud:
+        headers = {**auth(cloud), "Content-Type": request.headers["content-type"]}
+        url = f"{cloud.api_url}/v1/devices/{cloud.device_id}"
+        with httpx.Client() as http:
+            sent = http.put(url, headers=headers, content=pieces() if chunked else body)
+            not_multipart = http.put(url, headers=auth(cloud), json={"file": "a.bin"})
+        assert cloud.sim is not None
+        flashes = cloud.sim.flashes
+    assert sent.status_code == 200, sent.text
+    assert [f.app_hash for f in flashes] == [parse_module(image).app_hash]
+    assert not_multipart.status_code == 400
 
 
 def test_the_report_includes_a_build_id_note_found_in_the_image() -> None:

@@ -34,11 +34,11 @@ import httpx
 from stamp.artifact.particle.build import build_user_part
 from stamp.device.transport.cloud_api import CloudClient
 from stamp.record import StampRecord
-from stamp.sim.cloud import CloudSim, SimTiming
+from stamp.sim.cloud import CloudSim, SimTiming, Variation
 from stamp.sim.cloud_http import CloudServer
 from tests.support import REPO_ROOT, git_env
 
-FAST = SimTiming(transfer=0.02, restart=0.01, boot=0.05, step=0.005)
+FAST = SimTiming(transfer=0.02, restart=0.01, boot=0.05, step=0.005, unanswered=0.2)
 """An OTA update in about 0.1 s."""
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -139,8 +139,15 @@ def cloud_sim(
     keepalive: float = 9.0,
     token: str | None = None,
     wall_clock: Callable[[], float] = time.time,
+    variation: Variation = Variation.CLASSIC,
+    products: int = 0,
+    other_token: str | None = None,
+    functions: tuple[str, ...] = (),
 ) -> Iterator[RunningCloud]:
-    """A simulated cloud served from a thread of this process, on 127.0.0.1 port 0."""
+    """A simulated cloud served from a thread of this process, on 127.0.0.1 port 0.
+
+    Its OTA updates play the idealised CLASSIC story unless `variation` says otherwise.
+    """
     sim = CloudSim(
         devices=devices,
         token=token,
@@ -149,6 +156,10 @@ def cloud_sim(
         firmware=firmware,
         timing=timing,
         wall_clock=wall_clock,
+        variation=variation,
+        products=products,
+        other_token=other_token,
+        functions=functions,
     )
     server = CloudServer(sim, keepalive=keepalive)
     running = RunningCloud(

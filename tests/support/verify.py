@@ -17,13 +17,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from stamp.artifact.manifest import Artifact, Manifest, append_history, write_manifest
+from stamp.artifact.history import History
+from stamp.artifact.manifest import Artifact, Manifest, write_manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.config import load_config
 from stamp.identity import Identity
 from stamp.record import StampRecord
-from stamp.state_dir import find_state_dir, history_path
+from stamp.state_dir import find_state_dir
 from tests.support import git_env
 
 GIT_OLD = "1a2b3c4d5e6f" + "0" * 28
@@ -73,11 +74,13 @@ def make_build(
 
 
 def record_history(project: Path, *builds: Build) -> Path:
-    """Append the builds' manifests to the project's build history, oldest first."""
-    path = history_path(find_state_dir(load_config(cwd=project)))
-    for build in builds:
-        append_history(path, build.manifest)
-    return path
+    """Append the builds' manifests to the project's build history, oldest first; its
+    state directory."""
+    state_dir = find_state_dir(load_config(cwd=project))
+    with History.open(state_dir) as history:
+        for build in builds:
+            history.append(build.manifest, None)
+    return state_dir
 
 
 @contextmanager

@@ -27,7 +27,7 @@ import httpx
 from stamp.closing import Closing
 from stamp.device.report import ReportError, parse_json_report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
-from stamp.device.transport.cloud_api import IDLE_TIMEOUT, CloudClient
+from stamp.device.transport.cloud_api import IDLE_TIMEOUT, VARIABLE_WAIT, CloudClient
 from stamp.device.transport.cloud_events import (
     MAX_EVENT,
     SHOWN_DATA,
@@ -263,7 +263,7 @@ class CloudTransport(Closing):
                     # Events during a gap are lost (the cloud does not replay), so the
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
-                        yield from self._variable(info.id)
+                        yield from self._variable(info.id, deadline)
                 elif signal.kind is _Kind.DISCARDED:
                     yield Heard(
                         HeardKind.EVENT,
@@ -312,9 +312,11 @@ class CloudTransport(Closing):
         # the slack).
         return published < self.since + self.client.clock_offset - DATE_SLACK
 
-    def _variable(self, device_id: str) -> Iterator[Heard]:
+    def _variable(self, device_id: str, deadline: float) -> Iterator[Heard]:
+        # The cloud may hold a read ~30 s for a silent device: never past our deadline.
+        wait = max(_POLL, min(VARIABLE_WAIT, deadline - self._clock()))
         try:
-            value = self.client.get_variable(device_id, STAMP_VARIABLE)
+            value = self.client.get_variable(device_id, STAMP_VARIABLE, wait=wait)
         except (DeviceUnreachable, ConfigError) as exc:  # an unusable answer: listen on
             yield Heard(
                 HeardKind.STATUS, f"could not read the stamp variable: {exc}", self._clock()

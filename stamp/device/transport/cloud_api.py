@@ -51,9 +51,14 @@ from stamp.errors import (
     DeviceError,
     DeviceUnreachable,
     FlashError,
+    FlashRefused,
     StampError,
 )
 from stamp.redact import add_secret, redact
+
+_PASSING_REFUSALS = ("offline", "in progress", "timed out")
+"""Words of a 400 answer to an OTA upload that another attempt may not get (the device
+was offline, or busy with another update); any other 400 is final."""
 
 log = logging.getLogger("stamp.device.transport.cloud")
 
@@ -61,6 +66,9 @@ IDLE_TIMEOUT = 30.0
 """Seconds without a byte (the cloud sends a keep-alive every ~9 s) before reconnecting."""
 MAX_RETRY_WAIT = 30.0
 """Longest Retry-After a plain request waits out before giving up."""
+VARIABLE_WAIT = 35.0
+"""Seconds a variable read waits: the cloud answers 408 after about 30 s for a device it
+believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
 """429s retried by a plain request before it gives up."""
 REQUEST_BUDGET = 60.0
@@ -139,9 +147,23 @@ class CloudClient(Closing):
             raise self._failure(response, device=device_id_or_name)
         return self._device_info(self._json(response))
 
-    def get_variable(self, device_id: str, name: str) -> str | None:
-        """A cloud variable's value; None when the device is offline or has no such variable."""
-        response = self._request("GET", f"/v1/devices/{_segment(device_id)}/{_segment(name)}")
+    def get_variable(self, device_id: str, name: str, *, wait: float = VARIABLE_WAIT) -> str | None:
+        """A cloud variable's value; None when the device is offline or has no such variable.
+
+        The cloud waits up to about 30 s for a device it believes online before its 408,
+        longer than the other calls' timeout: this read waits `wait` seconds for it.
+        """
+        path = f"/v1/devices/{_segment(device_id)}/{_segment(name)}"
+        try:
+            response = self._request("GET", path, timeout=httpx.Timeout(self.timeout, read=wait))
+        except DeviceUnreachable as exc:
+            if exc.detail != "ReadTimeout":
+                raise
+            raise DeviceUnreachable(
+                f"the Particle Cloud gave no answer within {wait:.3g} s (it waits about 30 s "
+                "for a device it believes online that does not answer)",
+                detail=exc.detail,
+            ) from None
         if response.status_code in (404, 408):  # unknown variable / device did not answer
             log.debug("variable %s of %s: %d", name, device_id, response.status_code)
             return None
@@ -164,11 +186,12 @@ class CloudClient(Closing):
             f"/v1/devices/{_segment(device_id)}",
             files={"file": (filename, data, "application/octet-stream")},
         )
-        if response.status_code == 400:
-            raise FlashError(
-                f"the Particle Cloud refused to flash {filename} to {device_id}: "
-                f"{self._message(response)}"
-            )
+        if response.status_code == 400 and not _is_token_error(response):
+            message = self._message(response)
+            said = f"the Particle Cloud refused to flash {filename} to {device_id}: {message}"
+            if any(word in message.lower() for word in _PASSING_REFUSALS):
+                raise FlashError(said)
+            raise FlashRefused(said)  # an invalid file or the wrong platform: final
         if response.status_code != 200:
             raise self._failure(response, device=device_id)
         body = self._json(response)
@@ -324,7 +347,10 @@ class CloudClient(Closing):
                     parts.append(value)
             errors = body.get("errors")
             if isinstance(errors, list):
-                parts.extend(e for e in errors if isinstance(e, str) and e not in parts)
+                # The cloud repeats its message in `errors`: say each thing once.
+                parts.extend(
+                    e for e in errors if isinstance(e, str) and not any(e in p for p in parts)
+                )
         text = "; ".join(parts) or f"HTTP {response.status_code}"
         return self.scrub(text)[:300]
 
@@ -388,6 +414,15 @@ class CloudClient(Closing):
         if info is None:
             raise self._not_the_api("a device without an id")
         return info
+
+
+def _is_token_error(response: Answer) -> bool:
+    """api.particle.io's 400 for a request without a token (`invalid_request`)."""
+    try:
+        body = decode_json(response.content)
+    except BadJSON:
+        return False
+    return isinstance(body, dict) and body.get("error") == "invalid_request"
 
 
 def _segment(text: str) -> str:

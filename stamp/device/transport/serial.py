@@ -56,10 +56,14 @@ _PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
 class _PortAbsent(Exception):
     """The port cannot be opened now, but may be later."""
 
-    def __init__(self, message: str, denied: DeviceError | None = None) -> None:
+    def __init__(
+        self, message: str, denied: DeviceError | None = None, *, refused: bool = False
+    ) -> None:
         super().__init__(message)
         self.denied = denied
         """The error to report if permission stays denied."""
+        self.refused = refused
+        """A network port (socket://, rfc2217://) where nothing accepted the connection."""
 
 
 class _PortLost(Exception):
@@ -154,6 +158,7 @@ class SerialTransport(Closing):
         announced_wait = False
         opened_once = False
         last_error = ""
+        refused = False
         denied: DeviceError | None = None
         denied_since = 0.0
         scanner = LineScanner()
@@ -165,6 +170,7 @@ class SerialTransport(Closing):
                     self._open()
                 except _PortAbsent as exc:
                     last_error = str(exc)
+                    refused = exc.refused
                     if exc.denied is None:
                         denied = None
                     elif denied is None:
@@ -202,6 +208,12 @@ class SerialTransport(Closing):
                     yield heard
         if denied is not None:
             raise denied
+        if not opened_once and refused:
+            raise DeviceUnreachable(
+                f"{self.port}: connection refused until the timeout: nothing listens on that "
+                "port; is the serial bridge (ser2net, QEMU's -serial tcp:…,server) running?",
+                detail=last_error or None,
+            )
         if not opened_once:
             raise DeviceUnreachable(
                 f"serial port {self.port} did not appear before the timeout: "
@@ -226,7 +238,9 @@ class SerialTransport(Closing):
             if hard is not None and _errno_of(exc) not in _PERMISSION_ERRNOS:
                 raise hard from None
             log.debug("cannot open %s yet: %s", self.port, exc)
-            raise _PortAbsent(str(exc), denied=hard) from None
+            # pyserial wraps the socket's error in a SerialException raised while handling it.
+            refused = isinstance(exc.__context__, ConnectionRefusedError)
+            raise _PortAbsent(str(exc), denied=hard, refused=refused) from None
         self._serial = port
         log.debug("opened %s", self.describe())
 

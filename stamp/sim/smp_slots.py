@@ -1,0 +1,176 @@
+"""The two image slots of a simulated MCUboot device and what a reset does to them.
+
+This is MCUboot's swap upgrade as a Zephyr application's SMP server reports it (Zephyr's
+`img_mgmt` state flags; MCUboot docs, "swap" and "image trailer"):
+
+- slot 0 (primary) holds the running image; slot 1 (secondary) is where uploads go.
+- `test(hash)` of the secondary image marks it pending: at the next reset MCUboot swaps
+  it into slot 0 and runs it *unconfirmed*. `confirm` on the running image (or on the
+  secondary: a permanent upgrade, pending and confirmed) makes it stay.
+- A reset with an unconfirmed image in slot 0 swaps back: the image that was not
+  confirmed is reverted. This is the step every SMP client that stops at "reset" misses.
+- An image that fails to boot (`boot_fails`) is reverted by MCUboot at the same reset,
+  as a watchdog reset in the new image would make it.
+
+No I/O here: `stamp.sim.smp` puts it on a pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from stamp.artifact.mcuboot import McubootImage, read_mcuboot
+from stamp.errors import ArtifactError
+
+
+class SlotError(Exception):
+    """A request the device refuses; `code` is Zephyr's IMG_MGMT_ERR value."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# Zephyr's img_mgmt error codes (smp.image_management.IMG_MGMT_ERR).
+NO_IMAGE = 3
+INVALID_IMAGE_HEADER_MAGIC = 23
+INVALID_HASH = 24
+INVALID_OFFSET = 20
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One slot's content and trailer flags."""
+
+    image: McubootImage | None = None
+    """The image in the slot; None when erased."""
+    pending: bool = False
+    """Marked to be swapped in at the next reset."""
+    confirmed: bool = False
+    """image_ok: the image stays at the next reset."""
+
+    @property
+    def hash(self) -> bytes | None:
+        return (
+            bytes.fromhex(self.image.stored_hash) if self.image and self.image.stored_hash else None
+        )
+
+
+def parse_image(data: bytes, name: str = "uploaded image") -> McubootImage:
+    """A valid MCUboot image, or SlotError as Zephyr's img_mgmt refuses it."""
+    try:
+        image = read_mcuboot(data, name)
+    except ArtifactError as exc:
+        raise SlotError(INVALID_IMAGE_HEADER_MAGIC, exc.message) from None
+    if image is None:
+        raise SlotError(INVALID_IMAGE_HEADER_MAGIC, f"{name} has no MCUboot header magic")
+    if not image.hash_ok:
+        raise SlotError(INVALID_HASH, f"{name}'s hash TLV does not match its content")
+    return image
+
+
+class Slots:
+    """Primary and secondary slot of image 0, with MCUboot's reset semantics."""
+
+    def __init__(
+        self,
+        running: McubootImage,
+        *,
+        confirmed: bool = True,
+        secondary: McubootImage | None = None,
+        pending: bool = False,
+        boot_fails: int = 0,
+    ) -> None:
+        self.primary = Slot(running, confirmed=confirmed)
+        self.secondary = Slot(secondary, pending=pending and secondary is not None)
+        self.boot_fails = boot_fails
+        """How many more swapped-in images fail to boot (and are reverted at once)."""
+        self.resets = 0
+        self.history: list[str] = []
+        """What each reset did: "swap", "revert", "failed boot, reverted", "none"."""
+
+    @property
+    def active(self) -> McubootImage:
+        assert self.primary.image is not None
+        return self.primary.image
+
+    def upload(self, data: bytes) -> McubootImage:
+        """A complete upload into the secondary slot (erasing its flags)."""
+        image = parse_image(data)
+        self.secondary = Slot(image)
+        return image
+
+    def erase_secondary(self) -> None:
+        self.secondary = Slot()
+
+    def set_state(self, hash_value: bytes | None, confirm: bool) -> None:
+        """SMP image state write: test (confirm=False) or confirm the image with `hash_value`."""
+        if hash_value is None or hash_value == self.primary.hash:
+            if not confirm:
+                return  # testing the running image changes nothing
+            self.primary = replace(self.primary, confirmed=True)
+            return
+        if hash_value != self.secondary.hash:
+            raise SlotError(NO_IMAGE, f"no image with hash {hash_value.hex()}")
+        self.secondary = replace(self.secondary, pending=True, confirmed=confirm)
+
+    def reset(self) -> str:
+        """What MCUboot does at boot; returns the name of what happened."""
+        self.resets += 1
+        if self.secondary.pending and self.secondary.image is not None:
+            permanent = self.secondary.confirmed
+            old = replace(self.primary, pending=False)
+            self.primary = Slot(self.secondary.image, confirmed=permanent)
+            self.secondary = replace(old, confirmed=False)
+            if self.boot_fails > 0:
+                self.boot_fails -= 1
+                self._swap_back()
+                what = "failed boot, reverted"
+            else:
+                what = "swap (permanent)" if permanent else "swap (test)"
+        elif not self.primary.confirmed and self.secondary.image is not None:
+            self._swap_back()
+            what = "revert"
+        else:
+            what = "none"
+        self.history.append(what)
+        return what
+
+    def _swap_back(self) -> None:
+        reverted = self.primary
+        assert self.secondary.image is not None
+        self.primary = Slot(self.secondary.image, confirmed=True)
+        self.secondary = Slot(reverted.image)
+
+    def states(self) -> list[dict[str, object]]:
+        """The `images` list of an SMP image state response (absent flags are false)."""
+        out: list[dict[str, object]] = []
+        for number, slot in enumerate((self.primary, self.secondary)):
+            if slot.image is None:
+                continue
+            state: dict[str, object] = {
+                "image": 0,
+                "slot": number,
+                "version": _zephyr_version(slot.image),
+                "hash": slot.hash,
+                "bootable": True,
+            }
+            if number == 0:
+                state["active"] = True
+            if slot.pending:
+                state["pending"] = True
+            # Zephyr's img_mgmt, swap type "revert": the image a reset will bring back is
+            # reported confirmed although it is not the one running.
+            will_return = number == 1 and not self.primary.confirmed and not slot.pending
+            if slot.confirmed or will_return:
+                state["confirmed"] = True
+            if number == 1 and slot.pending and slot.confirmed:
+                state["permanent"] = True
+            out.append(state)
+        return out
+
+
+def _zephyr_version(image: McubootImage) -> str:
+    """Zephyr prints the build number only when it is not zero ("1.2.3" or "1.2.3.4")."""
+    major, minor, revision, build = image.version
+    return f"{major}.{minor}.{revision}" + (f".{build}" if build else "")

@@ -1,0 +1,56 @@
+"""`stamp verify` without --manifest checks what `stamp flash` last put on that device
+(issue 11, item 9), against the cloud simulator as its own process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from stamp.config import load_config
+from stamp.device.last_flashed import FILE_NAME
+from stamp.state_dir import find_state_dir
+from tests.support import GitRepo, run_stamp
+from tests.support.cloud import cloud_process
+from tests.support.verify import GIT_NEW, GIT_OLD, make_build, record_history
+
+
+def test_verify_uses_the_build_last_flashed_to_the_device(repo: GitRepo, tmp_path: Path) -> None:
+    old = make_build(repo.path / "build", 109, GIT_OLD)
+    new = make_build(repo.path / "build", 111, GIT_NEW)
+    record_history(repo.path, old, new)  # the newest build in the history is 111
+    with cloud_process("--firmware", str(new.image)) as cloud:
+        env = cloud.env(home=tmp_path)
+        device = f"particle:{cloud.device_name}"
+        flashed = run_stamp(
+            "flash", "--device", device, "--timeout", "30", str(old.image), cwd=repo.path, env=env
+        )
+        assert flashed.returncode == 0, flashed.stderr
+        verified = run_stamp(
+            "verify", "--device", device, "--timeout", "20", cwd=repo.path, env=env
+        )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("VERIFIED: device runs edit 109")
+    assert "using build/app-109.stamp.json, the build `stamp flash` put on" in verified.stderr
+
+    state = find_state_dir(load_config(cwd=repo.path))
+    remembered = json.loads((state / FILE_NAME).read_text())["devices"]
+    assert list(remembered) == [device]
+    assert remembered[device]["manifest"] == str(old.manifest_path.resolve())
+
+
+def test_verify_falls_back_to_the_history_when_the_manifest_is_gone(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    old = make_build(repo.path / "build", 109, GIT_OLD)
+    new = make_build(repo.path / "build", 111, GIT_NEW)
+    record_history(repo.path, old, new)
+    with cloud_process("--firmware", str(new.image)) as cloud:
+        env = cloud.env(home=tmp_path)
+        device = f"particle:{cloud.device_name}"
+        run_stamp("flash", "--device", device, str(old.image), cwd=repo.path, env=env)
+        old.manifest_path.unlink()
+        verified = run_stamp(
+            "verify", "--device", device, "--timeout", "20", cwd=repo.path, env=env
+        )
+    assert "is gone; falling back to the build history" in verified.stderr
+    assert "using the newest build in the history" in verified.stderr
