@@ -276,7 +276,10 @@ class CloudClient(Closing):
 
     def _exchange(self, method: str, path: str, limit: int, **kwargs: Any) -> Answer:
         deadline = self._exchange_deadline()
-        request = self._http.build_request(method, path, timeout=self._per_read(deadline), **kwargs)
+        per_read = self._per_read(deadline)
+        asked = kwargs.pop("timeout", None)  # a longer read (the variable's 408 wait)
+        timeout = httpx.Timeout(per_read, read=asked.read) if asked is not None else per_read
+        request = self._http.build_request(method, path, timeout=timeout, **kwargs)
         with cut_at(request, deadline) as cutter:
             try:
                 response = self._http.send(request, stream=True)
@@ -394,7 +397,7 @@ class CloudClient(Closing):
     def _unreachable(self, exc: httpx.TransportError, *, late: bool = False) -> DeviceUnreachable:
         if late:
             return DeviceUnreachable(
-                f"the Particle Cloud at {self.host} did not finish answering before the timeout",
+                f"the Particle Cloud gave no answer within the timeout (at {self.host})",
                 detail=type(exc).__name__,
             )
         reason = self.scrub(str(exc)) or type(exc).__name__
