@@ -7,7 +7,7 @@ this process, in the same run:
 
 - raw bytes: the stream read with httpx's `iter_raw()`, counting frames (the baseline:
   what the simulator and the socket deliver);
-- stamp's path: `CloudClient.open_events` → `iter_cloud_events` (httpx-sse) →
+- stamp's path: `CloudClient.open_events` → `iter_cloud_events` (its bounded splitter) →
   `heard_from_event` (JSON envelope + report parse), i.e. what `CloudTransport` does
   per event;
 - replay: stamp's path over the bytes captured by the raw run, from memory (no socket,
@@ -39,7 +39,7 @@ from common import machine, update_readme_section
 
 from stamp.device.transport.base import HeardKind
 from stamp.device.transport.cloud_api import CloudClient
-from stamp.device.transport.cloud_events import heard_from_event, iter_cloud_events
+from stamp.device.transport.cloud_events import Discarded, heard_from_event, iter_cloud_events
 
 README = Path(__file__).resolve().parent / "README.md"
 REPORT = json.dumps(
@@ -117,7 +117,9 @@ def parse_events(
     clock = time.monotonic
     for response in responses:
         on_connected()
-        for event in iter_cloud_events(response):
+        for event in iter_cloud_events(response.iter_raw()):
+            if isinstance(event, Discarded):
+                continue
             heard = heard_from_event(event, clock())
             if heard.kind is HeardKind.REPORT:
                 reports += 1
@@ -233,7 +235,10 @@ def main() -> None:
         "same): the stream is handled event by event and nothing accumulates. Where the "
         "client's time went in a cProfile of the replay when this was written: ~40% "
         "validating the report JSON (`stamp.device.report.report_from_object`, a per-character "
-        "hex check), ~20% decoding the JSON envelope, ~17% httpx-sse's line decoding.",
+        "hex check), ~20% decoding the JSON envelope, ~17% httpx-sse's line decoding. "
+        "Since issue 10 the stream is split by stamp's own bounded line scanner (httpx-sse "
+        "held an unfinished line without limit) and every event is redacted of the token: "
+        "51,125 events/s before, 41,141 after, on the same machine.",
     ]
     body = "\n".join(lines) + "\n"
     print(body)

@@ -7,6 +7,7 @@ repository. Unknown keys are an error naming the key and the file, since a typo
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -16,6 +17,15 @@ CONFIG_NAMES = ("stamp.toml", "pyproject.toml")
 DEFAULT_OUTPUT_DIR = "build/stamp"
 DEFAULT_TEMPLATE = "default"
 DEFAULT_EXCLUDE = ("build/",)
+MAX_BAUD = 999_999_999
+"""The highest baud rate accepted (the same bound as `serial:PORT?baud=N`): past 2**31 the
+serial driver overflows."""
+MAX_CONFIG_BYTES = 1 << 20
+"""A config is a few hundred bytes; a bigger file is not one."""
+MAX_PATH_BYTES = 4095
+MAX_NAME_BYTES = 255
+"""Linux's PATH_MAX - 1 and NAME_MAX: longer paths fail with "File name too long"."""
+_PATH_KEYS = frozenset({"output_dir", "template", "state_dir", "exclude"})
 
 
 # A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
@@ -94,9 +104,32 @@ def find_config(start: Path) -> Path | None:
         if candidate.is_file():
             return candidate
         candidate = directory / "pyproject.toml"
-        if candidate.is_file() and b"[tool.stamp" in candidate.read_bytes():
+        if candidate.is_file() and _mentions_stamp(candidate):
             return candidate
     return None
+
+
+_MAYBE_STAMP = re.compile(rb"^\s*(?:tool\s*=|stamp\s*=|\[\[\s*tool\s*\.\s*stamp)", re.MULTILINE)
+"""Lines that may give pyproject.toml a `tool.stamp` that is not written [tool.stamp]."""
+
+
+def _mentions_stamp(pyproject: Path) -> bool:
+    """The file has a `tool.stamp` (even a malformed one, to be reported, not ignored)."""
+    try:
+        data = pyproject.read_bytes()
+    except OSError:
+        return True  # load_config says why it cannot be read
+    if b"[tool.stamp" in data:
+        return True
+    if not _MAYBE_STAMP.search(data):
+        return False
+    import tomllib  # rare: a line that may be `tool = ...` or `[tool] stamp = ...`
+
+    try:
+        tool = tomllib.loads(data.decode("utf-8")).get("tool", {})
+    except (ValueError, RecursionError):  # invalid TOML (UnicodeDecodeError is a ValueError)
+        return True
+    return not isinstance(tool, dict) or "stamp" in tool
 
 
 def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config:
@@ -109,20 +142,28 @@ def load_config(explicit: Path | None = None, cwd: Path | None = None) -> Config
 
     try:
         with path.open("rb") as fp:
-            document = tomllib.load(fp)
+            data = fp.read(MAX_CONFIG_BYTES + 1)
+        if len(data) > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a config")
+        document = tomllib.loads(data.decode("utf-8"))
+        resolved = path.resolve()
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except RecursionError:
+        raise ConfigError(f"{path} is nested too deeply to be a config") from None
+    except (OSError, UnicodeDecodeError, RuntimeError) as exc:  # RuntimeError: symlink loop
         raise ConfigError(f"cannot read config file {path}: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    if path.name == "pyproject.toml":
-        table = document.get("tool", {}).get("stamp", {})
-        prefix = "tool.stamp."
-    else:
-        table = document
-        prefix = ""
-    return parse_config(table, path=path.resolve(), prefix=prefix)
+    if path.name != "pyproject.toml":
+        return parse_config(document, path=resolved)
+    tool = document.get("tool", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{resolved}: `tool` must be a table")
+    table = tool.get("stamp", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{resolved}: `tool.stamp` must be a table (written [tool.stamp])")
+    return parse_config(table, path=resolved, prefix="tool.stamp.")
 
 
 def _check(value: Any, expected: type | tuple[type, ...], key: str, path: Path) -> None:
@@ -131,6 +172,22 @@ def _check(value: Any, expected: type | tuple[type, ...], key: str, path: Path) 
     if not ok:
         want = expected.__name__ if isinstance(expected, type) else expected[0].__name__
         raise ConfigError(f"{path}: `{key}` must be {_TOML_NAMES.get(want, want)}")
+    if isinstance(value, str):
+        _check_text(value, key, path)
+
+
+def _check_text(value: str, key: str, path: Path) -> None:
+    """A string that will become a path, a port or a command: no NUL, not absurdly long."""
+    if "\0" in value:
+        raise ConfigError(f"{path}: `{key}` holds a NUL byte")
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise ConfigError(f"{path}: `{key}` is longer than {MAX_PATH_BYTES} bytes")
+    if key.rpartition(".")[2] in _PATH_KEYS:
+        for part in value.replace("\\", "/").split("/"):
+            if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+                raise ConfigError(
+                    f"{path}: `{key}` has a path component longer than {MAX_NAME_BYTES} bytes"
+                )
 
 
 _TOML_NAMES = {
@@ -184,8 +241,11 @@ def _parse_device(name: str, body: Any, path: Path, where: str) -> DeviceConfig:
             f"{path}: `{where}` needs exactly one of `serial`, `particle`, `smp` or `gdb`"
         )
     baud = body.get("baud", 115200)
-    if baud <= 0:
-        raise ConfigError(f"{path}: `{where}.baud` must be a positive integer")
+    if not 0 < baud <= MAX_BAUD:
+        raise ConfigError(f"{path}: `{where}.baud` must be an integer from 1 to {MAX_BAUD}")
+    for key in ("serial", "particle", "flash_command"):
+        if body.get(key) == "":
+            raise ConfigError(f"{path}: `{where}.{key}` is empty")
     return DeviceConfig(
         name=name,
         serial=body.get("serial"),

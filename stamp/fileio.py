@@ -96,3 +96,16 @@ def sha256_file(path: Path) -> str:
 
     with path.open("rb") as fp:
         return hashlib.file_digest(fp, "sha256").hexdigest()
+
+
+def resolve_path(path: Path) -> Path:
+    """`path.resolve()`, with a symbolic-link loop as a StampError naming it (issue 10)."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as exc:  # 3.11 raises RuntimeError for a loop
+        from stamp.errors import StampError
+
+        raise StampError(
+            f"{path} cannot be resolved ({exc}): a symbolic link in it points back into "
+            "itself; fix or remove the link"
+        ) from None

@@ -4,11 +4,19 @@ An argument list (never a shell), a timeout, `LC_ALL=C` so output can be parsed,
 `GIT_*` variables that git hooks export scrubbed: inside a pre-commit hook GIT_INDEX_FILE
 and GIT_DIR point at the hooked repository and would silently redirect a git call made
 for another one (setuptools-scm's `_run_cmd.py` does the same).
+
+Every child starts in its own process group (so a terminal's Ctrl-C reaches stamp only, and
+stamp decides) and is remembered until it is reaped: when stamp is interrupted, `stop`
+terminates the whole group, then kills it (a flash tool's own helpers included), and
+`stop_all` does that for every child still running (stamp.cli.entry's exit on a second
+Ctrl-C; issue 10).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -18,6 +26,10 @@ from stamp import logs
 
 # Kept from the caller's environment: they change where git finds config, not which repo.
 _KEEP_GIT_VARS = frozenset({"GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM", "GIT_CONFIG_NOSYSTEM"})
+TERMINATE_GRACE = 1.0
+"""Seconds a child's group has between SIGTERM and SIGKILL."""
+
+_running: set[subprocess.Popen[bytes]] = set()
 
 
 # A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
@@ -88,14 +100,13 @@ class Running:
         self._popen = popen
 
     def wait(self, timeout: float, *, input: bytes | None = None) -> Completed:
-        """Its result; on a timeout it is killed and TimeoutExpired raised. `input` goes to
-        its standard input (started with `stdin=True`)."""
+        """Its result; on a timeout or an interrupt its group is stopped (TimeoutExpired
+        or KeyboardInterrupt propagates). `input` goes to its standard input (started with
+        `stdin=True`)."""
         try:
             out, err = self._popen.communicate(input=input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self._popen.kill()
-            self._popen.communicate()
-            raise
+        finally:
+            stop(self._popen)
         return Completed(self.args, self._popen.returncode, out, err)
 
 
@@ -110,16 +121,60 @@ def start(
     """Start `args` with captured output and no stdin (a pipe with `stdin`), for several
     children at once (`stamp header` runs four gits in parallel); `Running.wait` collects
     it."""
+    popen = _spawn(
+        args, cwd, clean_env(env, keep_git_env=keep_git_env), subprocess.PIPE, stdin=stdin
+    )
+    return Running(args, popen)
+
+
+def _spawn(
+    args: Sequence[str],
+    cwd: Path | None,
+    env: dict[str, str],
+    stderr: int,
+    *,
+    stdin: bool = False,
+) -> subprocess.Popen[bytes]:
+    """Popen in a new process group, remembered until `stop` reaps it."""
     logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
     popen = subprocess.Popen(
         list(args),
         cwd=cwd,
-        env=clean_env(env, keep_git_env=keep_git_env),
+        env=env,
         stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
+        process_group=0,
     )
-    return Running(args, popen)
+    _running.add(popen)
+    return popen
+
+
+def stop(popen: subprocess.Popen[bytes], grace: float = TERMINATE_GRACE) -> None:
+    """Reap `popen`; a group still running is terminated, then killed after `grace` s."""
+    try:
+        if popen.poll() is None:
+            _signal_group(popen, signal.SIGTERM)
+            try:
+                popen.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(popen, signal.SIGKILL)
+                popen.wait()
+        else:
+            _signal_group(popen, signal.SIGKILL)  # helpers it left behind in its group
+    finally:
+        _running.discard(popen)
+
+
+def stop_all() -> None:
+    """Terminate, then kill, every child still running (the process is about to exit)."""
+    for popen in list(_running):
+        stop(popen, grace=0.2)
+
+
+def _signal_group(popen: subprocess.Popen[bytes], signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(popen.pid, signum)
 
 
 STREAM_DRAIN = 0.2
@@ -137,20 +192,13 @@ def run_streaming(
 ) -> int:
     """Run `args`, handing each line of its merged stdout and stderr to `on_line` as it
     comes; returns the exit status. On a timeout (subprocess.TimeoutExpired) or an
-    interrupt the child is killed; OSError (not found, not executable) propagates.
+    interrupt the child's group is terminated, then killed; OSError (not found, not
+    executable) propagates.
     """
     import selectors
     import time
 
-    logs.debug_lazy("stamp.proc", lambda: f"run: {_quoted(args)} (cwd={cwd or '.'})")
-    proc = subprocess.Popen(
-        list(args),
-        cwd=cwd,
-        env=clean_env(env),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    proc = _spawn(args, cwd, clean_env(env), subprocess.STDOUT)
     assert proc.stdout is not None
     pipe = proc.stdout
     os.set_blocking(pipe.fileno(), False)
@@ -185,9 +233,7 @@ def run_streaming(
         except subprocess.TimeoutExpired:
             raise subprocess.TimeoutExpired(list(args), timeout) from None
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        stop(proc)
         pipe.close()
 
 

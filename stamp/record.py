@@ -28,6 +28,8 @@ from stamp.errors import ArtifactError
 RECORD_MAGIC = b"STAMPREC"
 RECORD_LAYOUT = 1
 RECORD_SIZE = 128
+MAX_EDIT = 0xFFFF_FFFF
+"""The highest edit the record's u32 field can hold."""
 DIRTY_UNKNOWN = 0xFF
 FLAG_GIT_KNOWN = 0x01
 GIT_UNKNOWN = "unknown"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from stamp.config import Config
+from stamp.fileio import resolve_path
 from stamp.proc import run
 
 STATE_SUBDIR = "stamp"
@@ -30,7 +31,7 @@ def git_dir_of(directory: Path) -> Path | None:
 def find_state_dir(config: Config, git_dir: Path | None = None) -> Path:
     """The state directory for `config` (not created here)."""
     if config.state_dir:
-        return (config.root / config.state_dir).resolve()
+        return resolve_path(config.root / config.state_dir)
     git_dir = git_dir or git_dir_of(config.root)
     if git_dir is not None:
         return git_dir / STATE_SUBDIR

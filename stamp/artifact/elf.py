@@ -167,19 +167,17 @@ def _read(fp: BinaryIO, name: str) -> ElfImage:
     for index in range(elf.num_sections()):
         section = elf.get_section(index)
         headers.append((section.name, section.header))
+    if not headers and any(seg["p_type"] == "PT_LOAD" and seg["p_filesz"] for seg in segments):
+        # objcopy -O binary refuses such a file ("has no sections"), and so does stamp,
+        # rather than report an empty image and no build-id (issue 10).
+        raise ArtifactError(
+            f"{name} has no section headers, though its program headers load bytes: "
+            "the file is corrupt (objcopy refuses it too)"
+        )
 
     def contents(section_name: str, header: Any) -> bytes:
-        offset, length = header["sh_offset"], header["sh_size"]
-        if offset > size or length > size - offset:
-            raise ArtifactError(
-                f"{name} is truncated or corrupt: section {section_name or '(unnamed)'} claims "
-                f"{length} bytes at offset {offset}, past the end of the {size}-byte file"
-            )
-        fp.seek(offset)
-        bits = fp.read(length)
-        if len(bits) != length:
-            raise ArtifactError(f"{name} changed while it was being read: run stamp again")
-        return bits
+        what = f"section {section_name or '(unnamed)'}"
+        return _read_at(fp, name, size, what, header["sh_offset"], header["sh_size"])
 
     loaded: list[tuple[LoadedSection, bytes]] = []
     build_id: str | None = None
@@ -207,6 +205,8 @@ def _read(fp: BinaryIO, name: str) -> ElfImage:
                 )
             )
 
+    if build_id is None:  # sections unusable for notes: read them as readelf -n does
+        build_id = _segment_build_id(fp, name, size, segments, little)
     base, image = _layout(loaded, name)
     records, problem = _records(stamp_sections, image, base)
     return ElfImage(
@@ -220,6 +220,38 @@ def _read(fp: BinaryIO, name: str) -> ElfImage:
         records=records,
         record_problem=problem,
     )
+
+
+def _read_at(fp: BinaryIO, name: str, size: int, what: str, offset: int, length: int) -> bytes:
+    """`length` bytes at `offset`, checked against the file's size first."""
+    if offset > size or length > size - offset:
+        raise ArtifactError(
+            f"{name} is truncated or corrupt: {what} claims "
+            f"{length} bytes at offset {offset}, past the end of the {size}-byte file"
+        )
+    fp.seek(offset)
+    bits = fp.read(length)
+    if len(bits) != length:
+        raise ArtifactError(f"{name} changed while it was being read: run stamp again")
+    return bits
+
+
+def _segment_build_id(
+    fp: BinaryIO, name: str, size: int, segments: list[Any], little: bool
+) -> str | None:
+    """The build-id in the PT_NOTE segments (binutils readelf's fallback, process_notes)."""
+    for index, seg in enumerate(segments):
+        if seg["p_type"] != "PT_NOTE" or not seg["p_filesz"]:
+            continue
+        what = f"segment {index} (PT_NOTE)"
+        bits = _read_at(fp, name, size, what, seg["p_offset"], seg["p_filesz"])
+        try:
+            found = _build_id(bits, little, seg["p_align"])
+        except ValueError as exc:
+            raise ArtifactError(f"{name} is corrupt: in {what}, {exc}") from None
+        if found is not None:
+            return found
+    return None
 
 
 def _in_segment(header: Any, phdr: Any) -> bool:

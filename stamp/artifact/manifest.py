@@ -31,12 +31,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stamp.artifact.manifest_schema import (
+    MAX_MANIFEST_BYTES,
+    SCHEMA_VERSION,
+    SchemaError,
+    check_manifest,
+    decode_manifest,
+)
 from stamp.artifact.memory import MemoryLayout
 from stamp.errors import ArtifactError
 from stamp.fileio import atomic_write
 from stamp.identity import HASH_KEYS, KEY_NAMES, Identity, parse_identity
-
-SCHEMA_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -97,13 +102,12 @@ class Manifest:
 
     @classmethod
     def from_json(cls, record: Any, source: str) -> Manifest:
-        """Validate a decoded manifest; ArtifactError names `source` when it is malformed."""
+        """Validate a decoded manifest; ArtifactError names `source` and the bad field."""
         try:
-            if not isinstance(record, dict):
-                raise TypeError("not a JSON object")
-            schema = record.get("schema")
-            if schema != SCHEMA_VERSION:
-                raise TypeError(f"schema {schema!r}, expected {SCHEMA_VERSION}")
+            check_manifest(record)
+        except SchemaError as exc:
+            raise ArtifactError(f"{source} is not a valid stamp manifest: {exc}") from None
+        try:
             artifacts = record.get("artifacts") or {}
             known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory"}
             known |= {"image_version", "mcuboot", "esp"}
@@ -120,7 +124,7 @@ class Manifest:
                 extra={k: v for k, v in record.items() if k not in known},
                 memory=MemoryLayout.from_json(memory) if memory is not None else None,
             )
-        except (TypeError, ValueError, AttributeError) as exc:
+        except (TypeError, ValueError, AttributeError) as exc:  # `memory`, checked there
             raise ArtifactError(f"{source} is not a valid stamp manifest ({exc})") from None
 
 
@@ -152,21 +156,20 @@ def write_manifest(manifest: Manifest, path: Path) -> None:
 def load_manifest(path: Path) -> Manifest:
     """Read and validate a manifest file."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fp:
+            data = fp.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ArtifactError(
             f"manifest {path} does not exist: run `stamp manifest FIRMWARE.elf` after the build"
         ) from None
     except IsADirectoryError:
         raise ArtifactError(f"manifest {path} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, RuntimeError) as exc:  # RuntimeError: a symbolic-link loop (3.11)
         raise ArtifactError(f"cannot read manifest {path}: {exc}") from None
     try:
-        record = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(
-            f"manifest {path} is not valid JSON ({exc.msg}, line {exc.lineno})"
-        ) from None
+        record = decode_manifest(data)
+    except SchemaError as exc:
+        raise ArtifactError(f"manifest {path} {str(exc).partition(' ')[2]}") from None
     return Manifest.from_json(record, str(path))
 
 

@@ -261,6 +261,7 @@ def decode_intel_hex(text: bytes, name: str) -> tuple[bytes, int]:
     """(bytes, address of the first) of an Intel hex file; McubootError when malformed."""
     _require_imgtool()
     from intelhex import HexRecordError, IntelHex  # imgtool's own dependency
+
     try:
         hexfile = IntelHex(io.StringIO(text.decode("ascii")))
         start, end = hexfile.minaddr(), hexfile.maxaddr()

@@ -183,7 +183,23 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return its exit code (no sys.exit: usable from tests)."""
+    """Run the CLI and return its exit code (no sys.exit: usable from tests).
+
+    Everything written to stdout and stderr meanwhile (results, status lines, errors,
+    log records) goes through stamp.redact: no token is printed, whatever its source.
+    """
+    from stamp.redact import RedactingStream
+
+    saved = sys.stdout, sys.stderr
+    sys.stdout = RedactingStream(sys.stdout)
+    sys.stderr = RedactingStream(sys.stderr)
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+def _run(argv: list[str] | None) -> int:
     args = sys.argv[1:] if argv is None else argv
     verbose = any(a in ("-v", "--verbose") for a in args)
     try:

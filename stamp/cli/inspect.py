@@ -101,10 +101,8 @@ def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
     title = "Particle module"
     if patched:
         title += " (the ELF's image, suffix placeholders patched as the build does)"
-    platform = f"{m.platform_id}" + (f" ({m.platform_name})" if m.platform_name else "")
-    function = f"{m.module_function}" + (
-        f" ({m.module_function_name})" if m.module_function_name else ""
-    )
+    platform = f"{m.platform_id} ({m.platform_name or 'unknown to stamp'})"
+    function = f"{m.module_function} ({m.module_function_name or 'unknown to stamp'})"
     lines = [
         title,
         _row("platform", platform),
@@ -116,7 +114,7 @@ def _module_lines(m: ModuleInfo, *, patched: bool) -> list[str]:
         ),
     ]
     for dep in m.dependencies:
-        needed = MODULE_FUNCTION_NAMES.get(dep.function, f"function {dep.function}")
+        needed = MODULE_FUNCTION_NAMES.get(dep.function, f"function {dep.function} (unknown)")
         lines.append(_row("depends on", f"{needed} {dep.index} version {dep.version}"))
     if m.suffix_size is None:
         lines.append(_row("suffix", "none at the end of the file"))

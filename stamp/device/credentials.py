@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stamp.errors import AuthError, ConfigError
+from stamp.redact import add_secret
 
 log = logging.getLogger("stamp.device.credentials")
 
@@ -40,11 +41,13 @@ def find_token(env: Mapping[str, str], home: Path) -> str:
     token = env.get(TOKEN_ENV, "").strip()
     if token:
         log.debug("Particle token from $%s", TOKEN_ENV)
+        add_secret(token)
         return token
     path, settings = _profile_settings(home)
     value = settings.get("access_token")
     if isinstance(value, str) and value.strip():
         log.debug("Particle token from %s", path)
+        add_secret(value.strip())
         return value.strip()
     raise AuthError(NO_TOKEN_HINT)
 

@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
     from stamp.device.flash_gdb import GdbFlasher
     from stamp.device.flash_smp import SmpFlasher
-    from stamp.device.transport.cloud_api import CloudClient, DeviceInfo
+    from stamp.device.transport.cloud_api import CloudClient
+    from stamp.device.transport.cloud_records import DeviceInfo
 
 FLASH_COMMAND_TIMEOUT = 600.0
 """Seconds a flash command may run before it is stopped."""

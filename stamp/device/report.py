@@ -23,6 +23,8 @@ log = logging.getLogger("stamp.device.report")
 PREFIX = b"@stamp "
 MAX_LINE = 512
 QUERY = b"?stamp\n"
+OVERLONG = b"<overlong line>"
+"""What `LineScanner(mark_overlong=True).feed()` returns for a dropped line (test with `is`)."""
 SMP_SOURCE = "smp image state"
 """The Report.source of an SMP device's image state."""
 
@@ -77,8 +79,10 @@ def parse_json_report(text: str | bytes, source: str) -> Report:
     """A bare JSON report (cloud event data, cloud variable value)."""
     try:
         obj = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ReportError(f"report is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ReportError("report is nested too deeply") from None
+    except ValueError as exc:  # invalid JSON or UTF-8, an integer of thousands of digits
+        raise ReportError(f"report is not valid JSON: {str(exc)[:120]}") from None
     return report_from_object(obj, source)
 
 
@@ -102,8 +106,10 @@ class LineScanner:
     `overlong`; bytes are discarded as they arrive, so memory stays bounded.
     """
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    def __init__(self, max_line: int = MAX_LINE, *, mark_overlong: bool = False) -> None:
+        """With `mark_overlong`, feed() returns OVERLONG in place of each dropped line."""
         self.max_line = max_line
+        self.mark_overlong = mark_overlong
         self._buf = bytearray()
         self._discarding = False
         self.lines = 0
@@ -112,32 +118,45 @@ class LineScanner:
         """Lines dropped for exceeding max_line."""
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        """Complete lines in `chunk` (plus what was buffered), without their `\\n`."""
+        """Complete lines in `chunk` (plus what was buffered), without their `\\n` or
+        `\\r\\n`; with mark_overlong, OVERLONG as soon as a line is too long."""
         out: list[bytes] = []
-        start = 0
-        while True:
-            nl = chunk.find(b"\n", start)
-            if nl < 0:
-                self._append(chunk[start:])
-                return out
-            self._append(chunk[start:nl])
-            self.lines += 1
-            if self._discarding:
-                self.overlong += 1
+        *complete, tail = chunk.split(b"\n")
+        for piece in complete:
+            discarding = self._discarding
+            if self._buf or discarding:  # the end of a line begun in an earlier chunk
+                self._append(piece, out)
+                line, discarding = bytes(self._buf), self._discarding
+                self._buf.clear()
+                self._discarding = False
             else:
-                out.append(bytes(self._buf))
-            self._buf.clear()
-            self._discarding = False
-            start = nl + 1
+                line = piece
+            self.lines += 1
+            if line.endswith(b"\r"):
+                line = line[:-1]  # a `\r\n` ending: the `\r` is no part of the line
+            if discarding or len(line) > self.max_line:
+                self.overlong += 1
+                if self.mark_overlong and not discarding:
+                    out.append(OVERLONG)
+            else:
+                out.append(line)
+        self._append(tail, out)
+        return out
 
-    def _append(self, piece: bytes) -> None:
+    def _append(self, piece: bytes, out: list[bytes]) -> None:
         if self._discarding or not piece:
             return
-        if len(self._buf) + len(piece) > self.max_line:
-            self._buf.clear()
-            self._discarding = True
+        # One byte of room past max_line for the `\r` of a `\r\n` ending (SPEC section 6).
+        if len(self._buf) + len(piece) > self.max_line + 1:
+            self._discard(out)
             return
         self._buf += piece
+
+    def _discard(self, out: list[bytes]) -> None:
+        self._buf.clear()
+        self._discarding = True
+        if self.mark_overlong:
+            out.append(OVERLONG)
 
 
 class ReportScanner:

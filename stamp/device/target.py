@@ -51,6 +51,8 @@ BAUD_OPTION = "baud"
 _PARTICLE_DEVICE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _DIGITS = re.compile(r"[0-9]{1,9}")
 _COM_PORT = re.compile(r"COM[0-9]+", re.IGNORECASE)
+_NETWORK_SCHEMES = ("socket", "rfc2217")
+"""pyserial URL handlers that connect to HOST:PORT."""
 _GDB_ADDRESS = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):)?([0-9]{1,5})")
 
 
@@ -159,7 +161,32 @@ def parse_serial_url(text: str) -> SerialTarget:
         )
     if kept:
         port = f"{port}?{'&'.join(kept)}"
+    problem = port_problem(port)
+    if problem:
+        raise DeviceError(f"{text!r} {problem}")
     return SerialTarget(port=port, baud=baud)
+
+
+def port_problem(port: str) -> str | None:
+    """What is wrong with a pyserial port or URL (as words after its name), or None.
+
+    pyserial only finds out when it opens the port, and a malformed URL then looks like a
+    port that never appeared (issue 10): so a URL is checked here, a usage error.
+    """
+    if "\0" in port:
+        return "holds a NUL byte"
+    if "://" not in port:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(port)
+        number = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc})"
+    if parts.scheme in _NETWORK_SCHEMES and (not parts.hostname or number is None):
+        return f"needs a host and a port: write e.g. serial:{parts.scheme}://127.0.0.1:4444"
+    return None
 
 
 def parse_smp_url(text: str, *, baud: int | None = None) -> SmpTarget:
@@ -228,6 +255,9 @@ def _from_config(device: DeviceConfig) -> DeviceTarget:
         where = f"[devices.{device.name}] gdb = {device.gdb!r}"
         return parse_gdb_address(device.gdb, where, device.name)
     assert device.serial is not None  # config.py requires exactly one of the four
+    problem = port_problem(device.serial)
+    if problem:
+        raise DeviceError(f"the serial port {device.serial!r} of device {device.name!r} {problem}")
     return SerialTarget(port=device.serial, baud=device.baud, name=device.name)
 
 

@@ -30,11 +30,13 @@ from typing import NamedTuple
 from stamp import fileio, logs
 from stamp.errors import StateError
 from stamp.header.git import Change, is_excluded
+from stamp.record import MAX_EDIT
 
 STATE_NAME = "edit.json"
 LOCK_NAME = "edit.lock"
 STATE_VERSION = 1
-_EDIT_IN_OUTPUT = re.compile(rb"(?:\bedit |STAMP_EDIT_VERSION )(\d+)")
+# At most 10 digits: no valid edit has more, and int() refuses 4,300-digit strings.
+_EDIT_IN_OUTPUT = re.compile(rb"(?:\bedit |STAMP_EDIT_VERSION )(\d{1,10})(?!\d)")
 
 
 # A NamedTuple, not a dataclass: it is on `stamp header`'s no-op path (see stamp/header/run.py).
@@ -138,7 +140,7 @@ def load_state(state_dir: Path) -> EditState | None:
         )
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         logs.warning("stamp.header.edit", "edit state %s is corrupt (%s); recovering it", path, exc)
         return None
 
@@ -196,3 +198,13 @@ def next_edit(
             recovered,
         )
     return recovered + 1, True
+
+
+def check_edit(edit: int, state_dir: Path, out_dir: Path) -> None:
+    """StateError when `edit` is past MAX_EDIT: gcc would truncate it to a small number."""
+    if edit > MAX_EDIT:
+        raise StateError(
+            f"edit {edit} does not fit the stamp record (at most {MAX_EDIT}): to start "
+            f"again from edit 1, delete {state_dir / STATE_NAME}, the build history in "
+            f"{state_dir} and the generated files in {out_dir}"
+        )

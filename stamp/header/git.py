@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from stamp import proc
 from stamp.errors import GitError
+from stamp.fileio import resolve_path
 
 GIT_TIMEOUT = 60.0
 UNKNOWN = "unknown"
@@ -204,7 +205,7 @@ def _join(base: str, rel: str) -> str:
 def relative_to_toplevel(path: Path, toplevel: Path) -> str | None:
     """`path` as a slash path under `toplevel`, or None if it is outside."""
     try:
-        return path.resolve().relative_to(toplevel.resolve()).as_posix()
+        return resolve_path(path).relative_to(resolve_path(toplevel)).as_posix()
     except ValueError:
         return None
 
@@ -221,5 +222,5 @@ def hooks_dir(directory: Path) -> Path:
     configured = reader.get_value("core", "hooksPath", default="")
     if configured:
         base = Path(repo.working_tree_dir or directory)
-        return (base / os.path.expanduser(str(configured))).resolve()
+        return resolve_path(base / os.path.expanduser(str(configured)))
     return Path(repo.common_dir) / "hooks"

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from stamp import proc
 from stamp.errors import GitError, StampError
+from stamp.fileio import resolve_path
 
 GIT_HOOK_TIMEOUT = 60.0
 """Seconds a git command inside the hook may take."""
@@ -131,7 +132,7 @@ def _git(args: list[str], cwd: Path) -> proc.Completed:
 
 def _rel(path: Path, top: Path) -> str:
     try:
-        return path.resolve().relative_to(top.resolve()).as_posix()
+        return resolve_path(path).relative_to(resolve_path(top)).as_posix()
     except ValueError:
         return ""
 

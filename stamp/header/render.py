@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from stamp.errors import StampError, TemplateError
-from stamp.fileio import atomic_write
+from stamp.fileio import atomic_write, resolve_path
 
 BUILTIN_SETS = ("default", "header-only")
 
@@ -107,7 +107,7 @@ def load_template_set(template: str, root: Path) -> TemplateSet:
         directory = builtin_templates_dir() / template
         entries = [(p.name, p.read_bytes()) for p in directory.iterdir() if p.name.endswith(".j2")]
     else:
-        path = (root / template).resolve()
+        path = resolve_path(root / template)
         if not path.is_dir():
             raise TemplateError(
                 f"template `{template}` is neither a built-in set "

@@ -21,6 +21,7 @@ from stamp.errors import GitError
 from stamp.fileio import remove_stale_temps
 from stamp.header.edit import (
     EditState,
+    check_edit,
     fingerprint_git,
     fingerprint_tree,
     load_state,
@@ -108,6 +109,7 @@ def run_header(
         previous = load_state(state_dir)
         existing = [out_dir / name for name, _ in templates.sources]
         edit, bumped = next_edit(previous, fingerprint, existing, state_dir)
+        check_edit(edit, state_dir, out_dir)  # before rendering (issue 10)
         if state.shallow and not (previous and previous.shallow_warned):
             warnings.append("this is a shallow clone: `describe` may miss tags")
         context = _context(config, state, edit, env)

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import random
+import struct
 import subprocess
 import zlib
 from pathlib import Path
@@ -265,10 +266,7 @@ def test_layouts(image: bytes, expected: dict[str, Any]) -> None:
     assert {key: getattr(info, key) for key in expected} == expected
     assert info.crc_ok and info.sha_ok and info.suffix_valid
     assert info.app_hash == image[-38:-6].hex()
-    unknown_platform = info.platform_id not in PLATFORM_NAMES
-    assert info.problems == (
-        (f"platform id {info.platform_id} is not one stamp knows",) if unknown_platform else ()
-    )
+    assert info.problems == ()  # an unknown platform is reported by number, not as a problem
 
 
 def test_a_padded_bootloader_has_its_prefix_but_no_invented_suffix() -> None:
@@ -341,7 +339,12 @@ def test_a_module_with_unknown_fields_is_read_when_its_checksums_hold(
 ) -> None:
     image = module_image(**fields)
     info = parse_module(image)
-    assert info.crc_ok and info.sha_ok and len(info.problems) == len(fields)
+    # Unknown codes are reported by number, not as problems; unknown flag bits are.
+    assert info.crc_ok and info.sha_ok and len(info.problems) == ("flags" in fields)
+    assert (info.platform_id, info.module_function) == (
+        fields.get("platform", 6),
+        fields.get("function", 4),
+    )
     damaged = bytearray(image)
     damaged[100] ^= 1
     if len(fields) == 1:  # one anomaly (score 6): still read, with failing checksums
@@ -350,8 +353,41 @@ def test_a_module_with_unknown_fields_is_read_when_its_checksums_hold(
         assert not is_module(bytes(damaged))
 
 
-def test_three_unknown_fields_are_not_a_module_even_with_good_checksums() -> None:
-    assert not is_module(module_image(platform=4242, function=12, flags=0x80))
+def test_three_unknown_fields_with_a_whole_file_prefix_and_good_checksums_are_a_module() -> None:
+    """The prefix claims exactly the file and the CRC over all of it holds: a module."""
+    image = module_image(platform=4242, function=12, flags=0x80)
+    info = parse_module(image)
+    assert (info.platform_id, info.module_function, info.flags) == (4242, 12, 0x80)
+    assert is_module(image) and info.crc_ok
+    damaged = bytearray(image)
+    damaged[100] ^= 1  # no checksum holds any more: nothing left to trust
+    assert not is_module(bytes(damaged))
+
+
+def _with_decoy_at_zero(image: bytes) -> bytes:
+    """`image` (prefix at 16) with a decoy prefix at offset 0 that scores higher than the
+    real one but claims less than the file; SHA-256 and CRC32 recomputed."""
+    decoy = struct.pack("<IIBBHHBB", 0x1000, 0x1000 + 100, 0, 0, 1, 6, 5, 0)
+    body = decoy + image[16:-38]
+    body += hashlib.sha256(body).digest() + struct.pack("<H", 36)
+    return body + zlib.crc32(body).to_bytes(4, "big")
+
+
+def test_unknown_platform_and_function_129_at_offset_16_are_reported_not_damage() -> None:
+    """Issue 10 item 18: codes stamp does not know, a prefix consistent with the file and a
+    good CRC are a module (Particle's parser reads it), even next to a higher-scoring decoy."""
+    start = 0x08020004  # the decoy's dependencies are these bytes: known function codes
+    for pad in range(256):
+        image = module_image(
+            prefix_offset=16, start=start, platform=129, function=129, body=bytes(600 + pad)
+        )
+        if 1 <= (start + len(image) - 4) & 0xFF <= 9:
+            break
+    image = _with_decoy_at_zero(image)
+    info = parse_module(image)
+    assert (info.prefix_offset, info.platform_id, info.module_function) == (16, 129, 129)
+    assert info.crc_ok and info.sha_ok and info.problems == ()
+    assert info.platform_name is None and info.module_function_name is None
 
 
 def test_a_plain_cortex_m_binary_is_not_a_module() -> None:

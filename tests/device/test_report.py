@@ -121,7 +121,7 @@ def test_ten_megabytes_without_newline_stay_bounded() -> None:
     while fed < 10 * 1024 * 1024:
         assert scanner.feed(chunk) == []
         fed += len(chunk)
-        assert len(scanner._buf) <= MAX_LINE
+        assert len(scanner._buf) <= MAX_LINE + 1  # room for the \r of a \r\n ending
     assert scanner.feed(b"\n" + LINE.encode() + b"\n") == [LINE.encode()]
 
 
@@ -130,3 +130,20 @@ def test_invalid_utf8_and_json_are_ignored_and_counted() -> None:
     stream = b'\xff\xfe garbage\n@stamp {not json}\n@stamp {"edit":\xff}\n' + LINE.encode() + b"\n"
     assert [r.identity.edit for r in scanner.feed(stream)] == [111]
     assert scanner.invalid == 2
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 7, 511])
+def test_a_512_byte_line_ending_in_crlf_is_accepted(chunk: int | None) -> None:
+    """The `\\r` of `\\r\\n` is not counted toward the 512 bytes (issue 10 item 15)."""
+    head = b'@stamp {"edit":5,"pad":"'
+    line = head + b"x" * (MAX_LINE - len(head) - 2) + b'"}'
+    assert len(line) == MAX_LINE
+    for ending in (b"\n", b"\r\n"):
+        stream = line + ending
+        scanner = ReportScanner()
+        step = chunk or len(stream)
+        found = [r for i in range(0, len(stream), step) for r in scanner.feed(stream[i : i + step])]
+        assert [r.identity.edit for r in found] == [5], ending
+    longer = ReportScanner()
+    assert longer.feed(b"x" + line + b"\r\n") == []  # 513 bytes stay too long
+    assert longer.scanner.overlong == 1

@@ -103,6 +103,11 @@ def _candidate_offsets(size: int) -> Iterable[int]:
             yield offset
 
 
+def _claims_whole_file(data: bytes, offset: int) -> bool:
+    start, end = struct.unpack_from("<II", data, offset)
+    return bool(end - start + CRC_SIZE == len(data))
+
+
 def _truncated_size(data: bytes, offset: int) -> int | None:
     """The size a prefix at `offset` claims when it would be perfect but the file is shorter."""
     if offset + PREFIX_SIZE > len(data):
@@ -151,10 +156,19 @@ def locate_prefix(data: bytes) -> tuple[int, int]:
     if not data:
         raise ModuleError("the file is empty, so it is not a Particle module binary")
     best_offset, best_score = 0, 0
+    whole_checksum: bool | None = None
     for offset in _candidate_offsets(len(data)):
         score = _score_prefix(data, offset)
         if score == PERFECT_SCORE:
             return offset, score
+        if score and _claims_whole_file(data, offset):
+            # Consistent with the file above all (SPEC section 7) and borne out by its
+            # CRC or SHA-256: a module whatever codes it carries (a platform or module
+            # function newer than stamp, say), even if an earlier offset scores higher.
+            if whole_checksum is None:
+                whole_checksum = _module_checksum_holds(data, len(data))
+            if whole_checksum:
+                return offset, score
         if score > best_score:
             best_offset, best_score = offset, score
     # No prefix matches the file exactly. A half-written or cut-off download shows up as
@@ -177,18 +191,13 @@ def locate_prefix(data: bytes) -> tuple[int, int]:
 
 
 def prefix_problems(data: bytes, offset: int) -> list[str]:
-    """Why the prefix at `offset` scored less than perfect (the size is reported elsewhere)."""
-    _, _, _, flags, _, platform, function, _, d1f, _, _, d2f, _, _ = PREFIX_STRUCT.unpack_from(
-        data, offset
-    )
+    """Why the prefix at `offset` scored less than perfect (the size is reported elsewhere).
+
+    A platform id or module function stamp does not know is no problem: Particle adds
+    platforms, and the file is reported with the number (issue 10).
+    """
+    flags = PREFIX_STRUCT.unpack_from(data, offset)[3]
     problems = []
-    if platform not in PLATFORM_NAMES:
-        problems.append(f"platform id {platform} is not one stamp knows")
-    if function not in MODULE_FUNCTION_NAMES:
-        problems.append(f"module function {function} is not a known one")
-    for number, dep_function in ((1, d1f), (2, d2f)):
-        if dep_function not in _DEPENDENCY_FUNCTIONS:
-            problems.append(f"dependency {number} has an unknown module function {dep_function}")
     if flags & ~KNOWN_FLAGS:
         problems.append(f"the prefix flags 0x{flags:02x} include unknown bits")
     return problems

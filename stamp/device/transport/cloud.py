@@ -23,24 +23,20 @@ from dataclasses import dataclass
 from enum import Enum
 
 import httpx
-from httpx_sse import SSEError
 
 from stamp.closing import Closing
 from stamp.device.report import ReportError, parse_json_report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
-from stamp.device.transport.cloud_api import (
-    IDLE_TIMEOUT,
-    VARIABLE_WAIT,
-    CloudClient,
-    DeviceInfo,
-    RateLimited,
-)
+from stamp.device.transport.cloud_api import IDLE_TIMEOUT, VARIABLE_WAIT, CloudClient
 from stamp.device.transport.cloud_events import (
+    MAX_EVENT,
     SHOWN_DATA,
     CloudEvent,
+    Discarded,
     heard_from_event,
     iter_cloud_events,
 )
+from stamp.device.transport.cloud_records import DeviceInfo, RateLimited
 from stamp.errors import (
     AuthError,
     ConfigError,
@@ -63,6 +59,7 @@ class NewsKind(Enum):
 
     CONNECTED = "connected"
     EVENT = "event"
+    DISCARDED = "discarded"
     DROPPED = "dropped"
     UNREACHABLE = "unreachable"
     LIMITED = "limited"
@@ -125,11 +122,16 @@ class StreamReader(threading.Thread):
                         self._response = response
                     connected = True
                     self._put(StreamNews(NewsKind.CONNECTED))
-                    for event in iter_cloud_events(response):
-                        self._put(StreamNews(NewsKind.EVENT, event))
+                    for event in iter_cloud_events(response.iter_raw()):
+                        if isinstance(event, Discarded):
+                            self._put(StreamNews(NewsKind.DISCARDED, reason=event.name))
+                        else:
+                            self._put(StreamNews(NewsKind.EVENT, event))
                 reason = "the cloud ended the stream"
             except RateLimited as exc:
-                kind, reason, wait = NewsKind.LIMITED, exc.message, exc.retry_after
+                kind, reason = NewsKind.LIMITED, exc.message
+                wait = max(exc.retry_after, delay)
+                delay = min(delay * 2, MAX_RECONNECT_DELAY)
             except (AuthError, DeviceError, ConfigError) as exc:
                 self._put(StreamNews(NewsKind.FATAL, error=exc))
                 return
@@ -137,8 +139,15 @@ class StreamReader(threading.Thread):
                 reason = exc.message
             except httpx.ReadTimeout:
                 reason = f"nothing heard for {self._idle_timeout:g} s"
-            except (httpx.HTTPError, httpx.StreamError, SSEError) as exc:
+            except (httpx.HTTPError, httpx.StreamError) as exc:
                 reason = self._client.scrub(str(exc)) or type(exc).__name__
+            except Exception as exc:  # never a dead thread and a silent wait (issue 10)
+                log.debug("event stream reader failed", exc_info=True)
+                error = DeviceUnreachable(
+                    f"stamp could not read the Particle Cloud's event stream ({type(exc).__name__})"
+                )
+                self._put(StreamNews(NewsKind.FATAL, error=error))
+                return
             finally:
                 with self._lock:
                     self._response = None
@@ -215,6 +224,16 @@ class CloudTransport(Closing):
 
     def listen(self, deadline: float) -> Generator[Heard, None, None]:
         """Status, events and reports until `deadline` (transport clock)."""
+        # Every exchange of the client ends by then too, whatever the server dribbles;
+        # afterwards the client is free again (stamp flash uploads with it).
+        previous = self.client.deadline
+        self.client.deadline = time.monotonic() + (deadline - self._clock())
+        try:
+            yield from self._listen(deadline)
+        finally:
+            self.client.deadline = previous
+
+    def _listen(self, deadline: float) -> Generator[Heard, None, None]:
         info = yield from self._resolve(deadline)
         self.info = info
         state = "online" if info.online else "offline"
@@ -257,6 +276,12 @@ class CloudTransport(Closing):
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id, deadline)
+                elif signal.kind is NewsKind.DISCARDED:
+                    yield Heard(
+                        HeardKind.EVENT,
+                        f"{signal.reason or 'an event'}: discarded, larger than {MAX_EVENT} bytes",
+                        now,
+                    )
                 elif signal.kind is NewsKind.DROPPED:
                     yield Heard(
                         HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
@@ -304,7 +329,7 @@ class CloudTransport(Closing):
         wait = max(_POLL, min(VARIABLE_WAIT, deadline - self._clock()))
         try:
             value = self.client.get_variable(device_id, STAMP_VARIABLE, wait=wait)
-        except DeviceUnreachable as exc:
+        except (DeviceUnreachable, ConfigError) as exc:  # an unusable answer: listen on
             yield Heard(
                 HeardKind.STATUS, f"could not read the stamp variable: {exc}", self._clock()
             )

@@ -9,14 +9,22 @@ limiting (a short Retry-After is waited out; with a shared `RequestBudget` every
 waits), an address that is not the API.
 
 The token goes in the `Authorization: Bearer` header only: never a URL (httpx logs
-URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too:
-api.particle.io puts `?access_token=…` into its "I didn't recognize that device" answer.
+URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too
+(stamp.redact): api.particle.io puts `?access_token=…` into its "I didn't recognize that
+device" answer, and a device's name or event data may hold anything.
+
+Nothing the server does can hold stamp past its deadline or fill its memory (issue 10):
+every exchange is cut off at the overall deadline (`deadline`, set by the transport from
+`--timeout`), answers are read up to a size cap, their JSON is decoded defensively, and
+429s are retried with an exponential, jittered backoff that never passes the deadline
+(stamp.device.transport.bounded).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
 import time
 from collections.abc import Iterator
@@ -28,9 +36,18 @@ import httpx
 
 from stamp import __version__
 from stamp.closing import Closing
-from stamp.device.transport.cloud_devices import DeviceInfo, ProductCalls, device_info
-
-__all__ = ["CloudClient", "DeviceInfo", "RateLimited"]
+from stamp.device.transport.bounded import (
+    BadJSON,
+    Cutter,
+    TooLarge,
+    backoff,
+    cut_at,
+    decode_json,
+    read_capped,
+    retry_after,
+)
+from stamp.device.transport.cloud_devices import ProductCalls
+from stamp.device.transport.cloud_records import Answer, DeviceInfo, RateLimited, device_info
 from stamp.device.transport.rate import RequestBudget
 from stamp.errors import (
     AuthError,
@@ -41,6 +58,7 @@ from stamp.errors import (
     FlashRefused,
     StampError,
 )
+from stamp.redact import add_secret, redact
 
 _PASSING_REFUSALS = ("offline", "in progress", "timed out")
 """Words of a 400 answer to an OTA upload that another attempt may not get (the device
@@ -56,25 +74,25 @@ VARIABLE_WAIT = 35.0
 """Seconds a variable read waits: the cloud answers 408 after about 30 s for a device it
 believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
+"""429s retried by a plain request before it gives up."""
 BUDGETED_RETRIES = 10
 """429s a request with a shared budget retries: its pause holds every thread back, so the
 cloud sees no more requests for each retry than without one."""
+REQUEST_BUDGET = 60.0
+"""Longest whole exchange (connect to last byte) when no overall deadline is set."""
+MAX_ANSWER = 64 * 1024
+"""Cap on one answer: a device record, a variable or an error is a few KB."""
+MAX_LIST_ANSWER = 8 * 1024 * 1024
+"""Cap on the device list (about 1 KB per device)."""
 
 REJECTED_TOKEN = (
     "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
     "or set PARTICLE_ACCESS_TOKEN"
 )
-_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
-_QUERY_TOKEN = re.compile(r"(access_token=)[^&\s\"']*")
 
 
-class RateLimited(DeviceUnreachable):
-    """The cloud answered 429; `retry_after` seconds is what it asked for."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+__all__ = ["CloudClient", "DeviceInfo", "RateLimited"]
 
 
 class CloudClient(ProductCalls, Closing):
@@ -101,14 +119,24 @@ class CloudClient(ProductCalls, Closing):
         self.timeout = timeout
         self.clock_offset = 0.0
         """Seconds the cloud's clock is ahead of ours, from its last Date header."""
-        self._token = token
+        self.deadline: float | None = None
+        """time.monotonic() after which no exchange may go on (None: REQUEST_BUDGET each)."""
+        add_secret(token)
         self._max_retry_wait = max_retry_wait
+        self._rng = random.Random()
         self.budget = budget
         self._http = httpx.Client(
             base_url=self.api_url,
-            headers={"Authorization": f"Bearer {token}", "User-Agent": f"stamp/{__version__}"},
+            headers={
+                "Authorization": f"Bearer {token}",
+                "User-Agent": f"stamp/{__version__}",
+                "Accept-Encoding": "identity",  # a capped body is the bytes on the wire
+            },
             timeout=timeout,
             follow_redirects=False,
+            # A new connection per exchange: the deadline cuts the socket it learns at
+            # connect (bounded.Cutter), which a reused connection would not announce.
+            limits=httpx.Limits(max_keepalive_connections=0),
         )
 
     def __repr__(self) -> str:
@@ -118,7 +146,7 @@ class CloudClient(ProductCalls, Closing):
 
     def list_devices(self) -> list[DeviceInfo]:
         """Every device of the account."""
-        response = self._request("GET", "/v1/devices")
+        response = self._request("GET", "/v1/devices", limit=MAX_LIST_ANSWER)
         if response.status_code != 200:
             raise self._failure(response)
         body = self._json(response)
@@ -159,7 +187,7 @@ class CloudClient(ProductCalls, Closing):
         result = body.get("result") if isinstance(body, dict) else None
         if result is None:
             return None
-        return result if isinstance(result, str) else json.dumps(result)
+        return self.scrub(result if isinstance(result, str) else json.dumps(result))
 
     def flash(self, device_id: str, filename: str, data: bytes) -> str:
         """Start an OTA update with a module binary; returns the cloud's status words.
@@ -184,13 +212,13 @@ class CloudClient(ProductCalls, Closing):
         status = body.get("status") if isinstance(body, dict) else None
         return status if isinstance(status, str) else "Update started"
 
-    def _note_server_time(self, response: httpx.Response) -> None:
+    def _note_server_time(self, response: httpx.Response | Answer) -> None:
         """Remember how far the cloud's clock (its Date header) is from ours."""
         from email.utils import parsedate_to_datetime
 
         try:
             server = parsedate_to_datetime(response.headers["date"]).timestamp()
-        except (KeyError, TypeError, ValueError, IndexError):
+        except (KeyError, TypeError, ValueError, IndexError, OverflowError):
             return
         self.clock_offset = server - time.time()
 
@@ -216,64 +244,57 @@ class CloudClient(ProductCalls, Closing):
             path = f"/v1/devices/{_segment(device_id)}/events"
         if prefix:
             path += "/" + quote(prefix, safe="/")
+        deadline = self._exchange_deadline()
         request = self._http.build_request(
             "GET",
             path,
             headers={"Accept": "text/event-stream", "Cache-Control": "no-cache"},
-            timeout=httpx.Timeout(self.timeout, read=idle_timeout),
+            timeout=httpx.Timeout(self._per_read(deadline), read=idle_timeout),
         )
         if self.budget is not None:
             self.budget.acquire()
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            raise self._unreachable(exc) from None
-        try:
-            log.debug("GET %s -> %d (stream)", path, response.status_code)
-            if response.status_code != 200:
-                try:
-                    response.read()
-                except httpx.TransportError as exc:
-                    raise self._unreachable(exc) from None
-                if response.status_code == 429:
-                    raise self._rate_limited(response)
-                raise self._failure(response, device=device_id, product=product)
-            self._note_server_time(response)
-            kind = response.headers.get("content-type", "").partition(";")[0].strip()
-            if kind != "text/event-stream":
-                raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
-            yield response
-        finally:
-            response.close()
+        with cut_at(request, deadline) as cutter:
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc, late=cutter.fired) from None
+            try:
+                log.debug("GET %s -> %d (stream)", path, response.status_code)
+                if response.status_code != 200:
+                    answer = self._read(response, "GET", path, MAX_ANSWER, cutter)
+                    if answer.status_code == 429:
+                        raise self._rate_limited(answer)
+                    raise self._failure(answer, device=device_id, product=product)
+                self._note_server_time(response)
+                kind = response.headers.get("content-type", "").partition(";")[0].strip()
+                if kind != "text/event-stream":
+                    raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
+                yield response
+            finally:
+                response.close()
 
     def close(self) -> None:
         self._http.close()
 
     # -- helpers -----------------------------------------------------------------------
 
-    def scrub(self, text: str) -> str:
+    @staticmethod
+    def scrub(text: str) -> str:
         """`text` without the token in it (for text that came from the cloud)."""
-        return _QUERY_TOKEN.sub(r"\1…", text.replace(self._token, "…"))
+        return redact(text)
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        """One request; waits out 429 Retry-After a few times; DeviceUnreachable when down."""
-        limit = kwargs.pop("max_bytes", None)
+    def _request(self, method: str, path: str, *, limit: int = MAX_ANSWER, **kwargs: Any) -> Answer:
+        """One exchange; 429s retried with backoff within the deadline; DeviceUnreachable
+        when down, ConfigError for an answer past `limit` bytes."""
         retries = RATE_LIMIT_RETRIES if self.budget is None else BUDGETED_RETRIES
         for attempt in range(retries + 1):
             if self.budget is not None:
                 self.budget.acquire()
-            try:
-                if limit is None:
-                    response = self._http.request(method, path, **kwargs)
-                else:
-                    response = self._read_bounded(method, path, limit, **kwargs)
-            except httpx.TransportError as exc:
-                raise self._unreachable(exc) from None
-            log.debug("%s %s -> %d", method, path, response.status_code)
-            if response.status_code != 429:
-                return response
-            limited = self._rate_limited(response)
-            if attempt == retries or limited.retry_after > self._max_retry_wait:
+            answer = self._exchange(method, path, limit, **kwargs)
+            if answer.status_code != 429:
+                return answer
+            limited = self._rate_limited(answer, attempt)
+            if attempt == retries or not self._can_wait(limited.retry_after):
                 raise limited
             log.debug("rate limited: retrying in %.1f s", limited.retry_after)
             if self.budget is not None:
@@ -282,29 +303,73 @@ class CloudClient(ProductCalls, Closing):
                 time.sleep(limited.retry_after)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _read_bounded(self, method: str, path: str, limit: int, **kwargs: Any) -> httpx.Response:
-        """A response whose body is read only up to `limit` bytes (ConfigError beyond)."""
-        with self._http.stream(method, path, **kwargs) as response:
-            body = bytearray()
-            for chunk in response.iter_bytes():
-                body += chunk
-                if len(body) > limit:
-                    raise self._not_the_api(f"{path} sent more than {limit} bytes")
-        # The body is decoded already: a second Content-Encoding pass would break it.
-        headers = [(k, v) for k, v in response.headers.items() if k not in _BODY_HEADERS]
-        return httpx.Response(response.status_code, headers=headers, content=bytes(body))
+    def _exchange(self, method: str, path: str, limit: int, **kwargs: Any) -> Answer:
+        deadline = self._exchange_deadline()
+        per_read = self._per_read(deadline)
+        asked = kwargs.pop("timeout", None)  # a longer read (the variable's 408 wait)
+        timeout = httpx.Timeout(per_read, read=asked.read) if asked is not None else per_read
+        request = self._http.build_request(method, path, timeout=timeout, **kwargs)
+        with cut_at(request, deadline) as cutter:
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as exc:
+                raise self._unreachable(exc, late=cutter.fired) from None
+            try:
+                answer = self._read(response, method, path, limit, cutter)
+            finally:
+                response.close()
+        log.debug("%s %s -> %d", method, path, answer.status_code)
+        return answer
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _read(
+        self, response: httpx.Response, method: str, path: str, limit: int, cutter: Cutter
+    ) -> Answer:
+        encoding = response.headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise self._not_the_api(f"{method} {path} answered in {encoding!r} encoding")
         try:
-            return response.json()
-        except ValueError:
-            raise self._not_the_api(f"HTTP {response.status_code} answer is not JSON") from None
+            body = read_capped(response, limit)
+        except TooLarge:
+            what = "the device list" if limit == MAX_LIST_ANSWER else "a device record"
+            raise self._not_the_api(
+                f"the answer to {method} {path} is larger than {limit // 1024} KiB, "
+                f"where {what} is a few KB"
+            ) from None
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc, late=cutter.fired) from None
+        return Answer(response.status_code, response.headers, body)
 
-    def _message(self, response: httpx.Response) -> str:
+    def _exchange_deadline(self) -> float:
+        """When the next exchange must be over (time.monotonic()); DeviceUnreachable if now."""
+        now = time.monotonic()
+        deadline = now + REQUEST_BUDGET if self.deadline is None else self.deadline
+        if deadline <= now:
+            raise DeviceUnreachable(
+                f"no answer from the Particle Cloud at {self.host} before the timeout"
+            )
+        return deadline
+
+    def _per_read(self, deadline: float) -> float:
+        return max(0.01, min(self.timeout, deadline - time.monotonic()))
+
+    def _can_wait(self, seconds: float) -> bool:
+        if seconds > self._max_retry_wait:
+            return False
+        return self.deadline is None or time.monotonic() + seconds < self.deadline
+
+    def _json(self, response: Answer) -> Any:
+        try:
+            return decode_json(response.content)
+        except BadJSON as exc:
+            raise self._not_the_api(
+                f"HTTP {response.status_code} answer is not usable JSON: {exc}"
+            ) from None
+
+    def _message(self, response: Answer) -> str:
         """What the cloud said, in one line, without the token."""
         try:
-            body = response.json()
-        except ValueError:
+            body = decode_json(response.content)
+        except BadJSON:
             body = None
         parts: list[str] = []
         if isinstance(body, dict):
@@ -315,12 +380,14 @@ class CloudClient(ProductCalls, Closing):
             errors = body.get("errors")
             if isinstance(errors, list):
                 # The cloud repeats its message in `errors`: say each thing once.
-                parts.extend(str(e) for e in errors if not any(str(e) in p for p in parts))
+                parts.extend(
+                    e for e in errors if isinstance(e, str) and not any(e in p for p in parts)
+                )
         text = "; ".join(parts) or f"HTTP {response.status_code}"
         return self.scrub(text)[:300]
 
     def _failure(
-        self, response: httpx.Response, *, device: str | None = None, product: str | None = None
+        self, response: Answer, *, device: str | None = None, product: str | None = None
     ) -> StampError:
         """The StampError for an unexpected answer."""
         status = response.status_code
@@ -352,30 +419,29 @@ class CloudClient(ProductCalls, Closing):
             )
         return StampError(f"the Particle Cloud at {self.host} answered HTTP {status}: {message}")
 
-    def _rate_limited(self, response: httpx.Response) -> RateLimited:
-        try:
-            wait = float(response.headers.get("retry-after", "1"))
-        except ValueError:
-            wait = 1.0
-        wait = max(0.0, wait)
+    def _rate_limited(self, response: Answer, attempt: int = 0) -> RateLimited:
+        asked = retry_after(response.headers.get("retry-after"))
+        if asked is not None and asked > self._max_retry_wait:
+            wait = asked  # more than stamp waits: said, not waited for
+        else:
+            wait = backoff(asked, attempt, cap=self._max_retry_wait, rng=self._rng)
         return RateLimited(
             f"the Particle Cloud at {self.host} is rate limiting requests (429): "
             f"try again in {wait:g} s",
             wait,
         )
 
-    def _unreachable(self, exc: httpx.TransportError) -> DeviceUnreachable:
+    def _unreachable(self, exc: httpx.TransportError, *, late: bool = False) -> DeviceUnreachable:
+        if late:
+            return DeviceUnreachable(
+                f"the Particle Cloud gave no answer within the timeout (at {self.host})",
+                detail=type(exc).__name__,
+            )
         reason = self.scrub(str(exc)) or type(exc).__name__
         return DeviceUnreachable(
             f"cannot reach the Particle Cloud at {self.host}: {reason}",
             detail=type(exc).__name__,
         )
-
-    def _device_info(self, item: Any) -> DeviceInfo:
-        try:
-            return device_info(item)
-        except ValueError as exc:
-            raise self._not_the_api(str(exc)) from None
 
     def _not_the_api(self, what: str) -> ConfigError:
         return ConfigError(
@@ -383,12 +449,18 @@ class CloudClient(ProductCalls, Closing):
             "check PARTICLE_API_URL or `api_url` in the config"
         )
 
+    def _device_info(self, item: Any) -> DeviceInfo:
+        info = device_info(item)
+        if info is None:
+            raise self._not_the_api("a device without an id")
+        return info
 
-def _is_token_error(response: httpx.Response) -> bool:
+
+def _is_token_error(response: Answer) -> bool:
     """api.particle.io's 400 for a request without a token (`invalid_request`)."""
     try:
-        body = response.json()
-    except ValueError:
+        body = decode_json(response.content)
+    except BadJSON:
         return False
     return isinstance(body, dict) and body.get("error") == "invalid_request"
 

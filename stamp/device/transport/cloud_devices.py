@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
+from stamp.device.transport.cloud_records import Answer, DeviceInfo, device_info
 from stamp.errors import ConfigError, StampError
 
 PRODUCT_PAGE = 1000
@@ -27,29 +26,6 @@ MAX_PAGES = 1000
 broken `meta`."""
 MAX_PAGE_BYTES = 16 * 1024 * 1024
 """The largest device-list page read (1,000 devices are about 1 MB)."""
-
-
-@dataclass(frozen=True)
-class DeviceInfo:
-    """A device as the cloud describes it."""
-
-    id: str
-    """24 hex digits."""
-    name: str | None
-    """Its name, None when unnamed."""
-    online: bool
-    """Connected to the cloud right now."""
-    platform_id: int | None = None
-    """Particle platform (6 Photon, 12 Argon, …)."""
-    last_heard: str | None = None
-    """ISO 8601 time the cloud last heard from it."""
-    variables: tuple[str, ...] = ()
-    """Names of the cloud variables its firmware registered (when the cloud says)."""
-
-    @property
-    def label(self) -> str:
-        """How to name it to a person: "name (id)" or the id."""
-        return f"{self.name} ({self.id})" if self.name else self.id
 
 
 @dataclass(frozen=True)
@@ -77,28 +53,11 @@ class ProductDevice:
         return self.targeted_firmware_release_version
 
 
-def device_info(item: Any) -> DeviceInfo:
-    """A device from its JSON; ValueError for one without an id."""
-    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
-        raise ValueError("a device without an id")
-    name = item.get("name")
-    online = item.get("online", item.get("connected"))
-    platform = item.get("platform_id")
-    heard = item.get("last_heard")
-    variables = item.get("variables")
-    return DeviceInfo(
-        id=item["id"].lower(),
-        name=name if isinstance(name, str) and name else None,
-        online=online is True,
-        platform_id=platform if isinstance(platform, int) else None,
-        last_heard=heard if isinstance(heard, str) else None,
-        variables=tuple(variables) if isinstance(variables, dict) else (),
-    )
-
-
 def product_device(item: Any) -> ProductDevice:
     """A device of a product's device list from its JSON; ValueError for one without an id."""
     info = device_info(item)
+    if info is None:
+        raise ValueError("a device without an id")
     groups = item.get("groups")
     return ProductDevice(
         info=info,
@@ -118,15 +77,15 @@ def _version(item: dict[str, Any], key: str) -> int | None:
 class ProductCalls:
     """A product's device list (a mixin of `CloudClient`, which supplies the requests)."""
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def _request(self, method: str, path: str, *, limit: int, **kwargs: Any) -> Answer:
         raise NotImplementedError
 
     def _failure(
-        self, response: httpx.Response, *, device: str | None = None, product: str | None = None
+        self, response: Answer, *, device: str | None = None, product: str | None = None
     ) -> StampError:
         raise NotImplementedError
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: Answer) -> Any:
         raise NotImplementedError
 
     def _not_the_api(self, what: str) -> ConfigError:
@@ -143,7 +102,7 @@ class ProductCalls:
         page, pages = 1, 1
         while page <= min(pages, MAX_PAGES):
             response = self._request(
-                "GET", path, params={**params, "page": page}, max_bytes=MAX_PAGE_BYTES
+                "GET", path, params={**params, "page": page}, limit=MAX_PAGE_BYTES
             )
             if response.status_code != 200:
                 raise self._failure(response, product=product)
