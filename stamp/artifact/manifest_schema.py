@@ -18,7 +18,7 @@ import math
 import re
 from typing import Any
 
-from stamp.identity import KEY_NAMES
+from stamp.identity import KEYS, Kind
 from stamp.record import GIT_UNKNOWN, MAX_EDIT
 
 SCHEMA_VERSION = 1
@@ -41,6 +41,8 @@ _HEX_RULES = {
     ),
 }
 _ARTIFACTS = ("elf", "bin")
+MAX_INFO = 256
+"""Longest informational text (ESP-IDF's fields are at most 32 characters)."""
 
 
 class SchemaError(ValueError):
@@ -103,10 +105,17 @@ def _check_identity(record: dict[str, Any]) -> None:
             continue
         if not isinstance(value, str) or not pattern.fullmatch(value):
             raise SchemaError(key, f"is {_shown(value)}, not {words}")
-    for key in set(KEY_NAMES) - {"edit", "dirty", *_HEX_RULES}:  # a key added since: hex
-        value = record.get(key)
-        if value is not None and (not isinstance(value, str) or not _ANY_HEX.fullmatch(value)):
-            raise SchemaError(key, f"is {_shown(value)}, not hex digits")
+    for spec in KEYS:
+        if spec.name in ("edit", "dirty") or spec.name in _HEX_RULES:
+            continue
+        value = record.get(spec.name)
+        if value is None:
+            continue
+        if spec.kind is Kind.INFO:  # informational text (ESP-IDF's app version, ...)
+            if not isinstance(value, str) or len(value) > MAX_INFO:
+                raise SchemaError(spec.name, f"is {_shown(value)}, not a short text")
+        elif not isinstance(value, str) or not _ANY_HEX.fullmatch(value):  # a key added since
+            raise SchemaError(spec.name, f"is {_shown(value)}, not hex digits")
 
 
 def _check_artifact(value: Any, where: str) -> None:

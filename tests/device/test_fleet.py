@@ -236,6 +236,9 @@ def test_a_device_list_page_beyond_the_bound_is_refused(
 
     monkeypatch.setattr(cloud_devices, "MAX_PAGE_BYTES", 4096)  # a page of 20 is ~20 KB
     with fleet_cloud(20, builds["v2"].image) as scene, scene.cloud.client() as client:
-        with pytest.raises(ConfigError, match="sent more than 4096 bytes"):
+        with pytest.raises(
+            ConfigError,
+            match=r"devices is larger than 4 KiB, where a device list is about 1 KB per device",
+        ):
             list(client.list_product_devices(str(scene.product.id)))
         assert len(list(client.list_product_devices(str(scene.product.id), per_page=2))) == 20

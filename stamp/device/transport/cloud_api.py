@@ -330,10 +330,13 @@ class CloudClient(ProductCalls, Closing):
         try:
             body = read_capped(response, limit)
         except TooLarge:
-            what = "the device list" if limit == MAX_LIST_ANSWER else "a device record"
+            usual = (
+                "a device list is about 1 KB per device"
+                if path.rstrip("/").endswith("/devices")
+                else "a device record is a few KB"
+            )
             raise self._not_the_api(
-                f"the answer to {method} {path} is larger than {limit // 1024} KiB, "
-                f"where {what} is a few KB"
+                f"the answer to {method} {path} is larger than {limit // 1024} KiB, where {usual}"
             ) from None
         except httpx.TransportError as exc:
             raise self._unreachable(exc, late=cutter.fired) from None
