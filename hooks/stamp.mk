@@ -42,7 +42,10 @@ _stamp_default_goal := $(.DEFAULT_GOAL)
 # $(call stamp_needed_by,OBJECTS): OBJECTS wait for `stamp header` and recompile when the
 # header changes. A function rather than a rule line (`$(OBJS): $(STAMP_H)`) because a rule
 # line before `all:` would become the default goal; this one puts the goal back.
-stamp_needed_by = $(if $(strip $(1)),$(eval $(call _stamp_needed_by,$(1))))
+# OBJECTS is expanded where the call stands: define OBJS above it, or no object waits and a
+# clean `make -j` fails with "stamp.h: No such file or directory". An empty list says so.
+stamp_needed_by = $(if $(strip $(1)),$(eval $(call _stamp_needed_by,$(1))),$(warning \
+stamp.mk: stamp_needed_by got no objects: call it after OBJS (the objects) is defined))
 define _stamp_needed_by
 _stamp_goal_before := $$(.DEFAULT_GOAL)
 $(1): $(STAMP_H)

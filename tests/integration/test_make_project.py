@@ -191,3 +191,15 @@ def test_readme_and_stamp_mk_show_the_same_dependency_line() -> None:
     code = dependency.split("#")[0].strip()
     stamp_mk = (REPO_ROOT / "hooks" / "stamp.mk").read_text()
     assert f"#   {code}" in stamp_mk
+
+
+def test_dependency_line_before_objs_is_defined_warns(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    repo = vendor_project(tmp_path / "fw")
+    objs = "OBJS     = $(patsubst %.c,build/obj/%.o,$(SRCS))\n"
+    makefile = (repo.path / "Makefile").read_text().replace(objs, "")
+    repo.write("Makefile", makefile.replace("\nall:", f"\n{objs}\nall:"))
+    done = make(repo, installed_stamp, "-n")
+    assert "stamp_needed_by got no objects: call it after OBJS" in done.stderr
+    assert "no objects" not in make(vendor_project(tmp_path / "ok"), installed_stamp, "-n").stderr
