@@ -159,8 +159,13 @@ def load_manifest(path: Path) -> Manifest:
         ) from None
     except IsADirectoryError:
         raise ArtifactError(f"manifest {path} is a directory") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ArtifactError(f"cannot read manifest {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ArtifactError(
+            f"{path} is not a stamp manifest (binary, not JSON text): give the NAME.stamp.json"
+            " that `stamp manifest` wrote"
+        ) from None
+    except OSError as exc:
+        raise ArtifactError(f"cannot read manifest {path}: {exc.strerror or exc}") from None
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
