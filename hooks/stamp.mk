@@ -70,10 +70,11 @@ stamp-FORCE:
 
 # The manifest is a file target: it is remade only when the image changed, so a no-op
 # `make` adds nothing to the build history. Set STAMP_ELF (and STAMP_BIN) before the
-# include for this rule to exist.
+# include for this rule to exist. $(strip): a comment after `STAMP_ELF := build/app.elf`
+# (as in the README) leaves the spaces before it in the value, and in the echoed command.
 ifneq ($(STAMP_ELF),)
 $(STAMP_MANIFEST): $(STAMP_ELF) $(STAMP_BIN)
-	$(STAMP) manifest $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN)) -o $@
+	$(STAMP) manifest $(strip $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN))) -o $@
 
 stamp-manifest: $(STAMP_MANIFEST)
 else

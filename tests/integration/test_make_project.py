@@ -203,3 +203,14 @@ def test_dependency_line_before_objs_is_defined_warns(
     done = make(repo, installed_stamp, "-n")
     assert "stamp_needed_by got no objects: call it after OBJS" in done.stderr
     assert "no objects" not in make(vendor_project(tmp_path / "ok"), installed_stamp, "-n").stderr
+
+
+def test_manifest_command_is_echoed_without_the_snippets_comment_spaces(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    snippet = readme_block("### Make", "make")
+    assert re.search(r"STAMP_ELF := build/app.elf +#", snippet)  # the spaces are in the value
+    done = make(vendor_project(tmp_path / "fw"), installed_stamp)
+    assert "stamp manifest build/app.elf --bin build/app.bin -o build/app.stamp.json\n" in (
+        done.stdout
+    )
