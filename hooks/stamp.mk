@@ -2,7 +2,8 @@
 #
 #   STAMP_ELF := build/app.elf              # optional, before the include: the manifest rule
 #   STAMP_BIN := build/app.bin
-#   include $(shell stamp hooks path)/stamp.mk
+#   STAMP     ?= stamp
+#   include $(shell $(STAMP) hooks path)/stamp.mk
 #   CFLAGS += $(STAMP_CFLAGS)
 #   SRCS   += $(STAMP_C)
 #   $(call stamp_needed_by,$(OBJS))         # compile these after `stamp header`

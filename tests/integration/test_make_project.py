@@ -176,7 +176,8 @@ def test_stamp_not_on_path_says_how_to_set_it(
     tmp_path: Path, installed_stamp: InstalledStamp, tools: None
 ) -> None:
     hooks = installed_stamp.hooks_path()
-    snippet = readme_block("### Make", "make").replace("$(shell stamp hooks path)", str(hooks))
+    snippet = readme_block("### Make", "make").replace("$(shell $(STAMP) hooks path)", str(hooks))
+    assert str(hooks) in snippet
     repo = vendor_project(tmp_path / "fw", snippet)
     done = make(repo, installed_stamp, on_path=False, ok=False)
     assert done.returncode != 0
@@ -214,3 +215,13 @@ def test_manifest_command_is_echoed_without_the_snippets_comment_spaces(
     assert "stamp manifest build/app.elf --bin build/app.bin -o build/app.stamp.json\n" in (
         done.stdout
     )
+
+
+def test_readme_snippet_verbatim_with_stamp_given_by_path(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    # The README: "If `stamp` is not on PATH, give its path: make STAMP=..." -- the include
+    # line must find stamp.mk through that same command.
+    repo = vendor_project(tmp_path / "fw")
+    make(repo, installed_stamp, f"STAMP={installed_stamp.stamp}", on_path=False)
+    assert '"edit": 1' in (repo.path / "build/app.stamp.json").read_text()
