@@ -1,6 +1,7 @@
 # stamp.cmake - stamp every build of a CMake firmware project.
 #
-#   execute_process(COMMAND stamp hooks path OUTPUT_VARIABLE STAMP_HOOKS
+#   find_program(STAMP_EXECUTABLE stamp REQUIRED)
+#   execute_process(COMMAND ${STAMP_EXECUTABLE} hooks path OUTPUT_VARIABLE STAMP_HOOKS
 #                   OUTPUT_STRIP_TRAILING_WHITESPACE COMMAND_ERROR_IS_FATAL ANY)
 #   include(${STAMP_HOOKS}/stamp.cmake)
 #   add_executable(firmware.elf main.c)

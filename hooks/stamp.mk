@@ -2,7 +2,8 @@
 #
 #   STAMP_ELF := build/app.elf              # optional, before the include: the manifest rule
 #   STAMP_BIN := build/app.bin
-#   include $(shell stamp hooks path)/stamp.mk
+#   STAMP     ?= stamp
+#   include $(shell $(STAMP) hooks path)/stamp.mk
 #   CFLAGS += $(STAMP_CFLAGS)
 #   SRCS   += $(STAMP_C)
 #   $(call stamp_needed_by,$(OBJS))         # compile these after `stamp header`
@@ -42,7 +43,10 @@ _stamp_default_goal := $(.DEFAULT_GOAL)
 # $(call stamp_needed_by,OBJECTS): OBJECTS wait for `stamp header` and recompile when the
 # header changes. A function rather than a rule line (`$(OBJS): $(STAMP_H)`) because a rule
 # line before `all:` would become the default goal; this one puts the goal back.
-stamp_needed_by = $(if $(strip $(1)),$(eval $(call _stamp_needed_by,$(1))))
+# OBJECTS is expanded where the call stands: define OBJS above it, or no object waits and a
+# clean `make -j` fails with "stamp.h: No such file or directory". An empty list says so.
+stamp_needed_by = $(if $(strip $(1)),$(eval $(call _stamp_needed_by,$(1))),$(warning \
+stamp.mk: stamp_needed_by got no objects: call it after OBJS (the objects) is defined))
 define _stamp_needed_by
 _stamp_goal_before := $$(.DEFAULT_GOAL)
 $(1): $(STAMP_H)
@@ -67,10 +71,11 @@ stamp-FORCE:
 
 # The manifest is a file target: it is remade only when the image changed, so a no-op
 # `make` adds nothing to the build history. Set STAMP_ELF (and STAMP_BIN) before the
-# include for this rule to exist.
+# include for this rule to exist. $(strip): a comment after `STAMP_ELF := build/app.elf`
+# (as in the README) leaves the spaces before it in the value, and in the echoed command.
 ifneq ($(STAMP_ELF),)
 $(STAMP_MANIFEST): $(STAMP_ELF) $(STAMP_BIN)
-	$(STAMP) manifest $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN)) -o $@
+	$(STAMP) manifest $(strip $(STAMP_ELF) $(if $(STAMP_BIN),--bin $(STAMP_BIN))) -o $@
 
 stamp-manifest: $(STAMP_MANIFEST)
 else

@@ -63,9 +63,15 @@ def decode_manifest(data: bytes) -> Any:
         raise SchemaError("(file)", "is nested too deeply to be a manifest") from None
     except json.JSONDecodeError as exc:
         raise SchemaError("(file)", f"is not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    except ValueError:  # invalid UTF-8, or an integer of thousands of digits
+    except UnicodeDecodeError:  # a firmware file given as the manifest, most likely
         raise SchemaError(
-            "(file)", "is not valid JSON (invalid UTF-8, or a number of thousands of digits)"
+            "(file)",
+            "is not a stamp manifest (not UTF-8 JSON text: a binary file?): give the "
+            "NAME.stamp.json that `stamp manifest` wrote",
+        ) from None
+    except ValueError:  # an integer of thousands of digits
+        raise SchemaError(
+            "(file)", "is not valid JSON (a number of thousands of digits)"
         ) from None
 
 

@@ -180,8 +180,17 @@ def render(verdict: Verdict, stream: TextIO) -> None:
 
     stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:
-        stream.write(f"  {c.key}: expected {c.expected}, device reports {c.reported}\n")
+        stream.write(
+            f"  {c.key}: expected {_shown(c.expected)}, device reports {_shown(c.reported)}\n"
+        )
     stream.flush()
+
+
+def _shown(value: object) -> str:
+    """A compared value as the report line spells it: `true`/`false`, not Python's `True`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "null" if value is None else str(value)
 
 
 def _last_flashed(

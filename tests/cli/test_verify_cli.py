@@ -45,6 +45,17 @@ def test_corrupt_manifest_is_exit_2(repo: GitRepo, capsys: pytest.CaptureFixture
     assert "not a valid stamp manifest" in capsys.readouterr().err
 
 
+def test_firmware_given_as_manifest_says_so(
+    repo: GitRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elf = repo.path / "app.elf"
+    elf.write_bytes(b"\x7fELF\x01\x01\x01" + bytes(range(128, 256)))
+    assert run(["verify", "--device", "serial:/dev/null", "--manifest", str(elf)]) == 2
+    err = capsys.readouterr().err
+    assert f"{elf} is not a stamp manifest" in err and "NAME.stamp.json" in err
+    assert "codec" not in err and err.count("\n") == 1
+
+
 def test_no_manifest_and_empty_history_is_exit_2(repo: GitRepo) -> None:
     done = run_stamp("verify", "--device", "serial:/dev/null", cwd=repo.path)
     assert done.returncode == 2

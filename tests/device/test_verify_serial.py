@@ -180,6 +180,19 @@ def test_sim_serial_older_build_is_a_mismatch_naming_it(
     assert "  edit: expected 111, device reports 109" in done.stdout
 
 
+def test_a_dirty_flag_that_differs_is_spelled_as_in_the_report(
+    builds: tuple[Build, Build], repo: GitRepo
+) -> None:
+    _, new = builds
+    dirty = make_build(repo.path / "build" / "dirty", 111, GIT_NEW, dirty=True)
+    with sim_serial(new.image, repo.path) as device:
+        done = run_stamp(
+            "verify", "--device", device, "--manifest", str(dirty.manifest_path), cwd=repo.path
+        )
+    assert done.returncode == 1, done.stderr
+    assert "  dirty: expected true, device reports false\n" in done.stdout
+
+
 def test_a_file_that_is_not_a_serial_port_is_exit_2(
     builds: tuple[Build, Build], capsys: pytest.CaptureFixture[str]
 ) -> None:

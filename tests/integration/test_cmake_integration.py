@@ -22,12 +22,12 @@ def readme_cmake() -> str:
     return re.findall(r"```cmake\n(.*?)```", section, flags=re.S)[0]
 
 
-def cmake(repo: GitRepo, stamp: InstalledStamp, *args: str) -> str:
+def cmake(repo: GitRepo, stamp: InstalledStamp, *args: str, on_path: bool = True) -> str:
     # `stamp` as the README writes it: found on PATH (the wheel's virtual environment).
     done = subprocess.run(
         ["cmake", *args],
         cwd=repo.path,
-        env=stamp.env(),
+        env=stamp.env(on_path=on_path),
         capture_output=True,
         text=True,
         check=False,
@@ -62,3 +62,20 @@ def test_readme_cmake_snippet(tmp_path: Path, installed_stamp: InstalledStamp) -
         '"edit":2,'
         in subprocess.run([str(repo.path / "build/app.elf")], capture_output=True, text=True).stdout
     )
+
+
+def test_readme_cmake_snippet_with_stamp_given_by_path(
+    tmp_path: Path, installed_stamp: InstalledStamp
+) -> None:
+    # The README: "If `stamp` is not on PATH, give its path: -DSTAMP_EXECUTABLE=...".
+    require_tool("cmake")
+    require_tool("gcc")
+    cmakelists = "cmake_minimum_required(VERSION 3.20)\nproject(app C)\n" + readme_cmake()
+    repo = make_repo(
+        tmp_path / "fw",
+        {"CMakeLists.txt": cmakelists, "main.c": MAIN_C, ".gitignore": "build/\n"},
+    )
+    given = f"-DSTAMP_EXECUTABLE={installed_stamp.stamp}"
+    cmake(repo, installed_stamp, "-S", ".", "-B", "build", given, on_path=False)
+    cmake(repo, installed_stamp, "--build", "build", on_path=False)
+    assert '"edit": 1' in (repo.path / "build/app.stamp.json").read_text()

@@ -176,7 +176,8 @@ def test_stamp_not_on_path_says_how_to_set_it(
     tmp_path: Path, installed_stamp: InstalledStamp, tools: None
 ) -> None:
     hooks = installed_stamp.hooks_path()
-    snippet = readme_block("### Make", "make").replace("$(shell stamp hooks path)", str(hooks))
+    snippet = readme_block("### Make", "make").replace("$(shell $(STAMP) hooks path)", str(hooks))
+    assert str(hooks) in snippet
     repo = vendor_project(tmp_path / "fw", snippet)
     done = make(repo, installed_stamp, on_path=False, ok=False)
     assert done.returncode != 0
@@ -191,3 +192,36 @@ def test_readme_and_stamp_mk_show_the_same_dependency_line() -> None:
     code = dependency.split("#")[0].strip()
     stamp_mk = (REPO_ROOT / "hooks" / "stamp.mk").read_text()
     assert f"#   {code}" in stamp_mk
+
+
+def test_dependency_line_before_objs_is_defined_warns(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    repo = vendor_project(tmp_path / "fw")
+    objs = "OBJS     = $(patsubst %.c,build/obj/%.o,$(SRCS))\n"
+    makefile = (repo.path / "Makefile").read_text().replace(objs, "")
+    repo.write("Makefile", makefile.replace("\nall:", f"\n{objs}\nall:"))
+    done = make(repo, installed_stamp, "-n")
+    assert "stamp_needed_by got no objects: call it after OBJS" in done.stderr
+    assert "no objects" not in make(vendor_project(tmp_path / "ok"), installed_stamp, "-n").stderr
+
+
+def test_manifest_command_is_echoed_without_the_snippets_comment_spaces(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    snippet = readme_block("### Make", "make")
+    assert re.search(r"STAMP_ELF := build/app.elf +#", snippet)  # the spaces are in the value
+    done = make(vendor_project(tmp_path / "fw"), installed_stamp)
+    assert "stamp manifest build/app.elf --bin build/app.bin -o build/app.stamp.json\n" in (
+        done.stdout
+    )
+
+
+def test_readme_snippet_verbatim_with_stamp_given_by_path(
+    tmp_path: Path, installed_stamp: InstalledStamp, tools: None
+) -> None:
+    # The README: "If `stamp` is not on PATH, give its path: make STAMP=..." -- the include
+    # line must find stamp.mk through that same command.
+    repo = vendor_project(tmp_path / "fw")
+    make(repo, installed_stamp, f"STAMP={installed_stamp.stamp}", on_path=False)
+    assert '"edit": 1' in (repo.path / "build/app.stamp.json").read_text()
