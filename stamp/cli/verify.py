@@ -203,14 +203,21 @@ def _last_flashed(
     flashed = recall(find_state_dir(config), target)
     if flashed is None:
         return None
+    from stamp.cli.output import shown_path
+
+    if flashed.copy is not None and flashed.copy.is_file():
+        # As it was when flashed: a rebuild since has rewritten the file at that path.
+        progress.line(
+            f"stamp: no --manifest given: using the build `stamp flash` put on {device} at "
+            f"{flashed.flashed_at} ({shown_path(flashed.manifest)} as it was then)"
+        )
+        return flashed.copy
     if not flashed.manifest.is_file():
         progress.line(
             f"stamp: {flashed.manifest}, last flashed to {device}, is gone; "
             "falling back to the build history"
         )
         return None
-    from stamp.cli.output import shown_path
-
     progress.line(
         f"stamp: no --manifest given: using {shown_path(flashed.manifest)}, the build "
         f"`stamp flash` put on {device} at {flashed.flashed_at}"

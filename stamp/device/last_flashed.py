@@ -3,12 +3,17 @@
 
 One small JSON file in the state directory, `last-flashed.json`, kept apart from the
 build history: `{"version": 1, "devices": {"particle:my_photon": {"manifest": "/abs/path",
-"flashed_at": "…Z"}}}`. Devices are keyed by their address, not by the name given, so
-`--device garage` and `--device particle:my_photon` are the same device.
+"copy": "/state/last-flashed/….stamp.json", "flashed_at": "…Z"}}}`. Devices are keyed by
+their address, not by the name given, so `--device garage` and `--device
+particle:my_photon` are the same device.
+
+The manifest's bytes are copied at flash time: the next build rewrites the manifest at
+the same path, and `stamp verify` must still expect the build that was flashed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +25,8 @@ from stamp.fileio import atomic_write, locked
 
 FILE_NAME = "last-flashed.json"
 LOCK_NAME = "last-flashed.lock"
+COPIES = "last-flashed"
+"""The state directory's folder of the flashed manifests' copies, one per device."""
 VERSION = 1
 MAX_SIZE = 1024 * 1024
 """Bytes read at most: the file holds one short entry per device ever flashed."""
@@ -30,9 +37,11 @@ class LastFlashed:
     """The manifest of the build last flashed to one device."""
 
     manifest: Path
-    """The manifest's absolute path."""
+    """The manifest's absolute path, as given to `stamp flash`."""
     flashed_at: str
     """When `stamp flash` flashed it (ISO 8601 UTC)."""
+    copy: Path | None = None
+    """The manifest as it was when flashed (None: recorded by an older stamp)."""
 
 
 def device_key(target: DeviceTarget) -> str:
@@ -48,11 +57,15 @@ def device_key(target: DeviceTarget) -> str:
 
 def remember(state_dir: Path, target: DeviceTarget, manifest: Path, flashed_at: str) -> None:
     """Record that `manifest`'s build was just flashed to `target`."""
+    key = device_key(target)
+    copy = state_dir / COPIES / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.stamp.json"
     try:
         with locked(state_dir / LOCK_NAME):  # two `stamp flash` at once: both entries stay
+            atomic_write(copy, manifest.read_bytes())
             devices = _read(state_dir)
-            devices[device_key(target)] = {
+            devices[key] = {
                 "manifest": str(manifest.resolve()),
+                "copy": str(copy),
                 "flashed_at": flashed_at,
             }
             data = json.dumps({"version": VERSION, "devices": devices}, indent=1, sort_keys=True)
@@ -69,7 +82,8 @@ def recall(state_dir: Path, target: DeviceTarget) -> LastFlashed | None:
     manifest, flashed_at = entry.get("manifest"), entry.get("flashed_at")
     if not isinstance(manifest, str) or not isinstance(flashed_at, str):
         return None
-    return LastFlashed(Path(manifest), flashed_at)
+    copy = entry.get("copy")
+    return LastFlashed(Path(manifest), flashed_at, Path(copy) if isinstance(copy, str) else None)
 
 
 def _read(state_dir: Path) -> dict[str, object]:

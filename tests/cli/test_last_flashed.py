@@ -30,7 +30,8 @@ def test_verify_uses_the_build_last_flashed_to_the_device(repo: GitRepo, tmp_pat
         )
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.startswith("VERIFIED: device runs edit 109")
-    assert "using build/app-109.stamp.json, the build `stamp flash` put on" in verified.stderr
+    assert "using the build `stamp flash` put on " in verified.stderr
+    assert "(build/app-109.stamp.json as it was then)" in verified.stderr
 
     state = find_state_dir(load_config(cwd=repo.path))
     remembered = json.loads((state / FILE_NAME).read_text())["devices"]
@@ -48,9 +49,36 @@ def test_verify_falls_back_to_the_history_when_the_manifest_is_gone(
         env = cloud.env(home=tmp_path)
         device = f"particle:{cloud.device_name}"
         run_stamp("flash", "--device", device, str(old.image), cwd=repo.path, env=env)
+        state = find_state_dir(load_config(cwd=repo.path))
+        copy = Path(json.loads((state / FILE_NAME).read_text())["devices"][device]["copy"])
         old.manifest_path.unlink()
+        copy.unlink()  # an older stamp's record, or a state dir someone tidied
         verified = run_stamp(
             "verify", "--device", device, "--timeout", "20", cwd=repo.path, env=env
         )
     assert "is gone; falling back to the build history" in verified.stderr
     assert "using the newest build in the history" in verified.stderr
+
+
+def test_a_rebuild_after_the_flash_does_not_change_what_verify_expects(
+    repo: GitRepo, tmp_path: Path
+) -> None:
+    """The next build rewrites the manifest at the flashed path: verify still expects the
+    flashed build (found by a new user following the README, issue 11 item 9)."""
+    old = make_build(repo.path / "build", 109, GIT_OLD)
+    new = make_build(repo.path / "build", 111, GIT_NEW)
+    record_history(repo.path, old, new)
+    with cloud_process("--firmware", str(new.image)) as cloud:
+        env = cloud.env(home=tmp_path)
+        device = f"particle:{cloud.device_name}"
+        flashed = run_stamp(
+            "flash", "--device", device, "--timeout", "30", str(old.image), cwd=repo.path, env=env
+        )
+        assert flashed.returncode == 0, flashed.stderr
+        # `make` again: the same path now holds the manifest of edit 111.
+        old.manifest_path.write_bytes(new.manifest_path.read_bytes())
+        verified = run_stamp(
+            "verify", "--device", device, "--timeout", "20", cwd=repo.path, env=env
+        )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert verified.stdout.startswith("VERIFIED: device runs edit 109")
