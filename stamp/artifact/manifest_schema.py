@@ -70,9 +70,7 @@ def decode_manifest(data: bytes) -> Any:
             "NAME.stamp.json that `stamp manifest` wrote",
         ) from None
     except ValueError:  # an integer of thousands of digits
-        raise SchemaError(
-            "(file)", "is not valid JSON (a number of thousands of digits)"
-        ) from None
+        raise SchemaError("(file)", "is not valid JSON (a number of thousands of digits)") from None
 
 
 def check_manifest(record: Any) -> None:

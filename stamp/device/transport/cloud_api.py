@@ -8,10 +8,9 @@ do: a rejected token, an unknown device or product, a cloud that is down or rate
 limiting (a short Retry-After is waited out; with a shared `RequestBudget` every thread
 waits), an address that is not the API.
 
-The token goes in the `Authorization: Bearer` header only: never a URL (httpx logs
-URLs, not headers), never a message. Text the cloud sends back is scrubbed of it too
-(stamp.redact): api.particle.io puts `?access_token=…` into its "I didn't recognize that
-device" answer, and a device's name or event data may hold anything.
+The token goes in the `Authorization: Bearer` header only (never a URL: httpx logs
+URLs, not headers); text the cloud sends back is scrubbed of it (stamp.redact). What its
+error answers mean is `stamp.device.transport.cloud_answers`.
 
 Nothing the server does can hold stamp past its deadline or fill its memory (issue 10):
 every exchange is cut off at the overall deadline (`deadline`, set by the transport from
@@ -40,11 +39,16 @@ from stamp.device.transport.bounded import (
     BadJSON,
     Cutter,
     TooLarge,
-    backoff,
     cut_at,
     decode_json,
     read_capped,
-    retry_after,
+)
+from stamp.device.transport.cloud_answers import (
+    answer_message,
+    failure,
+    is_token_error,
+    rate_limited,
+    unreachable,
 )
 from stamp.device.transport.cloud_devices import ProductCalls
 from stamp.device.transport.cloud_records import Answer, DeviceInfo, RateLimited, device_info
@@ -52,7 +56,6 @@ from stamp.device.transport.rate import RequestBudget
 from stamp.errors import (
     AuthError,
     ConfigError,
-    DeviceError,
     DeviceUnreachable,
     FlashError,
     FlashRefused,
@@ -61,8 +64,7 @@ from stamp.errors import (
 from stamp.redact import add_secret, redact
 
 _PASSING_REFUSALS = ("offline", "in progress", "timed out")
-"""Words of a 400 answer to an OTA upload that another attempt may not get (the device
-was offline, or busy with another update); any other 400 is final."""
+"""A 400 to an OTA upload with these words may pass (device offline or busy); others are final."""
 
 log = logging.getLogger("stamp.device.transport.cloud")
 
@@ -76,8 +78,7 @@ believes online that does not answer."""
 RATE_LIMIT_RETRIES = 3
 """429s retried by a plain request before it gives up."""
 BUDGETED_RETRIES = 10
-"""429s a request with a shared budget retries: its pause holds every thread back, so the
-cloud sees no more requests for each retry than without one."""
+"""429s retried with a shared budget: its pause holds every thread back (no more load)."""
 REQUEST_BUDGET = 60.0
 """Longest whole exchange (connect to last byte) when no overall deadline is set."""
 MAX_ANSWER = 64 * 1024
@@ -85,10 +86,6 @@ MAX_ANSWER = 64 * 1024
 MAX_LIST_ANSWER = 8 * 1024 * 1024
 """Cap on the device list (about 1 KB per device)."""
 
-REJECTED_TOKEN = (
-    "the Particle Cloud rejected the token ({status}): log in again with `particle login` "
-    "or set PARTICLE_ACCESS_TOKEN"
-)
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 
@@ -200,7 +197,7 @@ class CloudClient(ProductCalls, Closing):
             f"/v1/devices/{_segment(device_id)}",
             files={"file": (filename, data, "application/octet-stream")},
         )
-        if response.status_code == 400 and not _is_token_error(response):
+        if response.status_code == 400 and not is_token_error(response):
             message = self._message(response)
             said = f"the Particle Cloud refused to flash {filename} to {device_id}: {message}"
             if any(word in message.lower() for word in _PASSING_REFUSALS):
@@ -369,82 +366,21 @@ class CloudClient(ProductCalls, Closing):
             ) from None
 
     def _message(self, response: Answer) -> str:
-        """What the cloud said, in one line, without the token."""
-        try:
-            body = decode_json(response.content)
-        except BadJSON:
-            body = None
-        parts: list[str] = []
-        if isinstance(body, dict):
-            for key in ("error_description", "error", "info"):
-                value = body.get(key)
-                if isinstance(value, str) and value and value not in parts:
-                    parts.append(value)
-            errors = body.get("errors")
-            if isinstance(errors, list):
-                # The cloud repeats its message in `errors`: say each thing once.
-                parts.extend(
-                    e for e in errors if isinstance(e, str) and not any(e in p for p in parts)
-                )
-        text = "; ".join(parts) or f"HTTP {response.status_code}"
-        return self.scrub(text)[:300]
+        return answer_message(response)
 
     def _failure(
         self, response: Answer, *, device: str | None = None, product: str | None = None
     ) -> StampError:
-        """The StampError for an unexpected answer."""
-        status = response.status_code
-        message = self._message(response)
-        if product is not None and status in (403, 404) and "token" not in message.lower():
-            return DeviceError(
-                f"no product {product!r} for this Particle account (at {self.host}): check "
-                "the product id or slug in the Particle console",
-                detail=message,
-            )
-        if status == 401 or (status == 400 and "token" in message.lower()):
-            return AuthError(REJECTED_TOKEN.format(status=status), detail=message)
-        if device is not None and (
-            status == 404 or (status == 403 and "recognize" in message.lower())
-        ):
-            # api.particle.io answers 403 "I didn't recognize that device name or ID".
-            return DeviceError(
-                f"no such device {device!r} in this Particle account "
-                f"(at {self.host}): check the id or name with `particle list`",
-                detail=message,
-            )
-        if status == 403:
-            return AuthError(REJECTED_TOKEN.format(status=status), detail=message)
-        if status == 429:
+        """The StampError for an unexpected answer (429: the rate limit, with its wait)."""
+        if response.status_code == 429:
             return self._rate_limited(response)
-        if status >= 500:
-            return DeviceUnreachable(
-                f"the Particle Cloud at {self.host} failed (HTTP {status}): {message}"
-            )
-        return StampError(f"the Particle Cloud at {self.host} answered HTTP {status}: {message}")
+        return failure(response, self.host, device=device, product=product)
 
     def _rate_limited(self, response: Answer, attempt: int = 0) -> RateLimited:
-        asked = retry_after(response.headers.get("retry-after"))
-        if asked is not None and asked > self._max_retry_wait:
-            wait = asked  # more than stamp waits: said, not waited for
-        else:
-            wait = backoff(asked, attempt, cap=self._max_retry_wait, rng=self._rng)
-        return RateLimited(
-            f"the Particle Cloud at {self.host} is rate limiting requests (429): "
-            f"try again in {wait:g} s",
-            wait,
-        )
+        return rate_limited(response, self.host, attempt, cap=self._max_retry_wait, rng=self._rng)
 
     def _unreachable(self, exc: httpx.TransportError, *, late: bool = False) -> DeviceUnreachable:
-        if late:
-            return DeviceUnreachable(
-                f"the Particle Cloud gave no answer within the timeout (at {self.host})",
-                detail=type(exc).__name__,
-            )
-        reason = self.scrub(str(exc)) or type(exc).__name__
-        return DeviceUnreachable(
-            f"cannot reach the Particle Cloud at {self.host}: {reason}",
-            detail=type(exc).__name__,
-        )
+        return unreachable(exc, self.host, late=late)
 
     def _not_the_api(self, what: str) -> ConfigError:
         return ConfigError(
@@ -457,15 +393,6 @@ class CloudClient(ProductCalls, Closing):
         if info is None:
             raise self._not_the_api("a device without an id")
         return info
-
-
-def _is_token_error(response: Answer) -> bool:
-    """api.particle.io's 400 for a request without a token (`invalid_request`)."""
-    try:
-        body = decode_json(response.content)
-    except BadJSON:
-        return False
-    return isinstance(body, dict) and body.get("error") == "invalid_request"
 
 
 def _segment(text: str) -> str:
