@@ -156,6 +156,11 @@ def _describe(exc: BaseException) -> str:
 
 
 def _read(fp: BinaryIO, name: str) -> ElfImage:
+    """What stamp needs of an ELF file (`read_elf` translates the errors).
+
+    Long because it is one pass over the headers in file order (ELF header, sections,
+    segments, notes, the loaded sections); split, each part would need the others' state.
+    """
     from elftools.elf.elffile import ELFFile
 
     elf = ELFFile(fp)

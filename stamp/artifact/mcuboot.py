@@ -284,6 +284,9 @@ def read_mcuboot(
 
     McubootError (exit 2) when it starts like one but is cut short or its TLV areas are
     malformed; a hash TLV that does not match is not an error here (`problems` says it).
+
+    Long because the header, the TLV areas and their bounds are checked in the order
+    MCUboot's bootloader reads them; each check names what is cut short.
     """
     endian = endian_of(data)
     if endian is None:

@@ -101,6 +101,10 @@ def flash(
       stamp flash --device particle:my_photon --retries 3 build/firmware.bin
       stamp flash --device bench --timeout 20 --json build/firmware.elf
       stamp flash --device smp:serial:/dev/ttyACM0 build/zephyr/zephyr.signed.bin
+
+    \f
+    Long for its --help text (the docstring); the code is what a command does: parse, call
+    flash_and_verify, render.
     """
     import contextlib
     import os

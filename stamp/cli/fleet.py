@@ -99,6 +99,9 @@ def fleet(
       stamp fleet --product 12345
       stamp fleet --product my-product --group beta --manifest build/app.stamp.json
       stamp fleet --product 12345 --timeout 300 --json > fleet.json
+
+    \f
+    Long for its --help text (the docstring).
     """
     import contextlib
     import os

@@ -109,6 +109,9 @@ def sim_cloud(
       stamp sim cloud --fail-rate 0.5 --seed 1 --firmware build/app.bin
       stamp sim cloud --products 2 --devices 100 --speed 1 --variations field
       stamp sim cloud --products 1 --devices 300 --groups beta,production
+
+    \f
+    Long for its --help text (the docstring).
     """
     from dataclasses import replace
 

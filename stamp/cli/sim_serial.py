@@ -104,6 +104,9 @@ def sim_serial(
       stamp sim serial --firmware build/firmware.elf
       stamp sim serial --firmware build/blink.bin --hash-len 64
       stamp sim serial --edit 7 --git 0123456789abcdef0123456789abcdef01234567
+
+    \f
+    Long for its --help text (the docstring).
     """
     import json
 

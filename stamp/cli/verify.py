@@ -112,6 +112,10 @@ def verify(
       stamp verify --device serial:/dev/ttyUSB0 --manifest build/blink.stamp.json --reset
       stamp verify --device smp:serial:/dev/ttyACM0 --manifest build/zephyr/zephyr.stamp.json
       stamp verify --device gdb:localhost:3333 --image
+
+    \f
+    Long for its --help text (the docstring); the code opens the history and the transport
+    and renders the verdict.
     """
     import contextlib
     import os

@@ -190,7 +190,11 @@ def _attempt(
 ) -> Attempt:
     """One flash and its verdict. One function, because the flash happens either before
     the transport opens (a command, SMP) or from inside its listening (the cloud, once the
-    event stream is connected), and the settle clock spans both."""
+    event stream is connected), and the settle clock spans both.
+
+    Long because one attempt is one sequence (flash, listen, settle, verify, explain) whose
+    steps share the attempt's clock and the flashed flag.
+    """
     started = clock()
     since = wall_clock()
     say = waiting.said

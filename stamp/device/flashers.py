@@ -283,6 +283,9 @@ def make_flasher(
     the cloud. Cloud credentials come from `stamp.device.credentials`, as for `stamp verify`.
     `expected` (the build being flashed) tells a serial transport whether the firmware
     answers `?stamp` (an ESP-IDF app without stamp does not).
+
+    Long because it is the one table from a device kind (serial, Particle, SMP, gdb) and its
+    config to the flasher that serves it.
     """
     device_config = config.devices.get(target.name) if target.name else None
     command = device_config.flash_command if device_config else None

@@ -208,6 +208,9 @@ def verify(
     The transport is opened by the caller and left open (it owns it). `on_heard` sees every
     item as it arrives, for progress. A `DeviceUnreachable` from the transport ends the
     wait with a NO_REPORT verdict that says why; other errors (a rejected token) propagate.
+
+    Long because the listening loop, the tally and the early decisions share one deadline
+    and one state; its rules are in the module docstring.
     """
     start = clock()
     deadline = start + timeout

@@ -137,6 +137,9 @@ def read_state(
     changes under either are ignored. Outside a repository, or without git, returns
     GitState(available=False) with the reason; a repository git refuses to read (dubious
     ownership) raises GitError.
+
+    Long because it starts four git processes in parallel (the no-op budget of `stamp
+    header`) and then reads each answer; splitting would serialise them.
     """
     try:
         rev = _start(

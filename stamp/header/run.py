@@ -85,7 +85,11 @@ def run_header(
     strict: bool = False,
     env: Mapping[str, str] | None = None,
 ) -> HeaderResult:
-    """Bump the edit if the source state changed and bring the generated files up to date."""
+    """Bump the edit if the source state changed and bring the generated files up to date.
+
+    Long because everything between taking and releasing the state lock must happen under
+    it, in this order.
+    """
     env = os.environ if env is None else env
     out_dir = (output_dir or config.output_path).absolute()
     state = read_state(

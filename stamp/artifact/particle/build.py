@@ -67,6 +67,9 @@ def build_user_part(
     and a product-data extension whose tail is the product fields. The SHA-256 (app hash)
     and CRC32 are correct, so `parse_module` reads it back without problems.
     ValueError for a value that does not fit its field.
+
+    Long because it lays out a whole module (prefix, body, suffix, extensions, checksums) in
+    file order, as SPEC section 7 lists the fields.
     """
     deps = [d if isinstance(d, Dependency) else Dependency(*d) for d in dependencies]
     if len(deps) > 2:

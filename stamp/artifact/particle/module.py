@@ -159,6 +159,9 @@ def parse_module(data: bytes) -> ModuleInfo:
 
     Damage that leaves the prefix recognisable is reported in the result (crc_ok, sha_ok,
     suffix_valid, problems), never raised, so `stamp inspect` can show what is wrong.
+
+    Long because it reads SPEC section 7's prefix and suffix fields in order, each with its
+    own consistency check; the table of fields is the function.
     """
     data = bytes(data)
     offset, score = locate_prefix(data)

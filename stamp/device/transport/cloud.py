@@ -234,6 +234,8 @@ class CloudTransport(Closing):
             self.client.deadline = previous
 
     def _listen(self, deadline: float) -> Generator[Heard, None, None]:
+        """Long because it is the one dispatch over the reader thread's news kinds; each branch
+        is a few lines."""
         info = yield from self._resolve(deadline)
         self.info = info
         state = "online" if info.online else "offline"

@@ -168,6 +168,8 @@ class SerialTransport(Closing):
                 log.debug("closing %s: %s", self.port, exc)
 
     def _listen(self, deadline: float) -> Iterator[Heard]:
+        """Long because the port's life (wait for it, open, query, read, reopen after it
+        vanished) is one loop with one deadline."""
         announced_wait = False
         opened_once = False
         last_error = ""
