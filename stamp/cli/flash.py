@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from stamp.cli.options import manifest_option, timeout_option
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -36,13 +37,10 @@ if TYPE_CHECKING:
     metavar="N",
     help="Flash again up to N times when the device reports another build or nothing.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    metavar="S",
-    help="Seconds each attempt waits for the device's report (a cloud upload included).",
+@timeout_option(
+    DEFAULT_TIMEOUT,
+    "Seconds each attempt waits for the device's report (a cloud upload included).",
+    zero_allowed=False,
 )
 @click.option(
     "--settle",
@@ -53,13 +51,7 @@ if TYPE_CHECKING:
     help="Particle: seconds to wait after the device came back online without a new app "
     "hash before calling the flash failed.",
 )
-@click.option(
-    "--manifest",
-    "manifest_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="M",
-    help="The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.",
-)
+@manifest_option("The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.")
 @click.option(
     "--no-confirm",
     is_flag=True,

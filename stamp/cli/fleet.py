@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from stamp.cli import exits
+from stamp.cli.options import manifest_option, timeout_option
 
 if TYPE_CHECKING:
     from stamp.artifact.history.records import Build
@@ -41,21 +42,13 @@ STATUS_WORDS = {
 @click.command("fleet")
 @click.option("--product", required=True, metavar="P", help="The Particle product id or slug.")
 @click.option("--group", metavar="G", help="Only the product's devices in this group.")
-@click.option(
-    "--manifest",
-    "manifest_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="M",
-    help="The NAME.stamp.json of the build the fleet should run. Default: the newest "
-    "build in this checkout's build history.",
+@manifest_option(
+    "The NAME.stamp.json of the build the fleet should run. Default: the newest "
+    "build in this checkout's build history."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    metavar="S",
-    help="Seconds to wait at most; the report comes as soon as every online device is settled.",
+@timeout_option(
+    DEFAULT_TIMEOUT,
+    "Seconds to wait at most; the report comes as soon as every online device is settled.",
 )
 @click.option(
     "--listen",

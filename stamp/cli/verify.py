@@ -9,6 +9,7 @@ import click
 
 from stamp.artifact.manifest import build_name
 from stamp.cli import exits
+from stamp.cli.options import manifest_option, timeout_option
 
 if TYPE_CHECKING:
     from stamp.artifact.history import History
@@ -36,23 +37,12 @@ UNSTAMPED = "the manifest's build"
     "smp:serial:PORT[?baud=N], smp:udp:HOST[:PORT] (MCUboot/Zephyr over SMP) "
     "or gdb:HOST:PORT (a debug probe's GDB server).",
 )
-@click.option(
-    "--manifest",
-    "manifest_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    metavar="M",
-    help="The NAME.stamp.json to verify against. Default: the build `stamp flash` last "
+@manifest_option(
+    "The NAME.stamp.json to verify against. Default: the build `stamp flash` last "
     "put on this device, else the newest build in this checkout's build history (the "
-    "last `stamp manifest`); either is named on stderr.",
+    "last `stamp manifest`); either is named on stderr."
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_TIMEOUT,
-    show_default=True,
-    metavar="S",
-    help="Seconds to wait for a report that settles the question.",
-)
+@timeout_option(DEFAULT_TIMEOUT, "Seconds to wait for a report that settles the question.")
 @click.option(
     "--reset",
     is_flag=True,

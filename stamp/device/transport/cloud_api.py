@@ -198,7 +198,7 @@ class CloudClient(ProductCalls, Closing):
             files={"file": (filename, data, "application/octet-stream")},
         )
         if response.status_code == 400 and not is_token_error(response):
-            message = self._message(response)
+            message = answer_message(response)
             said = f"the Particle Cloud refused to flash {filename} to {device_id}: {message}"
             if any(word in message.lower() for word in _PASSING_REFUSALS):
                 raise FlashError(said)
@@ -250,25 +250,18 @@ class CloudClient(ProductCalls, Closing):
         )
         if self.budget is not None:
             self.budget.acquire()
-        with cut_at(request, deadline) as cutter:
-            try:
-                response = self._http.send(request, stream=True)
-            except httpx.TransportError as exc:
-                raise self._unreachable(exc, late=cutter.fired) from None
-            try:
-                log.debug("GET %s -> %d (stream)", path, response.status_code)
-                if response.status_code != 200:
-                    answer = self._read(response, "GET", path, MAX_ANSWER, cutter)
-                    if answer.status_code == 429:
-                        raise self._rate_limited(answer)
-                    raise self._failure(answer, device=device_id, product=product)
-                self._note_server_time(response)
-                kind = response.headers.get("content-type", "").partition(";")[0].strip()
-                if kind != "text/event-stream":
-                    raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
-                yield response
-            finally:
-                response.close()
+        with self._sent(request, deadline) as (response, cutter):
+            log.debug("GET %s -> %d (stream)", path, response.status_code)
+            if response.status_code != 200:
+                answer = self._read(response, "GET", path, MAX_ANSWER, cutter)
+                if answer.status_code == 429:
+                    raise self._rate_limited(answer)
+                raise self._failure(answer, device=device_id, product=product)
+            self._note_server_time(response)
+            kind = response.headers.get("content-type", "").partition(";")[0].strip()
+            if kind != "text/event-stream":
+                raise self._not_the_api(f"{path} answered {kind or 'no content type'}")
+            yield response
 
     def close(self) -> None:
         self._http.close()
@@ -306,17 +299,26 @@ class CloudClient(ProductCalls, Closing):
         asked = kwargs.pop("timeout", None)  # a longer read (the variable's 408 wait)
         timeout = httpx.Timeout(per_read, read=asked.read) if asked is not None else per_read
         request = self._http.build_request(method, path, timeout=timeout, **kwargs)
+        with self._sent(request, deadline) as (response, cutter):
+            answer = self._read(response, method, path, limit, cutter)
+        log.debug("%s %s -> %d", method, path, answer.status_code)
+        return answer
+
+    @contextmanager
+    def _sent(
+        self, request: httpx.Request, deadline: float
+    ) -> Iterator[tuple[httpx.Response, Cutter]]:
+        """`request` sent, its answer streaming, the whole exchange cut at `deadline`; the
+        response is closed on every exit path."""
         with cut_at(request, deadline) as cutter:
             try:
                 response = self._http.send(request, stream=True)
             except httpx.TransportError as exc:
                 raise self._unreachable(exc, late=cutter.fired) from None
             try:
-                answer = self._read(response, method, path, limit, cutter)
+                yield response, cutter
             finally:
                 response.close()
-        log.debug("%s %s -> %d", method, path, answer.status_code)
-        return answer
 
     def _read(
         self, response: httpx.Response, method: str, path: str, limit: int, cutter: Cutter
@@ -364,9 +366,6 @@ class CloudClient(ProductCalls, Closing):
             raise self._not_the_api(
                 f"HTTP {response.status_code} answer is not usable JSON: {exc}"
             ) from None
-
-    def _message(self, response: Answer) -> str:
-        return answer_message(response)
 
     def _failure(
         self, response: Answer, *, device: str | None = None, product: str | None = None
