@@ -207,12 +207,14 @@ def scan_build_id(data: bytes) -> str | None:
 def _opened(path: Path) -> Iterator[tuple[io.BufferedReader, os.stat_result]]:
     """`path` open for reading, refusing what is not a regular file; OSError -> ArtifactError."""
     try:
-        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below. The
+        # file object owns the descriptor from the start, so an interrupt at any instant
+        # cannot leave it to be closed twice (found by tests/cli/test_demo.py's Ctrl-C).
+        fp = open(path, "rb", opener=_nonblocking)  # noqa: SIM115 (closed below or by `with`)
     except OSError as exc:
         raise file_error(path, exc) from None
     try:
-        info = os.fstat(fd)
+        info = os.fstat(fp.fileno())
         if stat.S_ISDIR(info.st_mode):
             raise ArtifactError(f"{path} is a directory, not a firmware file")
         if not stat.S_ISREG(info.st_mode):
@@ -220,18 +222,21 @@ def _opened(path: Path) -> Iterator[tuple[io.BufferedReader, os.stat_result]]:
                 f"{path} is not a regular file (a pipe, device or socket): "
                 "give the path of the ELF or .bin the build wrote"
             )
-        fp = os.fdopen(fd, "rb")
     except OSError as exc:
-        os.close(fd)
+        fp.close()
         raise file_error(path, exc) from None
     except BaseException:
-        os.close(fd)
+        fp.close()
         raise
     with fp:
         try:
             yield fp, info
         except OSError as exc:
             raise file_error(path, exc) from None
+
+
+def _nonblocking(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NONBLOCK | os.O_CLOEXEC)
 
 
 def file_error(path: Path, exc: OSError) -> ArtifactError:
