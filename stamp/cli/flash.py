@@ -11,7 +11,6 @@ from stamp.cli.options import manifest_option, timeout_option
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
-    from stamp.artifact.history import History
     from stamp.cli.app import Settings
     from stamp.config import Config
     from stamp.device.target import DeviceTarget
@@ -103,6 +102,7 @@ def flash(
     import sys
 
     from stamp.cli import exits
+    from stamp.cli.history import history_for_naming
     from stamp.cli.output import Progress, paint_label, print_json
     from stamp.cli.records import flash_record
     from stamp.cli.verify import render
@@ -117,7 +117,7 @@ def flash(
     config = load_config(settings.config_path)
     target = parse_device(device, config)
     image = load_flash_image(firmware, manifest_path)
-    history = _history(config)
+    history = history_for_naming(config)
     progress = Progress(sys.stderr, quiet=settings.verbosity < 0)
     with (
         history or contextlib.nullcontext(),
@@ -170,17 +170,3 @@ def _remember(config: Config, target: DeviceTarget, manifest_path: Path) -> None
         remember(find_state_dir(config), target, manifest_path, now)
     except StateError as exc:
         logging.getLogger("stamp.device.flash").warning("%s; `stamp verify` will not know", exc)
-
-
-def _history(config: Config) -> History | None:
-    """The build history, to name the build a device runs instead; None if unreadable."""
-    import logging
-
-    from stamp.cli.history import open_history
-    from stamp.errors import StateError
-
-    try:
-        return open_history(config)
-    except StateError as exc:
-        logging.getLogger("stamp.device.flash").warning("%s; builds will not be named", exc)
-        return None

@@ -100,8 +100,9 @@ def fleet(
     import os
     import sys
 
+    from stamp.cli.history import history_for_naming
     from stamp.cli.output import Progress, print_json
-    from stamp.cli.verify import _expected, _open_history
+    from stamp.cli.verify import expected_build
     from stamp.config import load_config
     from stamp.device.credentials import find_api_url, find_token
     from stamp.device.fleet import survey
@@ -114,10 +115,10 @@ def fleet(
     token = find_token(os.environ, Path.home())
     api_url = find_api_url(os.environ, Path.home(), config.api_url)
     with contextlib.ExitStack() as stack:
-        history = _open_history(config, required=manifest_path is None)
+        history = history_for_naming(config, required=manifest_path is None)
         if history is not None:
             stack.enter_context(history)
-        expected = _expected(manifest_path, history, progress)
+        expected = expected_build(manifest_path, history, progress)
         client = stack.enter_context(CloudClient(api_url, token, budget=RequestBudget()))
         progress.line(
             f"stamp: surveying product {product}"

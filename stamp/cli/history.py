@@ -31,6 +31,22 @@ def open_history(config: Config, *, create: bool = False) -> History:
     return history
 
 
+def history_for_naming(config: Config, *, required: bool = False) -> History | None:
+    """The history `verify`, `flash` and `fleet` name builds from; unreadable, it only
+    costs the names (a warning), unless it is `required` (no --manifest given)."""
+    import logging
+
+    from stamp.errors import StateError
+
+    try:
+        return open_history(config)
+    except StateError as exc:
+        if required:
+            raise
+        logging.getLogger("stamp.device.verify").warning("%s; builds will not be named", exc)
+        return None
+
+
 def say_legacy_import(done: LegacyImport | None) -> None:
     """The one warning about the old history's unreadable lines, when they were skipped."""
     if done is not None and done.skipped:

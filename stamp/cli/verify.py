@@ -111,6 +111,7 @@ def verify(
     import os
     import sys
 
+    from stamp.cli.history import history_for_naming
     from stamp.cli.output import Progress, print_json
     from stamp.cli.records import verdict_record
     from stamp.cli.watch import Watch
@@ -125,10 +126,10 @@ def verify(
     if manifest_path is None:
         manifest_path = _last_flashed(config, target, device, progress)
     with contextlib.ExitStack() as stack:
-        history = _open_history(config, required=manifest_path is None)
+        history = history_for_naming(config, required=manifest_path is None)
         if history is not None:
             stack.enter_context(history)
-        expected = _expected(manifest_path, history, progress)
+        expected = expected_build(manifest_path, history, progress)
         watch = Watch(progress, timeout, lines=False, verbose=settings.verbosity > 0)
         if read_image and not isinstance(target, GdbTarget):
             raise DeviceError("--image reads the target's memory: it needs a gdb:HOST:PORT device")
@@ -219,24 +220,8 @@ def _last_flashed(
     return flashed.manifest
 
 
-def _open_history(config: Config, *, required: bool) -> History | None:
-    """The build history; without it only builds cannot be named, unless it is `required`."""
-    import logging
-
-    from stamp.cli.history import open_history
-    from stamp.errors import StateError
-
-    try:
-        return open_history(config)
-    except StateError as exc:
-        if required:
-            raise
-        # Only used to name the build a device runs on a mismatch: go on without it.
-        logging.getLogger("stamp.device.verify").warning("%s; builds will not be named", exc)
-        return None
-
-
-def _expected(path: Path | None, history: History | None, progress: Progress) -> Manifest:
+def expected_build(path: Path | None, history: History | None, progress: Progress) -> Manifest:
+    """The manifest given, else the newest build of this checkout (named on `progress`)."""
     from stamp.artifact.manifest import load_manifest
     from stamp.errors import ArtifactError
 
