@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import flag_option, json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.history import Build, History, LegacyImport
@@ -86,7 +87,7 @@ def history() -> None:
     metavar="N",
     help="Show the N newest builds (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of builds.")
+@json_option("Print a JSON array of builds.")
 @click.pass_obj
 def list_cmd(settings: Settings, limit: int, as_json: bool) -> int:
     """List builds, newest first: edit, time, git, hashes, and where pulled builds came from.
@@ -117,7 +118,7 @@ def list_cmd(settings: Settings, limit: int, as_json: bool) -> int:
 
 @history.command("show")
 @click.argument("build")
-@click.option("--json", "as_json", is_flag=True, help="Print the build as JSON.")
+@json_option("Print the build as JSON.")
 @click.pass_obj
 def show(settings: Settings, build: str, as_json: bool) -> int:
     """Show one build in full. BUILD is an edit number or any identity value.
@@ -150,7 +151,7 @@ def show(settings: Settings, build: str, as_json: bool) -> int:
 
 @history.command("find")
 @click.argument("hex_value", metavar="HEX")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the builds.")
+@json_option("Print a JSON array of the builds.")
 @click.pass_obj
 def find(settings: Settings, hex_value: str, as_json: bool) -> int:
     """Find the builds carrying HEX in any identity key: in full, or a unique prefix of at
@@ -179,12 +180,11 @@ def find(settings: Settings, hex_value: str, as_json: bool) -> int:
 
 @history.command("push")
 @click.argument("remote", default=DEFAULT_REMOTE)
-@click.option(
+@flag_option(
     "--include-dirty",
-    is_flag=True,
     help="Also push builds made from a tree with uncommitted changes (marked dirty).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was pushed as JSON.")
+@json_option("Print what was pushed as JSON.")
 @click.pass_obj
 def push(settings: Settings, remote: str, include_dirty: bool, as_json: bool) -> int:
     """Push this checkout's builds to REMOTE as git notes (refs/notes/stamp).
@@ -229,7 +229,7 @@ def push(settings: Settings, remote: str, include_dirty: bool, as_json: bool) ->
 
 @history.command("pull")
 @click.argument("remote", default=DEFAULT_REMOTE)
-@click.option("--json", "as_json", is_flag=True, help="Print what was pulled as JSON.")
+@json_option("Print what was pulled as JSON.")
 @click.pass_obj
 def pull(settings: Settings, remote: str, as_json: bool) -> int:
     """Pull the builds REMOTE's notes (refs/notes/stamp) carry into this checkout's history.
