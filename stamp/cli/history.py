@@ -135,8 +135,6 @@ def show(settings: Settings, build: str, as_json: bool) -> int:
     from stamp.cli.output import print_json
 
     found = _lookup(settings, build, edit_numbers=True)
-    if isinstance(found, int):
-        return found
     if len(found) > 1:
         click.echo(f"stamp: error: {build} names {len(found)} builds:", err=True)
         for entry in found:
@@ -168,8 +166,6 @@ def find(settings: Settings, hex_value: str, as_json: bool) -> int:
     from stamp.cli.output import print_json
 
     found = _lookup(settings, hex_value, edit_numbers=False)
-    if isinstance(found, int):
-        return found
     if as_json:
         print_json([build_json(b) for b in found])
     else:
@@ -275,8 +271,8 @@ def pull(settings: Settings, remote: str, as_json: bool) -> int:
 # -- rendering -------------------------------------------------------------------------
 
 
-def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build] | int:
-    """The builds `text` names, or the exit code after saying why there are none."""
+def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build]:
+    """The builds `text` names; if none, says why and exits (1 none, 2 a bad value)."""
     from stamp.artifact.history.lookup import MIN_PREFIX, LookupStatus, find_builds
     from stamp.config import load_config
 
@@ -296,7 +292,7 @@ def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build]
     click.echo(f"stamp: error: {says[found.status]}", err=True)
     for key, value in found.candidates:
         click.echo(f"  {key} {value}", err=True)
-    return 1 if found.status is LookupStatus.NOT_FOUND else 2
+    raise click.exceptions.Exit(1 if found.status is LookupStatus.NOT_FOUND else 2)
 
 
 def _builds(n: int) -> str:
