@@ -72,6 +72,7 @@ class SerialTarget(_Target):
     """The pyserial port: a device path or a pyserial URL (with its own query options)."""
     baud: int = DEFAULT_BAUD
     """Baud rate."""
+
     def describe(self) -> str:
         return f"serial {self.port} at {self.baud} baud"
 
@@ -82,6 +83,7 @@ class ParticleTarget(_Target):
 
     device: str
     """Particle device id or name."""
+
     def describe(self) -> str:
         return f"Particle device {self.device}"
 
@@ -98,6 +100,7 @@ class SmpTarget(_Target):
     """Baud rate (serial)."""
     port: int = DEFAULT_SMP_UDP_PORT
     """UDP port."""
+
     def describe(self) -> str:
         if self.kind == "serial":
             return f"SMP over serial {self.where} at {self.baud} baud"
@@ -112,6 +115,7 @@ class GdbTarget(_Target):
     """Host name or address (without brackets)."""
     port: int
     """TCP port."""
+
     def describe(self) -> str:
         return f"GDB server {self.host}:{self.port}"
 
