@@ -42,7 +42,7 @@ from stamp.sim.cloud_json import (
     device_page,
     variable_json,
 )
-from stamp.sim.cloud_model import DeviceSnapshot, Product
+from stamp.sim.cloud_model import Product, SimDevice
 from stamp.sim.cloud_streams import EVENT_TTL, StreamEnd, iso8601
 
 MAX_UPLOAD = 8 * 1024 * 1024
@@ -112,7 +112,7 @@ class CloudApi:
 
     # -- devices -----------------------------------------------------------------------
 
-    def _device(self, request: web.Request, key: str = "device") -> DeviceSnapshot:
+    def _device(self, request: web.Request, key: str = "device") -> SimDevice:
         device = self.sim.find(request.match_info[key], owner_of(request))
         if device is None:
             raise SimRefused(
