@@ -24,6 +24,8 @@ MAX_DATAGRAM = 65535
 class SmpUdpBoard(BoardLoop):
     """The simulated device on a UDP port; `run()` it or `start()` a thread."""
 
+    SCHEME = "smp:udp"
+
     def __init__(self, server: SmpServer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.server = server
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -36,9 +38,8 @@ class SmpUdpBoard(BoardLoop):
         super().__init__()
 
     @property
-    def device(self) -> str:
-        """The `--device` URL for stamp, e.g. "smp:udp:127.0.0.1:1337"."""
-        return f"smp:udp:{self.host}:{self.port}"
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     @property
     def slots(self) -> Slots:
@@ -46,9 +47,6 @@ class SmpUdpBoard(BoardLoop):
 
     def reset(self) -> None:
         self.server.reset()
-
-    def thread_name(self) -> str:
-        return f"sim smp udp {self.port}"
 
     def _release(self) -> None:
         self._sock.close()
