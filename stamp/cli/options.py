@@ -32,3 +32,29 @@ def timeout_option(default: float, help: str, *, zero_allowed: bool = True) -> D
         metavar="S",
         help=help,
     )
+
+
+def number_option(
+    name: str,
+    kind: click.IntRange | click.FloatRange,
+    default: float | None = None,
+    *,
+    help: str,
+    dest: str | None = None,
+    metavar: str | None = None,
+) -> Decorator:
+    """`--NAME`: a number within `kind`'s range, the range and the default (if any) shown
+    in --help; `dest` names the parameter when the option's name does not."""
+    names = (name, dest) if dest else (name,)
+    if default is None:  # no default at all: None when not given, nothing to show
+        return click.option(*names, type=kind, metavar=metavar, help=help)
+    return click.option(
+        *names, type=kind, default=default, show_default=True, metavar=metavar, help=help
+    )
+
+
+def seconds_option(
+    name: str, default: float | None = None, *, help: str, at_least: float = 0.0
+) -> Decorator:
+    """`--NAME S`: seconds, at least `at_least`, shown with their default (if any)."""
+    return number_option(name, click.FloatRange(min=at_least), default, help=help, metavar="S")
