@@ -17,8 +17,7 @@ from smp.exceptions import SMPException
 
 from stamp.device.report import LineScanner
 from stamp.sim.board import PtyBoard
-from stamp.sim.smp_server import BUF_SIZE, SmpServer
-from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_server import BUF_SIZE, ServesSmp, SmpServer
 
 log = logging.getLogger("stamp.sim.smp")
 
@@ -28,7 +27,7 @@ IDLE_POLL = 0.05
 LINE_LENGTH = 128
 
 
-class SmpBoard(PtyBoard):
+class SmpBoard(ServesSmp, PtyBoard):
     """The simulated device on a new pseudo-terminal; `run()` it or `start()` a thread."""
 
     SCHEME = "smp:serial"
@@ -39,17 +38,6 @@ class SmpBoard(PtyBoard):
         self.server = server
         self._decoder: Any = None
         super().__init__()
-
-    @property
-    def slots(self) -> Slots:
-        return self.server.slots
-
-    @property
-    def requests(self) -> int:
-        return self.server.requests
-
-    def reset(self) -> None:
-        self.server.reset()
 
     def run(self) -> None:
         """Answer SMP requests until `stop()`."""

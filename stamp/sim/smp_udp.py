@@ -14,14 +14,13 @@ import select
 import socket
 
 from stamp.sim.board import BoardLoop
-from stamp.sim.smp_server import SmpServer
-from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_server import ServesSmp, SmpServer
 
 IDLE_POLL = 0.05
 MAX_DATAGRAM = 65535
 
 
-class SmpUdpBoard(BoardLoop):
+class SmpUdpBoard(ServesSmp, BoardLoop):
     """The simulated device on a UDP port; `run()` it or `start()` a thread."""
 
     SCHEME = "smp:udp"
@@ -40,13 +39,6 @@ class SmpUdpBoard(BoardLoop):
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
-
-    @property
-    def slots(self) -> Slots:
-        return self.server.slots
-
-    def reset(self) -> None:
-        self.server.reset()
 
     def _release(self) -> None:
         self._sock.close()
