@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stamp.cli.app import Settings
-from stamp.cli.options import number_option, seconds_option
+from stamp.cli.options import number_option
 from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
 
 if TYPE_CHECKING:
@@ -60,12 +60,17 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=None,
     help="ESP-IDF image: print `...` after the hash (default: as its ESP-IDF release does).",
 )
-@seconds_option(
-    "--boot-delay", 0.5, help="Seconds from start until the board boots and prints its report."
+@number_option(
+    "--boot-delay",
+    click.FloatRange(min=0.0),
+    0.5,
+    metavar="S",
+    help="Seconds from start until the board boots and prints its report.",
 )
-@seconds_option(
+@number_option(
     "--reboot-every",
-    at_least=0.1,
+    click.FloatRange(min=0.1),
+    metavar="S",
     help="Reset the board every S seconds (it prints its boot lines again).",
 )
 @click.pass_obj

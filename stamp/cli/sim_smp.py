@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.cli.app import Settings
-from stamp.cli.options import number_option, seconds_option
+from stamp.cli.options import flag_option, number_option
 from stamp.cli.sim_options import FIRMWARE_FILE
 
 if TYPE_CHECKING:
@@ -23,9 +23,8 @@ if TYPE_CHECKING:
     required=True,
     help="The signed image (imgtool sign .bin or .hex) running in slot 0.",
 )
-@click.option(
+@flag_option(
     "--unconfirmed",
-    is_flag=True,
     help="The running image is a test image that was never confirmed: the next "
     "reset reverts to --secondary.",
 )
@@ -35,9 +34,8 @@ if TYPE_CHECKING:
     type=FIRMWARE_FILE,
     help="A signed image in slot 1 (the previous or the next one).",
 )
-@click.option(
+@flag_option(
     "--pending",
-    is_flag=True,
     help="The --secondary image is marked for test: it runs after the next reset.",
 )
 @number_option(
@@ -47,7 +45,13 @@ if TYPE_CHECKING:
     metavar="N",
     help="The next N images swapped in fail to boot and are reverted.",
 )
-@seconds_option("--reset-delay", 0.3, help="Seconds the device is away after a reset.")
+@number_option(
+    "--reset-delay",
+    click.FloatRange(min=0.0),
+    0.3,
+    metavar="S",
+    help="Seconds the device is away after a reset.",
+)
 @number_option(
     "--udp",
     click.IntRange(0, 65535),
