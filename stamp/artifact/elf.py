@@ -12,6 +12,12 @@ so `.data` stored in flash (`AT> FLASH`) lands where objcopy puts it.
 
 pyelftools is imported inside `read_elf` so the CLI does not pay for it unless it reads
 an ELF; every error it (or `struct`) raises on a corrupt file becomes an ArtifactError.
+It reads the headers; the GNU build-id note is found by `build_id_from_notes`, the one note
+walk in stamp, because pyelftools' `iter_notes` serves none of its three callers: it pads
+every note to 4 bytes (an 8-aligned `.note.gnu.property` section on a 64-bit host is
+misread), it reads through an `ELFFile` stream (a debug probe's GDB server returns the
+target's note bytes from memory, with no file), and it does not check a note's size
+against its section before reading it.
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ from stamp.artifact.particle.format import (
 )
 from stamp.artifact.particle.module import ModuleInfo, parse_module
 from stamp.errors import ArtifactError
+from stamp.fileio import relative_path
 
 log = logging.getLogger("stamp.artifact")
 
@@ -369,7 +370,4 @@ def _has_placeholders(image: bytes) -> bool:
 
 
 def _relative(path: Path, directory: Path) -> str:
-    try:
-        return os.path.relpath(path.absolute(), directory.absolute())
-    except ValueError:
-        return str(path.absolute())
+    return relative_path(path, directory, walk_up=True) or str(path.absolute())

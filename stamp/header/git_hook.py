@@ -17,11 +17,12 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from stamp import proc
 from stamp.errors import GitError, StampError
-from stamp.fileio import resolve_path
+from stamp.header.git import relative_to_toplevel
 
 GIT_HOOK_TIMEOUT = 60.0
 """Seconds a git command inside the hook may take."""
@@ -31,14 +32,23 @@ CHAINED_SUFFIX = ".stamp-chained"
 HOOK_NAME = "pre-commit"
 
 
+class HookAction(Enum):
+    """What `install` or `uninstall` did to the hook file."""
+
+    INSTALLED = "installed"
+    ALREADY_INSTALLED = "already installed"
+    UNINSTALLED = "uninstalled"
+    NOT_INSTALLED = "not installed"
+    """There was no hook of stamp's to remove."""
+
+
 @dataclass(frozen=True)
 class HookResult:
     """What install/uninstall did."""
 
+    action: HookAction
     path: Path
     """The hook file."""
-    action: str
-    """"installed", "already installed", "uninstalled", "not installed"."""
     chained: Path | None = None
     """A pre-existing hook now called from ours (or restored on uninstall)."""
 
@@ -77,7 +87,9 @@ def install(hooks_dir: Path, python: str | None = None) -> HookResult:
         hooks_dir.mkdir(parents=True, exist_ok=True)
         if hook.exists() and _is_ours(hook):
             if hook.read_text() == script:
-                return HookResult(hook, "already installed", chained if chained.exists() else None)
+                return HookResult(
+                    HookAction.ALREADY_INSTALLED, hook, chained if chained.exists() else None
+                )
         elif hook.exists() or hook.is_symlink():
             if chained.exists():
                 raise StampError(
@@ -88,7 +100,7 @@ def install(hooks_dir: Path, python: str | None = None) -> HookResult:
         hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     except OSError as exc:
         raise StampError(f"cannot install the hook in {hooks_dir}: {exc.strerror or exc}") from None
-    return HookResult(hook, "installed", chained if chained.exists() else None)
+    return HookResult(HookAction.INSTALLED, hook, chained if chained.exists() else None)
 
 
 def uninstall(hooks_dir: Path) -> HookResult:
@@ -96,15 +108,15 @@ def uninstall(hooks_dir: Path) -> HookResult:
     hook = hooks_dir / HOOK_NAME
     chained = hooks_dir / (HOOK_NAME + CHAINED_SUFFIX)
     if not _is_ours(hook):
-        return HookResult(hook, "not installed")
+        return HookResult(HookAction.NOT_INSTALLED, hook)
     try:
         hook.unlink()
         if chained.exists() or chained.is_symlink():
             os.replace(chained, hook)
-            return HookResult(hook, "uninstalled", hook)
+            return HookResult(HookAction.UNINSTALLED, hook, hook)
     except OSError as exc:
         raise StampError(f"cannot remove the hook {hook}: {exc.strerror or exc}") from None
-    return HookResult(hook, "uninstalled")
+    return HookResult(HookAction.UNINSTALLED, hook)
 
 
 def tracked(paths: list[Path], cwd: Path) -> list[Path]:
@@ -114,7 +126,7 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
     done = _git(["ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]], cwd)
     listed = {name for name in done.out.decode(errors="surrogateescape").split("\0") if name}
     top = _git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()
-    return [p for p in paths if _rel(p, Path(top)) in listed]
+    return [p for p in paths if relative_to_toplevel(p, Path(top)) in listed]
 
 
 def _git(args: list[str], cwd: Path) -> proc.Completed:
@@ -128,13 +140,6 @@ def _git(args: list[str], cwd: Path) -> proc.Completed:
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.strip()}")
     return done
-
-
-def _rel(path: Path, top: Path) -> str:
-    try:
-        return resolve_path(path).relative_to(resolve_path(top)).as_posix()
-    except ValueError:
-        return ""
 
 
 def stage(paths: list[Path], cwd: Path) -> None:
