@@ -52,3 +52,22 @@ def flag_option(*decls: str, help: str) -> Decorator:
 def json_option(help: str) -> Decorator:
     """`--json`: print a record for scripts instead of words, passed as `as_json`."""
     return flag_option("--json", "as_json", help=help)
+
+
+def number_option(
+    name: str,
+    kind: click.IntRange | click.FloatRange,
+    default: float | None = None,
+    *,
+    help: str,
+    dest: str | None = None,
+    metavar: str | None = None,
+) -> Decorator:
+    """`--NAME`: a number within `kind`'s range, the range and the default (if any) shown
+    in --help; `dest` names the parameter when the option's name does not."""
+    names = (name, dest) if dest else (name,)
+    if default is None:  # no default at all: None when not given, nothing to show
+        return click.option(*names, type=kind, metavar=metavar, help=help)
+    return click.option(
+        *names, type=kind, default=default, show_default=True, metavar=metavar, help=help
+    )

@@ -7,41 +7,38 @@ from pathlib import Path
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import number_option
+from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option(
-    "--port", type=click.IntRange(0, 65535), default=0, show_default=True, help="0: a free port."
-)
+@number_option("--port", click.IntRange(0, 65535), 0, help="0: a free port.")
 @click.option("--token", help="The access token clients must send (default: a random one).")
-@click.option(
+@number_option(
     "--devices",
-    "device_count",
-    type=click.IntRange(0, 100_000),
-    default=1,
-    show_default=True,
+    click.IntRange(0, 100_000),
+    1,
+    dest="device_count",
     help="How many simulated devices.",
 )
-@click.option(
+@number_option(
     "--fail-rate",
-    type=click.FloatRange(0.0, 1.0),
-    default=0.0,
-    show_default=True,
+    click.FloatRange(0.0, 1.0),
+    0.0,
     help="Probability that an OTA update silently leaves the old firmware running.",
 )
 @click.option("--seed", type=int, help="Make device ids and OTA failures reproducible.")
 @click.option(
     "--firmware",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FIRMWARE_FILE,
     help="A Particle module .bin every device runs at start (default: an unknown app).",
 )
-@click.option(
+@number_option(
     "--products",
-    "product_count",
-    type=click.IntRange(0, 1000),
-    default=0,
-    show_default=True,
+    click.IntRange(0, 1000),
+    0,
+    dest="product_count",
     help="Put the devices in this many products (dealt round-robin).",
 )
 @click.option(
@@ -50,11 +47,10 @@ from stamp.cli.app import Settings
     default="",
     help="Comma-separated product groups to deal each product's devices into, round-robin.",
 )
-@click.option(
+@number_option(
     "--speed",
-    type=click.FloatRange(0.01, 10_000.0, min_open=False),
-    default=30.0,
-    show_default=True,
+    click.FloatRange(0.01, 10_000.0),
+    30.0,
     help="How much faster than the real cloud OTA steps happen (1: seconds apart, "
     "a 408 after 30 s).",
 )
@@ -66,16 +62,15 @@ from stamp.cli.app import Settings
     help="OTA story: the idealised one, one drawn per update from the seed, or every "
     "variation of the real cloud at once.",
 )
-@click.option(
+@number_option(
     "--boot-delay",
-    type=click.FloatRange(0.0, 60.0),
+    click.FloatRange(0.0, 60.0),
     help="Seconds a device takes to reboot after an OTA update (default: set by --speed).",
 )
-@click.option(
+@number_option(
     "--keepalive",
-    type=click.FloatRange(0.01, 600.0),
-    default=9.0,
-    show_default=True,
+    click.FloatRange(0.01, 600.0),
+    9.0,
     help="Seconds of silence before an event stream gets a keep-alive comment.",
 )
 @click.pass_obj
@@ -123,12 +118,7 @@ def sim_cloud(
     require_sim_extra()
     from stamp.sim.cloud_http import serve_until_signalled
 
-    image: bytes | None = None
-    if firmware is not None:
-        try:
-            image = firmware.read_bytes()
-        except OSError as exc:
-            raise ArtifactError(f"cannot read {firmware}: {exc.strerror}") from None
+    image = read_firmware(firmware) if firmware is not None else None
     timing = SimTiming.real_pace(speed)
     if boot_delay is not None:
         timing = replace(timing, boot=boot_delay)

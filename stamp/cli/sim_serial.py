@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import number_option
+from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
 
 if TYPE_CHECKING:
     from stamp.sim.esp import EspApp
@@ -33,7 +35,7 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
 @click.command("serial")
 @click.option(
     "--firmware",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=FIRMWARE_FILE,
     help="An ELF or .bin with a stamp record: the board reports its identity.",
 )
 @click.option("--edit", type=click.IntRange(min=0), help="Report this edit instead.")
@@ -45,11 +47,10 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
     callback=_check_hex,
     help="ESP-IDF image: report this ELF SHA-256 (hex) instead of the image's.",
 )
-@click.option(
+@number_option(
     "--hash-len",
-    type=click.IntRange(1, 64),
-    default=16,
-    show_default=True,
+    click.IntRange(1, 64),
+    16,
     metavar="N",
     help="ESP-IDF image: digits of the ELF SHA-256 the boot log prints "
     "(CONFIG_APP_RETRIEVE_LEN_ELF_SHA).",
@@ -59,17 +60,16 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=None,
     help="ESP-IDF image: print `...` after the hash (default: as its ESP-IDF release does).",
 )
-@click.option(
+@number_option(
     "--boot-delay",
-    type=click.FloatRange(min=0.0),
-    default=0.5,
-    show_default=True,
+    click.FloatRange(min=0.0),
+    0.5,
     metavar="S",
     help="Seconds from start until the board boots and prints its report.",
 )
-@click.option(
+@number_option(
     "--reboot-every",
-    type=click.FloatRange(min=0.1),
+    click.FloatRange(min=0.1),
     metavar="S",
     help="Reset the board every S seconds (it prints its boot lines again).",
 )
@@ -155,10 +155,7 @@ def _identity(
     identity: dict[str, Any] = {"edit": 1, "git": GIT_UNKNOWN}
     app = None
     if firmware is not None:
-        try:
-            data = firmware.read_bytes()
-        except OSError as exc:
-            raise ArtifactError(f"cannot read {firmware}: {exc.strerror}") from None
+        data = read_firmware(firmware)
         app = esp_app(data, str(firmware))
         try:
             identity = identity_from_image(data)

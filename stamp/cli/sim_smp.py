@@ -8,58 +8,54 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import flag_option, number_option
+from stamp.cli.sim_options import FIRMWARE_FILE
 
 if TYPE_CHECKING:
     from stamp.artifact.mcuboot import McubootImage
-
-_IMAGE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
 @click.command("smp")
 @click.option(
     "--image",
     "image_path",
-    type=_IMAGE,
+    type=FIRMWARE_FILE,
     required=True,
     help="The signed image (imgtool sign .bin or .hex) running in slot 0.",
 )
-@click.option(
+@flag_option(
     "--unconfirmed",
-    is_flag=True,
     help="The running image is a test image that was never confirmed: the next "
     "reset reverts to --secondary.",
 )
 @click.option(
     "--secondary",
     "secondary_path",
-    type=_IMAGE,
+    type=FIRMWARE_FILE,
     help="A signed image in slot 1 (the previous or the next one).",
 )
-@click.option(
+@flag_option(
     "--pending",
-    is_flag=True,
     help="The --secondary image is marked for test: it runs after the next reset.",
 )
-@click.option(
+@number_option(
     "--boot-fails",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
+    click.IntRange(min=0),
+    0,
     metavar="N",
     help="The next N images swapped in fail to boot and are reverted.",
 )
-@click.option(
+@number_option(
     "--reset-delay",
-    type=click.FloatRange(min=0.0),
-    default=0.3,
-    show_default=True,
+    click.FloatRange(min=0.0),
+    0.3,
     metavar="S",
     help="Seconds the device is away after a reset.",
 )
-@click.option(
+@number_option(
     "--udp",
-    "udp_port",
-    type=click.IntRange(0, 65535),
+    click.IntRange(0, 65535),
+    dest="udp_port",
     metavar="PORT",
     help="Speak SMP over UDP on 127.0.0.1:PORT (0: any free port) instead of a pseudo-terminal.",
 )

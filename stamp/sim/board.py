@@ -1,8 +1,9 @@
 """What every simulated device shares: a loop in a thread that a pipe wakes, and a pty.
 
 `BoardLoop` is the lifecycle (`start()` a thread or `run()` in the foreground, `stop()`
-from a signal handler or another thread, `close()` idempotently); `open_pty` makes the
-raw, non-blocking pseudo-terminal a serial board talks on.
+from a signal handler or another thread, `close()` idempotently) and the `--device` URL;
+`PtyBoard` adds the raw, non-blocking pseudo-terminal (`open_pty`) a serial board talks
+on, and writing to it the way a UART does.
 """
 
 from __future__ import annotations
@@ -10,12 +11,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import logging
 import os
 import select
 import threading
 import tty
+from typing import ClassVar
 
 from stamp.closing import Closing
+
+log = logging.getLogger("stamp.sim.board")
+
+STALL_WAIT = 0.005
+"""Seconds a write to a client that does not read waits before it tries again."""
 
 
 def open_pty() -> tuple[int, str]:
@@ -48,14 +56,24 @@ def pty_connected(master: int) -> bool:
 class BoardLoop(Closing):
     """A simulated device's loop: `run()` until `stop()`, woken through `_wake_r`."""
 
+    SCHEME: ClassVar[str]
+    """How its `--device` URL starts: "serial", "smp:serial", "smp:udp"."""
+
     def __init__(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._closed = False
 
-    def thread_name(self) -> str:
+    @property
+    def address(self) -> str:
+        """Where clients reach it: a pty's path, a host:port."""
         raise NotImplementedError
+
+    @property
+    def device(self) -> str:
+        """The `--device` URL for stamp, e.g. "serial:/dev/pts/3", "smp:udp:127.0.0.1:1337"."""
+        return f"{self.SCHEME}:{self.address}"
 
     def run(self) -> None:
         raise NotImplementedError
@@ -66,7 +84,7 @@ class BoardLoop(Closing):
 
     def start(self) -> None:
         """Run the device in a background thread (for tests and embedding)."""
-        self._thread = threading.Thread(target=self.run, name=self.thread_name(), daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"sim {self.device}", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -105,10 +123,18 @@ class BoardLoop(Closing):
 class PtyBoard(BoardLoop):
     """A BoardLoop that talks on its own pseudo-terminal (`path`)."""
 
+    MAX_STALLS: ClassVar[int] = 0
+    """Times a write to a client that does not read waits `STALL_WAIT` before the rest is
+    dropped (0: dropped at once, never blocking the board)."""
+
     def __init__(self) -> None:
         self._master, self.path = open_pty()
         """The pty's device path, e.g. /dev/pts/3."""
         super().__init__()
+
+    @property
+    def address(self) -> str:
+        return self.path
 
     @property
     def connected(self) -> bool:
@@ -126,3 +152,26 @@ class PtyBoard(BoardLoop):
             if exc.errno not in (errno.EIO, errno.EAGAIN):
                 raise
             return b""
+
+    def _send(self, data: bytes) -> None:
+        """Write to whoever has the port open; what nobody reads is lost, as on a UART."""
+        if not self.connected:
+            log.debug("nobody listens on %s: %d bytes lost", self.path, len(data))
+            return
+        view = memoryview(data)
+        stalls = 0
+        while view:
+            try:
+                written = os.write(self._master, view)
+            except OSError as exc:
+                # EAGAIN: the client stopped reading and its buffer is full; wait a little
+                # (if the board may), then drop the rest. EIO: it closed the port.
+                if exc.errno == errno.EAGAIN and stalls < self.MAX_STALLS:
+                    stalls += 1
+                    self._wait([], STALL_WAIT)
+                    continue
+                if exc.errno not in (errno.EAGAIN, errno.EIO):
+                    raise
+                log.debug("%s: %d bytes lost (%s)", self.path, len(view), exc.strerror)
+                return
+            view = view[written:]

@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import replace
 
 from stamp.closing import Closing
 from stamp.sim.cloud_firmware import Firmware, SimRefused, invalid_firmware, read_firmware
@@ -31,7 +32,6 @@ from stamp.sim.cloud_model import (
     FIRST_PRODUCT_ID,
     OTHER_OWNER,
     OWNER,
-    DeviceSnapshot,
     FlashRecord,
     Product,
     SimDevice,
@@ -51,7 +51,7 @@ from stamp.sim.cloud_streams import (
 )
 from stamp.sim.scheduler import Scheduler
 
-__all__ = ["CloudSim", "DeviceSnapshot", "FlashRecord", "Product", "SimTiming", "Variation"]
+__all__ = ["CloudSim", "FlashRecord", "Product", "SimDevice", "SimTiming", "Variation"]
 
 log = logging.getLogger("stamp.sim.cloud")
 
@@ -122,24 +122,23 @@ class CloudSim(DeviceLife, ProductLife, Closing):
     # -- looking ---------------------------------------------------------------------
 
     @property
-    def devices(self) -> list[DeviceSnapshot]:
+    def devices(self) -> list[SimDevice]:
         """Every device of the main account, in creation order."""
         return self.devices_of(OWNER)
 
-    def devices_of(self, owner: str, product_id: int | None = None) -> list[DeviceSnapshot]:
+    def devices_of(self, owner: str, product_id: int | None = None) -> list[SimDevice]:
         """Every device of an account (or of one product), in creation order."""
         with self._lock:
             return [
-                d.snapshot()
+                d
                 for d in self._devices.values()
                 if d.owner == owner and (product_id is None or d.product_id == product_id)
             ]
 
-    def find(self, id_or_name: str, owner: str | None = None) -> DeviceSnapshot | None:
+    def find(self, id_or_name: str, owner: str | None = None) -> SimDevice | None:
         """A device by id (any case) or name, like the real API's `:deviceId` parameter."""
         with self._lock:
-            device = self._find(id_or_name, owner)
-            return device.snapshot() if device else None
+            return self._find(id_or_name, owner)
 
     def product(self, id_or_slug: str) -> Product | None:
         """A product by id or slug."""
@@ -213,6 +212,7 @@ class CloudSim(DeviceLife, ProductLife, Closing):
             if style.refuse_bad_binary:
                 raise  # else accepted; the device will not take it (an assumption)
         with self._lock:
+            device = self._devices[device.id]  # as it is now, after reading the image
             if not device.online:
                 raise SimRefused(400, "Device is offline", errors=["Device is offline"])
             if device.updating:
@@ -223,7 +223,7 @@ class CloudSim(DeviceLife, ProductLife, Closing):
             app_hash = firmware.app_hash if firmware else ""
             record = FlashRecord(device.id, app_hash, succeeded, self._clock())
             self._flashes.append(record)
-            device.updating = device.reachable
+            self._put(replace(device, updating=device.reachable))
             device_id, reachable = device.id, device.reachable
         log.info("OTA to %s: %s (%s)", device_id, app_hash[:12], "ok" if succeeded else "fails")
         if reachable:  # one that silently left the cloud never hears of it
@@ -235,39 +235,34 @@ class CloudSim(DeviceLife, ProductLife, Closing):
         firmware = read_firmware(image)
         with self._lock:
             device = self._require(id_or_name, None)
-            device.firmware = firmware
-            device.session_hash = firmware.app_hash
+            self._put(replace(device, firmware=firmware, session_hash=firmware.app_hash))
 
-    def rename(self, id_or_name: str, name: str, owner: str = OWNER) -> DeviceSnapshot:
+    def rename(self, id_or_name: str, name: str, owner: str = OWNER) -> SimDevice:
         """`PUT /v1/devices/:id name=...` (`particle device rename`)."""
         with self._lock:
-            device = self._require(id_or_name, owner)
-            device.name = name
-            return device.snapshot()
+            return self._put(replace(self._require(id_or_name, owner), name=name))
 
-    def signal(self, id_or_name: str, on: bool, owner: str = OWNER) -> DeviceSnapshot:
+    def signal(self, id_or_name: str, on: bool, owner: str = OWNER) -> SimDevice:
         """`PUT /v1/devices/:id signal=1|0` (`particle nyan`)."""
         with self._lock:
             device = self._require(id_or_name, owner)
             if not device.online:
                 raise SimRefused(408, "Timed out.")
-            device.signalling = on
-            return device.snapshot()
+            return self._put(replace(device, signalling=on))
 
     def set_online(self, id_or_name: str, online: bool) -> None:
         """Connect or disconnect a device without a reboot (publishes `spark/status`)."""
         with self._lock:
             device = self._require(id_or_name, None)
             changed = device.online != online or not device.reachable
-            device.online, device.reachable = online, True
-            device_id = device.id
+            device_id = self._put(replace(device, online=online, reachable=True)).id
         if changed:
             self.publish(device_id, "spark/status", "online" if online else "offline")
 
     def vanish(self, id_or_name: str) -> None:
         """The device stops answering while the cloud still believes it online."""
         with self._lock:
-            self._require(id_or_name, None).reachable = False
+            self._put(replace(self._require(id_or_name, None), reachable=False))
 
     def publish(
         self,
@@ -286,8 +281,7 @@ class CloudSim(DeviceLife, ProductLife, Closing):
         """
         now = self._clock() if at is None else at
         with self._lock:
-            device = self._require(id_or_name, None)
-            device.last_heard = now
+            device = self._put(replace(self._require(id_or_name, None), last_heard=now))
             device_id, owner, product = device.id, device.owner, device.product_id
         frame = sse_frame(name, data, device_id, iso8601(now), ttl)
         self._hub.offer(frame, lambda s: s.wants(device_id, name, owner, product), block=block)
@@ -376,6 +370,11 @@ class CloudSim(DeviceLife, ProductLife, Closing):
             return None
         return device
 
+    def _put(self, device: SimDevice) -> SimDevice:
+        """Store a device's new record (under the lock) and return it."""
+        self._devices[device.id] = device
+        return device
+
     def _require(self, id_or_name: str, owner: str | None) -> SimDevice:
         device = self._find(id_or_name, owner)
         if device is None:
@@ -395,6 +394,6 @@ def _flashable(firmware: Firmware, platform_id: int) -> Firmware:
     return firmware
 
 
-def device_summary(devices: list[DeviceSnapshot]) -> list[dict[str, str]]:
+def device_summary(devices: list[SimDevice]) -> list[dict[str, str]]:
     """The `devices` list of the simulator's first stdout line."""
     return [{"id": d.id, "name": d.name} for d in devices]

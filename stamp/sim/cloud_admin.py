@@ -25,7 +25,7 @@ from aiohttp import web
 from stamp.sim.cloud import CloudSim
 from stamp.sim.cloud_firmware import SimRefused
 from stamp.sim.cloud_json import INVALID_TOKEN, NO_TOKEN
-from stamp.sim.cloud_routes import MAX_UPLOAD, OWNER_KEY, form_fields, reply
+from stamp.sim.cloud_routes import MAX_UPLOAD, OWNER_KEY, Handlers, form_fields, reply
 
 log = logging.getLogger("stamp.sim.cloud")
 
@@ -119,11 +119,8 @@ async def stamp_date(request: web.Request, response: web.StreamResponse) -> None
 SIM_KEY: web.AppKey[CloudSim] = web.AppKey("sim", CloudSim)
 
 
-class Admin:
+class Admin(Handlers):
     """`/_sim/...`: the simulator's own controls."""
-
-    def __init__(self, sim: CloudSim) -> None:
-        self.sim = sim
 
     def routes(self) -> list[web.RouteDef]:
         return [

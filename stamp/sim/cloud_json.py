@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from stamp.sim.cloud_model import DeviceSnapshot
+from stamp.sim.cloud_model import SimDevice
 from stamp.sim.cloud_streams import iso8601
 
 SYSTEM_FIRMWARE = "1.5.2"
@@ -33,7 +33,7 @@ INVALID_TOKEN = {
 """What api.particle.io answers (401) to a wrong or expired token."""
 
 
-def device_json(device: DeviceSnapshot, *, detail: bool) -> dict[str, Any]:
+def device_json(device: SimDevice, *, detail: bool) -> dict[str, Any]:
     """A device as `GET /v1/devices` (or, with detail, `GET /v1/devices/:id`) shows it."""
     # A device that never reached the cloud has no last_heard (null in Particle's list).
     heard = iso8601(device.last_heard) if device.last_heard else None
@@ -68,7 +68,7 @@ def device_json(device: DeviceSnapshot, *, detail: bool) -> dict[str, Any]:
     return record
 
 
-def product_fields(device: DeviceSnapshot) -> dict[str, Any]:
+def product_fields(device: SimDevice) -> dict[str, Any]:
     """The fields a product device has on top of a developer device's."""
     return {
         "firmware_version": device.firmware.product_version or 1,
@@ -82,7 +82,7 @@ def product_fields(device: DeviceSnapshot) -> dict[str, Any]:
     }
 
 
-def device_page(devices: list[DeviceSnapshot], page: int, per_page: int) -> dict[str, Any]:
+def device_page(devices: list[SimDevice], page: int, per_page: int) -> dict[str, Any]:
     """One page of `GET /v1/products/:p/devices`."""
     start = (page - 1) * per_page
     return {
@@ -92,7 +92,7 @@ def device_page(devices: list[DeviceSnapshot], page: int, per_page: int) -> dict
     }
 
 
-def variable_json(device: DeviceSnapshot, name: str, value: str) -> dict[str, Any]:
+def variable_json(device: SimDevice, name: str, value: str) -> dict[str, Any]:
     """`GET /v1/devices/:id/:variable`."""
     heard = iso8601(device.last_heard)
     return {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from dataclasses import replace
 from functools import partial
 
 from stamp.sim.cloud_firmware import Firmware
@@ -40,6 +41,9 @@ class DeviceLife:
         raise NotImplementedError
 
     def _require(self, id_or_name: str, owner: str | None) -> SimDevice:
+        raise NotImplementedError
+
+    def _put(self, device: SimDevice) -> SimDevice:
         raise NotImplementedError
 
     def reboot(self, id_or_name: str, reason: str = "pin_reset") -> None:
@@ -74,20 +78,20 @@ class DeviceLife:
 
     def _set_state(self, device_id: str, *, online: bool) -> None:
         with self._lock:
-            self._devices[device_id].online = online
+            self._put(replace(self._devices[device_id], online=online))
 
     def _boot(self, device_id: str, new: Firmware | None, reason: str, style: OtaStyle) -> None:
         """Back online: on `new` firmware, or on the old one when None (a failed update)."""
         with self._lock:
             device = self._devices[device_id]
-            if new is not None:
-                device.firmware = new
+            runs = new if new is not None else device.firmware
             was_online = device.online
-            device.online = True
-            device.updating = False
-            runs = device.firmware
             changed = runs.app_hash != device.session_hash
-            device.session_hash = runs.app_hash
+            self._put(
+                replace(
+                    device, firmware=runs, online=True, updating=False, session_hash=runs.app_hash
+                )
+            )
         if not was_online:
             self.publish(device_id, "spark/status", "online")
         events = boot_events(style, reason, runs.app_hash if changed else None, runs.report)

@@ -1,9 +1,10 @@
 """What the simulated Particle Cloud knows: its pace, its devices, products and accounts.
 
 `SimTiming` is how long the steps of an OTA update take (the real cloud's pace divided by
-a speed factor); `SimDevice` is one device's mutable state and `DeviceSnapshot` a frozen
-copy of it; `Product` is a Particle product (a fleet of devices). `stamp.sim.cloud.CloudSim`
-holds them under its lock; this module has no behaviour beyond copying and scaling.
+a speed factor); `SimDevice` is one device's state, a frozen record the simulator replaces
+as the device changes; `Product` is a Particle product (a fleet of devices).
+`stamp.sim.cloud.CloudSim` holds them under its lock; this module has no behaviour beyond
+making and scaling them.
 
 The product model is deliberately small but complete enough to grow on: each device
 carries the product fields Particle's product device list returns (firmware_version,
@@ -15,7 +16,7 @@ added on top without changing how devices or streams work.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from stamp.sim.cloud_firmware import Firmware
 
@@ -83,25 +84,31 @@ class Product:
 
 
 @dataclass(frozen=True)
-class DeviceSnapshot:
-    """A simulated device as it is right now."""
+class SimDevice:
+    """A simulated device as it is at one moment.
+
+    Frozen: `CloudSim` replaces a device's record under its lock (`dataclasses.replace`),
+    so a record it hands out stays as it was when read.
+    """
 
     id: str
     """24 lowercase hex digits."""
     name: str
     """e.g. "sim_photon_1"."""
-    online: bool
-    """What the cloud believes (its `online`/`connected` fields)."""
     firmware: Firmware
     """What it runs."""
-    updating: bool
+    session_hash: str
+    """App hash of the previous session: Device OS publishes app-hash only on a change."""
+    online: bool = True
+    """What the cloud believes (its `online`/`connected` fields)."""
+    reachable: bool = True
+    """False: the cloud still believes it online but it answers nothing (a silent drop)."""
+    updating: bool = False
     """An OTA update is under way."""
-    last_heard: float
+    last_heard: float = 0.0
     """Wall-clock time of its last event or connection."""
     platform_id: int = PHOTON_PLATFORM_ID
     """Particle platform id (6: Photon)."""
-    reachable: bool = True
-    """False: the cloud still believes it online but it answers nothing (a silent drop)."""
     owner: str = OWNER
     product_id: int | None = None
     """The product it belongs to (None: a developer device)."""
@@ -127,50 +134,6 @@ class FlashRecord:
     """False: the device will boot its old firmware (the fail-rate draw, or a bad image)."""
     at: float
     """Wall-clock time the upload was accepted."""
-
-
-@dataclass
-class SimDevice:
-    """Mutable state of one device; only touched under CloudSim's lock."""
-
-    id: str
-    name: str
-    firmware: Firmware
-    session_hash: str
-    """App hash of the previous session: Device OS publishes app-hash only on a change."""
-    online: bool = True
-    reachable: bool = True
-    updating: bool = False
-    last_heard: float = 0.0
-    platform_id: int = PHOTON_PLATFORM_ID
-    owner: str = OWNER
-    product_id: int | None = None
-    groups: tuple[str, ...] = ()
-    development: bool = False
-    desired_firmware_version: int | None = None
-    targeted_firmware_release_version: int | None = None
-    signalling: bool = False
-    functions: tuple[str, ...] = field(default_factory=tuple)
-
-    def snapshot(self) -> DeviceSnapshot:
-        return DeviceSnapshot(
-            id=self.id,
-            name=self.name,
-            online=self.online,
-            firmware=self.firmware,
-            updating=self.updating,
-            last_heard=self.last_heard,
-            platform_id=self.platform_id,
-            reachable=self.reachable,
-            owner=self.owner,
-            product_id=self.product_id,
-            groups=self.groups,
-            development=self.development,
-            desired_firmware_version=self.desired_firmware_version,
-            targeted_firmware_release_version=self.targeted_firmware_release_version,
-            signalling=self.signalling,
-            functions=self.functions,
-        )
 
 
 DEVICE_ID_BYTES = 12

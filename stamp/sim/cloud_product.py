@@ -65,6 +65,9 @@ class ProductLife:
     def _require(self, id_or_name: str, owner: str | None) -> SimDevice:
         raise NotImplementedError
 
+    def _put(self, device: SimDevice) -> SimDevice:
+        raise NotImplementedError
+
     # -- setting a product up --------------------------------------------------------
 
     def product_firmware(self, product: Product) -> ProductFirmware:
@@ -80,18 +83,17 @@ class ProductLife:
     def set_groups(self, id_or_name: str, groups: tuple[str, ...]) -> None:
         """Put a device in these product groups."""
         with self._lock:
-            self._require(id_or_name, None).groups = tuple(groups)
+            self._put(replace(self._require(id_or_name, None), groups=tuple(groups)))
 
     def set_development(self, id_or_name: str, development: bool = True) -> None:
         """Mark a device as a development device (releases pass it by)."""
         with self._lock:
-            self._require(id_or_name, None).development = development
+            self._put(replace(self._require(id_or_name, None), development=development))
 
     def never_connected(self, id_or_name: str) -> None:
         """A device registered to the product that has never reached the cloud."""
         with self._lock:
-            device = self._require(id_or_name, None)
-            device.online, device.last_heard = False, 0.0
+            self._put(replace(self._require(id_or_name, None), online=False, last_heard=0.0))
 
     def add_product_firmware(self, product: Product, version: int, image: bytes) -> Firmware:
         """`POST /v1/products/:p/firmware`: a version's binary; SimRefused(400) if invalid."""
@@ -131,7 +133,7 @@ class ProductLife:
                 if d.product_id == product.id and (product_default or set(groups) & set(d.groups))
             ]
             for device in targeted:
-                device.targeted_firmware_release_version = version
+                self._put(replace(device, targeted_firmware_release_version=version))
             if product_default:
                 index = next(n for n, p in enumerate(self.products) if p.id == product.id)
                 self.products[index] = replace(product, released_firmware=version)
@@ -145,8 +147,7 @@ class ProductLife:
         """`PUT /v1/products/:p/devices/:id desired_firmware_version=N` (None: unlock)."""
         with self._lock:
             device = self._require(id_or_name, None)
-            device.desired_firmware_version = version
-            device_id = device.id
+            device_id = self._put(replace(device, desired_firmware_version=version)).id
         self._scheduler.after(0.0, partial(self.update_if_due, device_id))
 
     def update_if_due(self, device_id: str) -> bool:

@@ -21,20 +21,15 @@ from typing import Any
 
 from aiohttp import web
 
-from stamp.sim.cloud import CloudSim
 from stamp.sim.cloud_firmware import SimRefused
 from stamp.sim.cloud_json import device_json
-from stamp.sim.cloud_model import Product
-from stamp.sim.cloud_routes import MAX_UPLOAD, form_fields, owner_of, reply
+from stamp.sim.cloud_routes import MAX_UPLOAD, Handlers, form_fields, owner_of, reply
 
 _TRUE = ("1", "true", "yes", "on")
 
 
-class ProductApi:
+class ProductApi(Handlers):
     """The product firmware handlers of one simulated cloud."""
-
-    def __init__(self, sim: CloudSim) -> None:
-        self.sim = sim
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -42,12 +37,6 @@ class ProductApi:
             web.put("/v1/products/{product}/firmware/release", self.release),
             web.put("/v1/products/{product}/devices/{device}", self.update_device),
         ]
-
-    def _product(self, request: web.Request) -> Product:
-        product = self.sim.product(request.match_info["product"])
-        if product is None:
-            raise SimRefused(404, "Product not found")
-        return product
 
     async def upload(self, request: web.Request) -> web.Response:
         product = self._product(request)

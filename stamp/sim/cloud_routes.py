@@ -42,7 +42,7 @@ from stamp.sim.cloud_json import (
     device_page,
     variable_json,
 )
-from stamp.sim.cloud_model import DeviceSnapshot, Product
+from stamp.sim.cloud_model import Product, SimDevice
 from stamp.sim.cloud_streams import EVENT_TTL, StreamEnd, iso8601
 
 MAX_UPLOAD = 8 * 1024 * 1024
@@ -82,11 +82,29 @@ async def form_fields(request: web.Request) -> dict[str, Any]:
     return fields
 
 
-class CloudApi:
-    """The handlers of one simulated cloud."""
+class Handlers:
+    """A group of one simulated cloud's handlers (the API, the product API, the
+    simulator's controls): `routes()` lists them for aiohttp."""
+
+    def __init__(self, sim: CloudSim) -> None:
+        self.sim = sim
+
+    def routes(self) -> list[web.RouteDef]:
+        raise NotImplementedError
+
+    def _product(self, request: web.Request) -> Product:
+        """The path's `{product}` (an id or a slug); 404 for one the cloud does not have."""
+        product = self.sim.product(request.match_info["product"])
+        if product is None:
+            raise SimRefused(404, "Product not found")
+        return product
+
+
+class CloudApi(Handlers):
+    """The Particle Cloud API's handlers."""
 
     def __init__(self, sim: CloudSim, keepalive: float) -> None:
-        self.sim = sim
+        super().__init__(sim)
         self.keepalive = keepalive
 
     def routes(self) -> list[web.RouteDef]:
@@ -112,7 +130,7 @@ class CloudApi:
 
     # -- devices -----------------------------------------------------------------------
 
-    def _device(self, request: web.Request, key: str = "device") -> DeviceSnapshot:
+    def _device(self, request: web.Request, key: str = "device") -> SimDevice:
         device = self.sim.find(request.match_info[key], owner_of(request))
         if device is None:
             raise SimRefused(
@@ -179,12 +197,6 @@ class CloudApi:
         return reply({"ok": True})
 
     # -- products ----------------------------------------------------------------------
-
-    def _product(self, request: web.Request) -> Product:
-        product = self.sim.product(request.match_info["product"])
-        if product is None:
-            raise SimRefused(404, "Product not found")
-        return product
 
     async def product_devices(self, request: web.Request) -> web.Response:
         product = self._product(request)

@@ -12,12 +12,10 @@ so a simulated board "runs" exactly what `stamp manifest` extracted from the sam
 
 from __future__ import annotations
 
-import errno
 import io
 import json
 import logging
 import math
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -79,6 +77,8 @@ class SerialBoard(PtyBoard):
     another thread or a signal handler; `close()` stops it and releases the pty.
     """
 
+    SCHEME = "serial"
+
     def __init__(
         self,
         identity: Mapping[str, Any],
@@ -107,14 +107,6 @@ class SerialBoard(PtyBoard):
         self._report = report_line(self.identity)
         super().__init__()
         self._reset_pending = False
-
-    @property
-    def device(self) -> str:
-        """The `--device` URL for stamp, e.g. "serial:/dev/pts/3"."""
-        return f"serial:{self.path}"
-
-    def thread_name(self) -> str:
-        return f"sim serial {self.path}"
 
     def reset(self) -> None:
         """Press EN: the board boots again now (from another thread, e.g. a DTR/RTS bridge)."""
@@ -170,21 +162,3 @@ class SerialBoard(PtyBoard):
             + b"[     0.012] app: ready, send ?stamp for the report again\r\n"
         )
         self.boots += 1  # counted once printed, so a test can wait for "booted" and then listen
-
-    def _send(self, data: bytes) -> None:
-        """Write to whoever has the port open; drop what nobody reads, never block."""
-        if not self.connected:
-            log.debug("nobody listens on %s: %d bytes lost", self.path, len(data))
-            return
-        view = memoryview(data)
-        while view:
-            try:
-                written = os.write(self._master, view)
-            except OSError as exc:
-                # EAGAIN: the client stopped reading and its buffer is full. EIO: it
-                # closed the port. A real UART drops the bytes too.
-                if exc.errno not in (errno.EAGAIN, errno.EIO):
-                    raise
-                log.debug("%s: %d bytes lost (%s)", self.path, len(view), exc.strerror)
-                return
-            view = view[written:]

@@ -9,9 +9,7 @@ a reset) is interleaved, as on a real UART; while nobody has the port open it is
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
 from typing import Any
 
 from smp import packet as smppacket
@@ -19,8 +17,7 @@ from smp.exceptions import SMPException
 
 from stamp.device.report import LineScanner
 from stamp.sim.board import PtyBoard
-from stamp.sim.smp_server import BUF_SIZE, SmpServer
-from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_server import BUF_SIZE, ServesSmp, SmpServer
 
 log = logging.getLogger("stamp.sim.smp")
 
@@ -28,36 +25,19 @@ MAX_LINE = 4 * BUF_SIZE
 """Longest line accepted: a frame's base64 fits in it many times over."""
 IDLE_POLL = 0.05
 LINE_LENGTH = 128
-MAX_STALLS = 200
-"""Times a write to a client that does not read waits 5 ms before the bytes are dropped."""
 
 
-class SmpBoard(PtyBoard):
+class SmpBoard(ServesSmp, PtyBoard):
     """The simulated device on a new pseudo-terminal; `run()` it or `start()` a thread."""
+
+    SCHEME = "smp:serial"
+    MAX_STALLS = 200
+    """An SMP answer is worth waiting for (up to a second) before it is dropped."""
 
     def __init__(self, server: SmpServer) -> None:
         self.server = server
         self._decoder: Any = None
         super().__init__()
-
-    @property
-    def slots(self) -> Slots:
-        return self.server.slots
-
-    @property
-    def requests(self) -> int:
-        return self.server.requests
-
-    def reset(self) -> None:
-        self.server.reset()
-
-    @property
-    def device(self) -> str:
-        """The `--device` URL for stamp, e.g. "smp:serial:/dev/pts/3"."""
-        return f"smp:serial:{self.path}"
-
-    def thread_name(self) -> str:
-        return f"sim smp {self.path}"
 
     def run(self) -> None:
         """Answer SMP requests until `stop()`."""
@@ -100,26 +80,3 @@ class SmpBoard(PtyBoard):
         except (ValueError, SMPException) as exc:  # binascii.Error is a ValueError
             log.debug("dropped a bad SMP frame: %s", exc)
             self._decoder = None
-
-    # --- the pty ------------------------------------------------------------------------
-
-    def _send(self, data: bytes) -> None:
-        if not self.connected:
-            return
-        view = memoryview(data)
-        stalls = 0
-        while view:
-            try:
-                written = os.write(self._master, view)
-            except OSError as exc:
-                # EAGAIN: the client is not reading; wait a little, then drop it as a UART
-                # would. EIO: it closed the port.
-                if exc.errno == errno.EAGAIN and stalls < MAX_STALLS:
-                    stalls += 1
-                    self._wait([], 0.005)
-                    continue
-                if exc.errno in (errno.EAGAIN, errno.EIO):
-                    log.debug("%s: %d bytes lost (%s)", self.path, len(view), exc.strerror)
-                    return
-                raise
-            view = view[written:]

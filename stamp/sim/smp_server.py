@@ -201,6 +201,26 @@ class SmpServer:
         )
 
 
+class ServesSmp:
+    """What a board that hands its frames to an `SmpServer` shows of it (mixed into the
+    pty board of `stamp.sim.smp` and the UDP board of `stamp.sim.smp_udp`)."""
+
+    server: SmpServer
+
+    @property
+    def slots(self) -> Slots:
+        return self.server.slots
+
+    @property
+    def requests(self) -> int:
+        """SMP requests answered so far."""
+        return self.server.requests
+
+    def reset(self) -> None:
+        """Reset the device (as an SMP reset command does)."""
+        self.server.reset()
+
+
 def _response_header(request: smphdr.Header, length: int) -> smphdr.Header:
     op = _OP.READ_RSP if request.op == _OP.READ else _OP.WRITE_RSP
     return smphdr.Header(

@@ -14,15 +14,16 @@ import select
 import socket
 
 from stamp.sim.board import BoardLoop
-from stamp.sim.smp_server import SmpServer
-from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_server import ServesSmp, SmpServer
 
 IDLE_POLL = 0.05
 MAX_DATAGRAM = 65535
 
 
-class SmpUdpBoard(BoardLoop):
+class SmpUdpBoard(ServesSmp, BoardLoop):
     """The simulated device on a UDP port; `run()` it or `start()` a thread."""
+
+    SCHEME = "smp:udp"
 
     def __init__(self, server: SmpServer, host: str = "127.0.0.1", port: int = 0) -> None:
         self.server = server
@@ -36,19 +37,8 @@ class SmpUdpBoard(BoardLoop):
         super().__init__()
 
     @property
-    def device(self) -> str:
-        """The `--device` URL for stamp, e.g. "smp:udp:127.0.0.1:1337"."""
-        return f"smp:udp:{self.host}:{self.port}"
-
-    @property
-    def slots(self) -> Slots:
-        return self.server.slots
-
-    def reset(self) -> None:
-        self.server.reset()
-
-    def thread_name(self) -> str:
-        return f"sim smp udp {self.port}"
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def _release(self) -> None:
         self._sock.close()

@@ -1,0 +1,21 @@
+"""What the `stamp sim` commands share: the firmware file a simulator runs, as a click type
+and read with one sentence when it cannot be."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+FIRMWARE_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+"""An existing file, not a directory, given as a Path."""
+
+
+def read_firmware(path: Path) -> bytes:
+    """The bytes of the firmware file a simulator was given; ArtifactError if unreadable."""
+    from stamp.errors import ArtifactError
+
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ArtifactError(f"cannot read {path}: {exc.strerror}") from None
