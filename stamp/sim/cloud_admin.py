@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from email.utils import formatdate
 from typing import Any
 
 from aiohttp import web
 
+from stamp.redact import redact
 from stamp.sim.cloud import CloudSim
 from stamp.sim.cloud_firmware import SimRefused
 from stamp.sim.cloud_json import INVALID_TOKEN, NO_TOKEN
@@ -31,13 +31,7 @@ log = logging.getLogger("stamp.sim.cloud")
 
 MAX_DRAIN = 2 * MAX_UPLOAD
 """Past this many unread body bytes the connection is closed instead of drained."""
-_TOKEN_IN_QUERY = re.compile(r"(access_token=)[^&\s]*")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def redact(text: str) -> str:
-    """`text` with any access_token query value replaced (for logs)."""
-    return _TOKEN_IN_QUERY.sub(r"\1<redacted>", text)
 
 
 async def _token(request: web.Request) -> str | None:

@@ -33,11 +33,11 @@ require_sim_extra()
 
 from aiohttp import web  # noqa: E402  (after the check that says what to install)
 
-from stamp.sim.cloud_admin import SIM_KEY, Admin, make_guard, redact, stamp_date  # noqa: E402
+from stamp.sim.cloud_admin import SIM_KEY, Admin, make_guard, stamp_date  # noqa: E402
 from stamp.sim.cloud_product_routes import ProductApi  # noqa: E402
 from stamp.sim.cloud_routes import MAX_UPLOAD, CloudApi  # noqa: E402
 
-__all__ = ["CloudServer", "redact", "serve_until_signalled"]
+__all__ = ["CloudServer", "serve_until_signalled"]
 
 log = logging.getLogger("stamp.sim.cloud")
 

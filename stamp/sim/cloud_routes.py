@@ -274,10 +274,10 @@ class CloudApi(Handlers):
                 if batch:
                     await response.write(batch)
                     last_write = loop.time()
-                if end == StreamEnd.CLOSE:
+                if end is StreamEnd.CLOSE:
                     await response.write_eof()
                     return response
-                if end == StreamEnd.DROP:
+                if end is StreamEnd.DROP:
                     # A network drop: no terminating chunk, the socket just goes.
                     if request.transport is not None:
                         request.transport.abort()

@@ -18,6 +18,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
+from enum import StrEnum
 
 log = logging.getLogger("stamp.sim.cloud")
 
@@ -43,7 +44,7 @@ def sse_frame(name: str, data: str, coreid: str, published_at: str, ttl: int = E
     return f"event: {name}\ndata: {body}\n\n".encode()
 
 
-class StreamEnd:
+class StreamEnd(StrEnum):
     """Why a subscriber's stream ends."""
 
     CLOSE = "close"
@@ -73,7 +74,7 @@ class Subscriber:
         self._limit = limit
         self._frames: deque[bytes] = deque()
         self._cond = threading.Condition()
-        self._end: str | None = None
+        self._end: StreamEnd | None = None
         self._waker: Callable[[], None] | None = None
 
     def wants(self, device_id: str, name: str, owner: str, product_id: int | None) -> bool:
@@ -119,14 +120,14 @@ class Subscriber:
             if len(self._frames) == 1:
                 self._wake()
 
-    def end(self, how: str) -> None:
+    def end(self, how: StreamEnd) -> None:
         with self._cond:
             if self._end is None:
                 self._end = how
             self._cond.notify_all()
             self._wake()
 
-    def take(self, timeout: float) -> tuple[bytes, str | None]:
+    def take(self, timeout: float) -> tuple[bytes, StreamEnd | None]:
         """Everything queued (b"" after `timeout` with nothing), and the end if it came."""
         with self._cond:
             self._cond.wait_for(lambda: bool(self._frames) or self._end is not None, timeout)
@@ -173,11 +174,11 @@ class Hub:
             for sub in targets:
                 sub.offer(frame, block=block)
 
-    def end_all(self, how: str) -> int:
+    def end_all(self, how: StreamEnd) -> int:
         """End every open stream (StreamEnd.DROP or CLOSE); returns how many."""
         with self._lock:
             subs = list(self._subscribers)
-            self._closed = self._closed or how == StreamEnd.CLOSE
+            self._closed = self._closed or how is StreamEnd.CLOSE
         for sub in subs:
             sub.end(how)
         return len(subs)

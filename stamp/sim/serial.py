@@ -36,9 +36,6 @@ DEFAULT_BOOT_DELAY = 0.5
 IDLE_POLL = 0.05
 """Seconds between checks for a client while nobody has the port open."""
 
-# A GNU build-id note in a raw image (a .bin has no sections to find it by): namesz 4,
-# descsz, type NT_GNU_BUILD_ID, name "GNU\0", all little-endian like every Cortex-M.
-
 
 def identity_from_image(data: bytes) -> dict[str, Any]:
     """The report a board running this firmware (ELF or raw image) prints, as a JSON object.

@@ -15,6 +15,7 @@ import pytest
 from stamp.artifact.notes import scan_build_id
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
+from stamp.redact import MASK
 from stamp.sim.cloud import CloudSim
 from stamp.sim.cloud_firmware import read_firmware
 from tests.support.cloud import (
@@ -112,7 +113,7 @@ def test_the_access_token_query_parameter_is_accepted_but_never_logged(
     with cloud_sim() as cloud:
         response = httpx.get(f"{cloud.api_url}/v1/devices", params={"access_token": cloud.token})
     assert response.status_code == 200
-    assert "GET /v1/devices?access_token=<redacted>" in caplog.text
+    assert f"GET /v1/devices?access_token={MASK}" in caplog.text
     assert cloud.token not in caplog.text
 
 
