@@ -44,10 +44,13 @@ def record_build(
     output: Path | None = None,
     allow_unstamped: bool = False,
     env: Mapping[str, str] | None = None,
+    state_dir: Path | None = None,
 ) -> Recorded:
     """Make the manifest of `firmware` (an ELF, or a .bin alone; with `bin_path` the .bin
     made from the ELF), write it to `output` (default: NAME.stamp.json beside it) and add
-    it to the history. ArtifactError/StateError name what is wrong."""
+    it to the history in `state_dir` (default: the config's, `find_state_dir`; a caller
+    that needs it too passes it, saving a git process). ArtifactError/StateError name what
+    is wrong."""
     first = load_file(firmware)
     elf, raw = (first, None) if first.elf is not None else (None, first)
     if bin_path is not None:
@@ -66,7 +69,7 @@ def record_build(
     )
     write_manifest(manifest, target)
     try:
-        with History.open(find_state_dir(config)) as history:
+        with History.open(state_dir or find_state_dir(config)) as history:
             added = history.append(manifest, local_origin(os.environ if env is None else env))
             legacy = history.legacy_import
     except StateError as exc:

@@ -58,18 +58,22 @@ def manifest(
     """
     from stamp.artifact.recording import record_build
     from stamp.cli.history import say_legacy_import
-    from stamp.cli.words import manifest_facts
     from stamp.config import load_config
+    from stamp.state_dir import find_state_dir
 
     config = load_config(settings.config_path)
+    state_dir = find_state_dir(config)  # once: the history and the warnings both need it
     recorded = record_build(
-        firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
+        firmware,
+        config,
+        bin_path=bin_path,
+        output=output,
+        allow_unstamped=allow_unstamped,
+        state_dir=state_dir,
     )
     say_legacy_import(recorded.legacy_import)
     if settings.verbosity >= 0:
-        from stamp.state_dir import find_state_dir
-
-        _warn_about_context(recorded.manifest, firmware, config.root, find_state_dir(config))
+        _warn_about_context(recorded.manifest, firmware, config.root, state_dir)
     if as_json:
         from stamp.cli.output import print_json
 
@@ -103,6 +107,28 @@ def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir:
             "rebuild it to record the current sources",
             err=True,
         )
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    elif identity.elf_sha256 is None:
+        facts.append("unstamped")
+    if identity.project_name is not None:
+        facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
+    if identity.elf_sha256:
+        facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    if identity.mcuboot_hash:
+        facts.append(f"MCUboot {manifest.image_version}, hash {identity.mcuboot_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def _shown(path: Path) -> str:

@@ -43,12 +43,15 @@ def check_provenance(git: str | None, edit: int | None, root: Path, state_dir: P
 
 
 def _commit_missing(root: Path, sha: str) -> bool:
-    """True only when `root` is in a git repository that lacks commit `sha`."""
+    """True only when `root` is in a git repository that lacks commit `sha`.
+
+    One git process answers both (`stamp manifest` runs on every build): rev-parse prints
+    the git directory before it looks the commit up, and prints nothing outside a
+    repository."""
+    args = ["git", "rev-parse", "--git-dir", "--verify", "--quiet", f"{sha}^{{commit}}"]
     try:
-        inside = run(["git", "rev-parse", "--git-dir"], cwd=root, timeout=30)
-        if inside.returncode != 0:
-            return False  # not a repository: nothing to compare with
-        found = run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=root, timeout=30)
+        found = run(args, cwd=root, timeout=30)
     except (OSError, subprocess.TimeoutExpired):
         return False
-    return found.returncode != 0
+    inside = bool(found.out.strip())  # not a repository: nothing to compare with
+    return inside and found.returncode != 0
