@@ -57,7 +57,6 @@ def manifest(
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.recording import record_build
-    from stamp.cli.history import say_legacy_import
     from stamp.config import load_config
     from stamp.state_dir import find_state_dir
 
@@ -71,7 +70,10 @@ def manifest(
         allow_unstamped=allow_unstamped,
         state_dir=state_dir,
     )
-    say_legacy_import(recorded.legacy_import)
+    if recorded.legacy_import is not None:  # only the run that imported the old history
+        from stamp.cli.history import say_legacy_import
+
+        say_legacy_import(recorded.legacy_import)
     if settings.verbosity >= 0:
         _warn_about_context(recorded.manifest, firmware, config.root, state_dir)
     if as_json:
