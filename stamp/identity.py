@@ -69,6 +69,9 @@ class Identity:
     """SHA-256 of the loadable image, lowercase hex."""
     mcuboot_hash: str | None = _key(Kind.HASH)
     """MCUboot: the image's SHA-256 TLV (what a Zephyr device reports per slot), lowercase hex."""
+    image_version: str | None = _key(Kind.INFO)
+    """MCUboot: the image header's version ("1.2.3+4"), as imgtool wrote it or a device prints
+    its running slot's."""
     elf_sha256: str | None = _key(Kind.HASH, printed_prefix=ESP_PRINTED_DIGITS)
     """ESP-IDF: SHA-256 of the ELF file, stored in the image's app description (64 hex); an
     ESP-IDF boot log prints only its first CONFIG_APP_RETRIEVE_LEN_ELF_SHA digits."""

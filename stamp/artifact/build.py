@@ -210,12 +210,12 @@ def build_manifest(
             app_hash=app_hash,
             image_sha256=image_sha256,
             mcuboot_hash=mcuboot.mcuboot_hash if mcuboot else None,
+            image_version=mcuboot.version_text if mcuboot else None,
         ),
         recorded_at=recorded_at,
         elf=elf.facts.artifact(manifest_dir) if elf else None,
         bin=bin_file.facts.artifact(manifest_dir) if bin_file else None,
         particle=particle,
-        image_version=mcuboot.version_text if mcuboot else None,
         mcuboot=mcuboot.to_json() if mcuboot else None,
         memory=memory_layout(elf.elf, record) if elf is not None and elf.elf else None,
     )

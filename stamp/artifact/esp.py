@@ -20,7 +20,7 @@ ESP image is read; without it that read is one clear ArtifactError.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from stamp.artifact.elf import ElfImage
@@ -88,17 +88,8 @@ class AppDesc:
         return self.elf_sha256 != "0" * 64
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "app_version": self.app_version,
-            "project_name": self.project_name,
-            "compile_time": self.compile_time,
-            "idf_version": self.idf_version,
-            "elf_sha256": self.elf_sha256,
-            "secure_version": self.secure_version,
-            "min_efuse_blk_rev": self.min_efuse_blk_rev,
-            "max_efuse_blk_rev": self.max_efuse_blk_rev,
-            "mmu_page_size": self.mmu_page_size,
-        }
+        """Every field, by its name."""
+        return asdict(self)
 
 
 def _text(field: bytes) -> str:

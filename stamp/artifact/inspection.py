@@ -10,7 +10,7 @@ ArtifactError.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from stamp.artifact.build import check_module
 from stamp.artifact.elf import FoundRecord, single_record
@@ -50,12 +50,12 @@ class Inspection:
     """The loadable image (the ELF's, or the file itself)."""
     load_address: int | None
     """Load address of the image's first byte (ELF only)."""
-    module: ModuleInfo | None
-    """Particle module info, of the .bin or of the ELF's image."""
-    module_patched: bool
-    """The module info is of the ELF's image with its placeholders patched (app hash predicted)."""
     problems: tuple[str, ...]
     """What makes the file unusable as a build artifact (exit 2 after showing it)."""
+    module: ModuleInfo | None = None
+    """Particle module info, of the .bin or of the ELF's image."""
+    module_patched: bool = False
+    """The module info is of the ELF's image with its placeholders patched (app hash predicted)."""
     mcuboot: McubootImage | None = None
     """The MCUboot image, for an `imgtool sign` output."""
     esp: EspImage | None = None
@@ -151,105 +151,91 @@ def _esp_json(esp: EspImage | None, app: AppDesc | None) -> dict[str, Any] | Non
 
 def inspect_firmware(firmware: Firmware) -> Inspection:
     """Describe a file; ArtifactError when it is neither an ELF, a module nor a stamped image."""
-    problems: list[str] = []
     if firmware.elf is not None:
         elf = firmware.elf
         module, patched = elf_module(elf.image)
-        esp_app = elf_app_desc(elf)
-        records, record_problem = elf.records, elf.record_problem
-        kind, image, load_address, build_id = "elf", elf.image, elf.base, elf.build_id
-    elif firmware.mcuboot is not None:
+        found = _Found(elf.records, elf.record_problem, elf.build_id, elf.image, elf.base)
+        return found.inspection(
+            firmware, "elf", [], module=module, module_patched=patched, esp_app=elf_app_desc(elf)
+        )
+    if firmware.mcuboot is not None:
         return _inspect_mcuboot(firmware, firmware.mcuboot)
-    else:
-        raw = firmware.bin
-        assert raw is not None
-        if raw.esp_damage:
-            raise ArtifactError(raw.esp_damage)
-        if raw.esp is not None:
-            return _inspect_esp(firmware, raw.esp)
-        if raw.module is None and raw.damaged:
-            raise ArtifactError(f"{firmware.name} is a damaged Particle module: {raw.damaged}")
-        if raw.module is None and not raw.records and not raw.record_problem:
-            raise ArtifactError(
-                f"{firmware.name} is neither an ELF file nor a Particle module binary, and "
-                "holds no stamp record"
-            )
-        module, patched, esp_app = raw.module, False, None
-        records, record_problem = raw.records, raw.record_problem
-        kind = "module" if module else "raw"
-        image, load_address, build_id = raw.data, None, raw.build_id
-        try:
-            check_module(raw, firmware.name)
-        except ArtifactError as exc:
-            problems.append(exc.message)
-    record = _the_record(records, record_problem, firmware.name, problems)
-    return Inspection(
-        firmware=firmware,
-        kind=kind,
-        records=records,
-        record=record,
-        build_id=build_id,
-        image=image,
-        load_address=load_address,
-        module=module,
-        module_patched=patched,
-        problems=tuple(problems),
-        esp_app=esp_app,
-    )
-
-
-def _inspect_esp(firmware: Firmware, esp: EspImage) -> Inspection:
-    """An ESP-IDF app .bin: esptool's view, its checks as problems, any stamp record."""
     raw = firmware.bin
     assert raw is not None
-    return _inspect_image(
-        firmware, "esp", esp.problems(firmware.name), image=raw.data, load_address=None, esp=esp
+    if raw.esp_damage:
+        raise ArtifactError(raw.esp_damage)
+    if raw.esp is not None:
+        problems = raw.esp.problems(firmware.name)
+        return _raw_found(firmware, raw.data, None).inspection(
+            firmware, "esp", problems, esp=raw.esp, esp_app=raw.esp.app_desc
+        )
+    if raw.module is None and raw.damaged:
+        raise ArtifactError(f"{firmware.name} is a damaged Particle module: {raw.damaged}")
+    if raw.module is None and not raw.records and not raw.record_problem:
+        raise ArtifactError(
+            f"{firmware.name} is neither an ELF file nor a Particle module binary, and "
+            "holds no stamp record"
+        )
+    problems = []
+    try:
+        check_module(raw, firmware.name)
+    except ArtifactError as exc:
+        problems.append(exc.message)
+    return _raw_found(firmware, raw.data, None).inspection(
+        firmware, "module" if raw.module else "raw", problems, module=raw.module
     )
 
 
 def _inspect_mcuboot(firmware: Firmware, image: McubootImage) -> Inspection:
     """An `imgtool sign` output: stamp records and build-id are looked for in its body."""
     problems = [f"{firmware.name}: {problem}" for problem in image.problems()]
-    return _inspect_image(
-        firmware,
-        "mcuboot",
-        problems,
-        image=image.data,
-        load_address=image.hex_address,
-        mcuboot=image,
-    )
+    found = _raw_found(firmware, image.data, image.hex_address)
+    return found.inspection(firmware, "mcuboot", problems, mcuboot=image)
 
 
-def _inspect_image(
-    firmware: Firmware,
-    kind: str,
-    problems: list[str],
-    *,
-    image: bytes,
-    load_address: int | None,
-    esp: EspImage | None = None,
-    mcuboot: McubootImage | None = None,
-) -> Inspection:
-    """A signed or packaged image (ESP-IDF, MCUboot): its own checks' problems, plus the
-    stamp record and build-id looked for in its bytes."""
+class _Detail(TypedDict, total=False):
+    """What only some kinds of file have (the `Inspection` fields of the same names)."""
+
+    module: ModuleInfo | None
+    module_patched: bool
+    esp: EspImage | None
+    esp_app: AppDesc | None
+    mcuboot: McubootImage | None
+
+
+@dataclass(frozen=True)
+class _Found:
+    """What every kind of file is searched for: stamp records, build-id, the loadable image."""
+
+    records: tuple[FoundRecord, ...]
+    record_problem: str | None
+    build_id: str | None
+    image: bytes
+    load_address: int | None
+
+    def inspection(
+        self, firmware: Firmware, kind: str, problems: list[str], **detail: Unpack[_Detail]
+    ) -> Inspection:
+        """The `Inspection`, with `detail` (module, esp, mcuboot, ...) as found for `kind`."""
+        record = _the_record(self.records, self.record_problem, firmware.name, problems)
+        return Inspection(
+            firmware=firmware,
+            kind=kind,
+            records=self.records,
+            record=record,
+            build_id=self.build_id,
+            image=self.image,
+            load_address=self.load_address,
+            problems=tuple(problems),
+            **detail,
+        )
+
+
+def _raw_found(firmware: Firmware, image: bytes, load_address: int | None) -> _Found:
+    """A file that is not an ELF: records and build-id are those found in its bytes."""
     raw = firmware.bin
     assert raw is not None
-    record = _the_record(raw.records, raw.record_problem, firmware.name, problems)
-    return Inspection(
-        firmware=firmware,
-        kind=kind,
-        records=raw.records,
-        record=record,
-        build_id=raw.build_id,
-        image=image,
-        load_address=load_address,
-        module=None,
-        module_patched=False,
-        problems=tuple(problems),
-        esp=esp,
-        esp_app=esp.app_desc if esp is not None else None,
-        mcuboot=mcuboot,
-    )
+    return _Found(raw.records, raw.record_problem, raw.build_id, image, load_address)
 
 
 def _the_record(

@@ -70,8 +70,6 @@ class Manifest:
     """The .bin it was read from."""
     particle: dict[str, Any] | None = None
     """Particle module info (the `particle` object of `stamp inspect --json`)."""
-    image_version: str | None = None
-    """MCUboot: the image header's version ("1.2.3+4"); informational, never decides."""
     mcuboot: dict[str, Any] | None = None
     """MCUboot image info (the `mcuboot` object of `stamp inspect --json`)."""
     esp: dict[str, Any] | None = None
@@ -92,7 +90,6 @@ class Manifest:
                 "bin": asdict(self.bin) if self.bin else None,
             },
             particle=self.particle,
-            image_version=self.image_version,
             mcuboot=self.mcuboot,
             esp=self.esp,
         )
@@ -110,7 +107,7 @@ class Manifest:
         try:
             artifacts = record.get("artifacts") or {}
             known = {*KEY_NAMES, "schema", "recorded_at", "artifacts", "particle", "memory"}
-            known |= {"image_version", "mcuboot", "esp"}
+            known |= {"mcuboot", "esp"}
             memory = record.get("memory")
             return cls(
                 identity=parse_identity(record),
@@ -118,7 +115,6 @@ class Manifest:
                 elf=_artifact(artifacts.get("elf")),
                 bin=_artifact(artifacts.get("bin")),
                 particle=record.get("particle"),
-                image_version=_optional(record.get("image_version"), str),
                 mcuboot=_optional(record.get("mcuboot"), dict),
                 esp=record.get("esp"),
                 extra={k: v for k, v in record.items() if k not in known},
@@ -178,8 +174,8 @@ def build_name(manifest: Manifest, unstamped: str = "an unstamped build") -> str
     if manifest.identity.edit is not None:
         return f"edit {manifest.identity.edit}"
     mcuboot_hash = manifest.identity.mcuboot_hash
-    if mcuboot_hash and manifest.image_version:
-        return f"image {manifest.image_version} (mcuboot_hash {mcuboot_hash[:8]}…)"
+    if mcuboot_hash and manifest.identity.image_version:
+        return f"image {manifest.identity.image_version} (mcuboot_hash {mcuboot_hash[:8]}…)"
     # image_sha256 last: every build has one, and no device reports it by itself.
     for key in sorted(HASH_KEYS, key=lambda k: k == "image_sha256"):
         value = getattr(manifest.identity, key)

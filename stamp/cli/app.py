@@ -71,9 +71,28 @@ class LazyGroup(click.Group):
         return command
 
 
-# --- global options after the command (SPEC section 3: "before or after the command") ----
+# --- global options, before or after the command (SPEC section 3) ------------------------
 
 _GLOBAL_MARK = "_stamp_global_options"
+
+# name -> (flags, click settings); the group and every command share these.
+_GLOBAL_OPTIONS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "config_path": (
+        ("--config",),
+        {
+            "type": click.Path(dir_okay=False, path_type=Path),
+            "help": "Use this stamp.toml or pyproject.toml instead of searching upward.",
+        },
+    ),
+    "verbose": (("-v", "--verbose"), {"count": True, "help": "Show more detail (repeatable)."}),
+    "quiet": (("-q", "--quiet"), {"is_flag": True, "help": "Print only errors and results."}),
+}
+
+
+def _global_option(name: str) -> click.Option:
+    """The group's own `name` option, passed to `cli` as `name`."""
+    flags, settings = _GLOBAL_OPTIONS[name]
+    return click.Option([*flags, name], **settings)
 
 
 def accept_global_options(command: click.Command) -> None:
@@ -86,61 +105,24 @@ def accept_global_options(command: click.Command) -> None:
         return
     setattr(command, _GLOBAL_MARK, True)
     command.params.extend(
-        [
-            click.Option(
-                ["--config", "_config_path"],
-                type=click.Path(dir_okay=False, path_type=Path),
-                expose_value=False,
-                callback=_late_config,
-                help="Use this stamp.toml or pyproject.toml instead of searching upward.",
-            ),
-            click.Option(
-                ["-v", "--verbose", "_verbose"],
-                count=True,
-                expose_value=False,
-                callback=_late_verbose,
-                help="Show more detail (repeatable).",
-            ),
-            click.Option(
-                ["-q", "--quiet", "_quiet"],
-                is_flag=True,
-                expose_value=False,
-                callback=_late_quiet,
-                help="Print only errors and results.",
-            ),
-        ]
+        click.Option([*flags, f"_{name}"], expose_value=False, callback=_late, **settings)
+        for name, (flags, settings) in _GLOBAL_OPTIONS.items()
     )
     if isinstance(command, click.Group) and not isinstance(command, LazyGroup):
         for sub in command.commands.values():
             accept_global_options(sub)
 
 
-def _settings(ctx: click.Context) -> Settings:
+def _late(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """A global option given after the command: it updates the group's `Settings`."""
+    if not value:
+        return
     settings = ctx.find_object(Settings)
     assert settings is not None, "the stamp group makes the Settings"
-    return settings
-
-
-def _late_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
-    if value is not None:
-        _settings(ctx).config_path = value
-
-
-def _late_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
-    if value:
-        settings = _settings(ctx)
-        settings.verbosity = max(settings.verbosity, 0) + value
-        _relog(settings)
-
-
-def _late_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
-    if value:
-        settings = _settings(ctx)
-        settings.verbosity = -1
-        _relog(settings)
-
-
-def _relog(settings: Settings) -> None:
+    if param.name == "_config_path":
+        settings.config_path = value
+        return
+    settings.verbosity = -1 if param.name == "_quiet" else max(settings.verbosity, 0) + value
     from stamp.cli.output import setup_logging
 
     setup_logging(settings.verbosity)
@@ -152,14 +134,6 @@ def _relog(settings: Settings) -> None:
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="stamp")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Use this stamp.toml or pyproject.toml instead of searching upward.",
-)
-@click.option("-v", "--verbose", count=True, help="Show more detail (repeatable).")
-@click.option("-q", "--quiet", is_flag=True, help="Print only errors and results.")
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool) -> None:
     """Stamp every firmware build, extract what was really built, prove the device runs it.
@@ -175,6 +149,9 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool)
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)
     ctx.obj = Settings(config_path=config_path, verbosity=verbosity)
+
+
+cli.params.extend(_global_option(name) for name in _GLOBAL_OPTIONS)
 
 
 def main(argv: list[str] | None = None) -> None:

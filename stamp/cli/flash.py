@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from stamp.cli.options import manifest_option, timeout_option
+from stamp.cli.options import (
+    device_option,
+    flag_option,
+    json_option,
+    manifest_option,
+    seconds_option,
+    timeout_option,
+)
 from stamp.device.flash import DEFAULT_RETRIES, DEFAULT_SETTLE, DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
@@ -18,15 +25,11 @@ if TYPE_CHECKING:
 
 @click.command("flash")
 @click.argument("firmware", type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    "--device",
-    "device",
-    required=True,
-    metavar="X",
-    help="A [devices.NAME] from the config (a serial device needs its flash_command), "
+@device_option(
+    "A [devices.NAME] from the config (a serial device needs its flash_command), "
     "particle:DEVICE_ID_OR_NAME for an OTA update through the Particle Cloud, "
     "smp:serial:PORT / smp:udp:HOST[:PORT] for an MCUboot/Zephyr device, or "
-    "gdb:HOST:PORT to load it through a debug probe's GDB server.",
+    "gdb:HOST:PORT to load it through a debug probe's GDB server."
 )
 @click.option(
     "--retries",
@@ -41,22 +44,18 @@ if TYPE_CHECKING:
     "Seconds each attempt waits for the device's report (a cloud upload included).",
     zero_allowed=False,
 )
-@click.option(
+@seconds_option(
     "--settle",
-    type=click.FloatRange(min=0),
-    default=DEFAULT_SETTLE,
-    show_default=True,
-    metavar="S",
-    help="Particle: seconds to wait after the device came back online without a new app "
+    DEFAULT_SETTLE,
+    "Particle: seconds to wait after the device came back online without a new app "
     "hash before calling the flash failed.",
 )
 @manifest_option("The manifest FIRMWARE must match. Default: NAME.stamp.json beside FIRMWARE.")
-@click.option(
+@flag_option(
     "--no-confirm",
-    is_flag=True,
     help="SMP: leave the new image running unconfirmed (as a test; the next reset reverts it).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print every attempt's verdict as JSON.")
+@json_option("Print every attempt's verdict as JSON.")
 @click.pass_obj
 def flash(
     settings: Settings,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from stamp.cli import exits
-from stamp.cli.options import manifest_option, timeout_option
+from stamp.cli.options import json_option, manifest_option, timeout_option
 
 if TYPE_CHECKING:
     from stamp.artifact.history.records import Build
@@ -60,9 +60,7 @@ STATUS_WORDS = {
     help="Seconds to listen for the devices' own reports before reading the `stamp` "
     "variable of those still silent.",
 )
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the report, device by device, as JSON."
-)
+@json_option("Print the report, device by device, as JSON.")
 @click.pass_obj
 def fleet(
     settings: Settings,

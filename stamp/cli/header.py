@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import json_option
 
 
 @click.command()
@@ -19,7 +20,7 @@ from stamp.cli.app import Settings
     type=click.Path(file_okay=False, path_type=Path),
     help="Write the generated files here (default: `output_dir` from the config, build/stamp).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.option(
     "--strict", is_flag=True, help='Fail (exit 2) instead of stamping "unknown" without git.'
 )

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import flag_option, json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.history import Build, History, LegacyImport
@@ -86,7 +87,7 @@ def history() -> None:
     metavar="N",
     help="Show the N newest builds (0: all).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of builds.")
+@json_option("Print a JSON array of builds.")
 @click.pass_obj
 def list_cmd(settings: Settings, limit: int, as_json: bool) -> int:
     """List builds, newest first: edit, time, git, hashes, and where pulled builds came from.
@@ -117,7 +118,7 @@ def list_cmd(settings: Settings, limit: int, as_json: bool) -> int:
 
 @history.command("show")
 @click.argument("build")
-@click.option("--json", "as_json", is_flag=True, help="Print the build as JSON.")
+@json_option("Print the build as JSON.")
 @click.pass_obj
 def show(settings: Settings, build: str, as_json: bool) -> int:
     """Show one build in full. BUILD is an edit number or any identity value.
@@ -134,8 +135,6 @@ def show(settings: Settings, build: str, as_json: bool) -> int:
     from stamp.cli.output import print_json
 
     found = _lookup(settings, build, edit_numbers=True)
-    if isinstance(found, int):
-        return found
     if len(found) > 1:
         click.echo(f"stamp: error: {build} names {len(found)} builds:", err=True)
         for entry in found:
@@ -150,7 +149,7 @@ def show(settings: Settings, build: str, as_json: bool) -> int:
 
 @history.command("find")
 @click.argument("hex_value", metavar="HEX")
-@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of the builds.")
+@json_option("Print a JSON array of the builds.")
 @click.pass_obj
 def find(settings: Settings, hex_value: str, as_json: bool) -> int:
     """Find the builds carrying HEX in any identity key: in full, or a unique prefix of at
@@ -167,8 +166,6 @@ def find(settings: Settings, hex_value: str, as_json: bool) -> int:
     from stamp.cli.output import print_json
 
     found = _lookup(settings, hex_value, edit_numbers=False)
-    if isinstance(found, int):
-        return found
     if as_json:
         print_json([build_json(b) for b in found])
     else:
@@ -179,12 +176,11 @@ def find(settings: Settings, hex_value: str, as_json: bool) -> int:
 
 @history.command("push")
 @click.argument("remote", default=DEFAULT_REMOTE)
-@click.option(
+@flag_option(
     "--include-dirty",
-    is_flag=True,
     help="Also push builds made from a tree with uncommitted changes (marked dirty).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print what was pushed as JSON.")
+@json_option("Print what was pushed as JSON.")
 @click.pass_obj
 def push(settings: Settings, remote: str, include_dirty: bool, as_json: bool) -> int:
     """Push this checkout's builds to REMOTE as git notes (refs/notes/stamp).
@@ -229,7 +225,7 @@ def push(settings: Settings, remote: str, include_dirty: bool, as_json: bool) ->
 
 @history.command("pull")
 @click.argument("remote", default=DEFAULT_REMOTE)
-@click.option("--json", "as_json", is_flag=True, help="Print what was pulled as JSON.")
+@json_option("Print what was pulled as JSON.")
 @click.pass_obj
 def pull(settings: Settings, remote: str, as_json: bool) -> int:
     """Pull the builds REMOTE's notes (refs/notes/stamp) carry into this checkout's history.
@@ -275,8 +271,8 @@ def pull(settings: Settings, remote: str, as_json: bool) -> int:
 # -- rendering -------------------------------------------------------------------------
 
 
-def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build] | int:
-    """The builds `text` names, or the exit code after saying why there are none."""
+def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build]:
+    """The builds `text` names; if none, says why and exits (1 none, 2 a bad value)."""
     from stamp.artifact.history.lookup import MIN_PREFIX, LookupStatus, find_builds
     from stamp.config import load_config
 
@@ -296,7 +292,7 @@ def _lookup(settings: Settings, text: str, *, edit_numbers: bool) -> list[Build]
     click.echo(f"stamp: error: {says[found.status]}", err=True)
     for key, value in found.candidates:
         click.echo(f"  {key} {value}", err=True)
-    return 1 if found.status is LookupStatus.NOT_FOUND else 2
+    raise click.exceptions.Exit(1 if found.status is LookupStatus.NOT_FOUND else 2)
 
 
 def _builds(n: int) -> str:

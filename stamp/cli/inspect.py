@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.inspection import Inspection
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 @click.command("inspect")
 @click.argument("file", type=click.Path(path_type=Path, readable=False))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@json_option("Print the result as JSON.")
 @click.pass_obj
 def inspect_cmd(settings: Settings, file: Path, as_json: bool) -> int:
     """Show the identity of an ELF or .bin: stamp record, build-id, hashes, module info.

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.cli.app import Settings
+from stamp.cli.options import flag_option, json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
@@ -27,12 +28,10 @@ if TYPE_CHECKING:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the manifest here (default: NAME.stamp.json beside the ELF).",
 )
-@click.option(
-    "--allow-unstamped",
-    is_flag=True,
-    help="Write a manifest even when the firmware holds no stamp record.",
+@flag_option(
+    "--allow-unstamped", help="Write a manifest even when the firmware holds no stamp record."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@json_option("Print the manifest as JSON.")
 @click.pass_obj
 def manifest(
     settings: Settings,
@@ -129,7 +128,7 @@ def manifest_facts(manifest: Manifest) -> str:
     if identity.app_hash:
         facts.append(f"app hash {identity.app_hash[:8]}…")
     if identity.mcuboot_hash:
-        facts.append(f"MCUboot {manifest.image_version}, hash {identity.mcuboot_hash[:8]}…")
+        facts.append(f"MCUboot {identity.image_version}, hash {identity.mcuboot_hash[:8]}…")
     return ", ".join(facts)
 
 

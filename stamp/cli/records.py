@@ -69,7 +69,6 @@ def flash_record(result: FlashResult, *, now: datetime | None = None) -> dict[st
 def manifest_record(manifest: Manifest, origin: Origin | None = None) -> dict[str, Any]:
     """A build's identity keys and when it was recorded (and where, when pulled)."""
     record: dict[str, Any] = manifest.identity.as_json()
-    record["image_version"] = manifest.image_version
     record["recorded_at"] = manifest.recorded_at
     if origin is not None:  # a pulled build: where it was made (`stamp history pull`)
         record["origin"] = asdict(origin)
@@ -90,8 +89,6 @@ def report_record(report: Report | None) -> dict[str, Any] | None:
         return None
     record: dict[str, Any] = report.identity.known()
     record["source"] = report.source
-    if report.image_version is not None:
-        record["image_version"] = report.image_version
     if report.image_states is not None:
         record["image_states"] = report.image_states.to_json()
     if report.extra:

@@ -9,7 +9,13 @@ import click
 
 from stamp.artifact.manifest import build_name
 from stamp.cli import exits
-from stamp.cli.options import manifest_option, timeout_option
+from stamp.cli.options import (
+    device_option,
+    flag_option,
+    json_option,
+    manifest_option,
+    timeout_option,
+)
 
 if TYPE_CHECKING:
     from stamp.artifact.history import History
@@ -28,14 +34,10 @@ UNSTAMPED = "the manifest's build"
 
 
 @click.command("verify")
-@click.option(
-    "--device",
-    "device",
-    required=True,
-    metavar="X",
-    help="A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
+@device_option(
+    "A [devices.NAME] from the config, serial:PORT[?baud=N], particle:DEVICE_ID_OR_NAME, "
     "smp:serial:PORT[?baud=N], smp:udp:HOST[:PORT] (MCUboot/Zephyr over SMP) "
-    "or gdb:HOST:PORT (a debug probe's GDB server).",
+    "or gdb:HOST:PORT (a debug probe's GDB server)."
 )
 @manifest_option(
     "The NAME.stamp.json to verify against. Default: the build `stamp flash` last "
@@ -43,25 +45,22 @@ UNSTAMPED = "the manifest's build"
     "last `stamp manifest`); either is named on stderr."
 )
 @timeout_option(DEFAULT_TIMEOUT, "Seconds to wait for a report that settles the question.")
-@click.option(
+@flag_option(
     "--reset",
-    is_flag=True,
     help="Serial: reset the board into its app through DTR/RTS first, as esptool does "
     "(ESP32 dev boards), so it prints its boot log again.",
 )
-@click.option(
+@flag_option(
     "--allow-unconfirmed",
-    is_flag=True,
     help="SMP: accept the build running as an unconfirmed test image (it reverts at the "
     "next reset unless confirmed).",
 )
-@click.option(
+@flag_option(
     "--image",
     "read_image",
-    is_flag=True,
     help="gdb: devices: also read back the whole image and compare its SHA-256.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the verdict record as JSON.")
+@json_option("Print the verdict record as JSON.")
 @click.pass_obj
 def verify(
     settings: Settings,

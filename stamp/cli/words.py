@@ -79,7 +79,8 @@ def _where_expected(verdict: Verdict) -> str:
 
 def _unstamped(manifest: Manifest, fallback: str) -> str:
     """A build without a stamp record: by its MCUboot version when it has one."""
-    return f"image {manifest.image_version}" if manifest.image_version else fallback
+    version = manifest.identity.image_version
+    return f"image {version}" if version else fallback
 
 
 VERDICT_COLOURS = {
@@ -220,8 +221,8 @@ def _reported_build(verdict: Verdict, now: datetime) -> str:
         _git_part(identity.get("git"), identity.get("dirty")),
         *_hash_parts(identity, HASH_KEYS, _to_difference(verdict)),
     ]
-    if report.image_version:
-        parts.insert(0, f"version {report.image_version}")
+    if report.identity.image_version:
+        parts.insert(0, f"version {report.identity.image_version}")
     shown = ", ".join(p for p in parts if p)
     has_strong = any(k in identity for k in HASH_KEYS) or ("git" in identity and "edit" in identity)
     what = (

@@ -11,7 +11,7 @@ the slot that is not running — so `confirmed` alone says nothing (SPEC section
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
@@ -40,17 +40,8 @@ class SlotState:
     """The image's bootable flag."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "image": self.image,
-            "slot": self.slot,
-            "version": self.version,
-            "hash": self.hash,
-            "active": self.active,
-            "pending": self.pending,
-            "confirmed": self.confirmed,
-            "permanent": self.permanent,
-            "bootable": self.bootable,
-        }
+        """Every field, by its name."""
+        return asdict(self)
 
 
 class RunState(Enum):

@@ -39,8 +39,6 @@ class Report:
     """Where it was heard (e.g. "serial line", "cloud event stamp", "spark/device/app-hash")."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys stamp does not know: kept, ignored."""
-    image_version: str | None = None
-    """MCUboot: the running slot's version as the device prints it; informational."""
     image_states: ImageStates | None = None
     """MCUboot: every slot the device reported (is the running image confirmed?)."""
 
@@ -49,8 +47,10 @@ def smp_report(states: ImageStates) -> Report:
     """The report of an SMP device: the active slot's hash is the running build's identity."""
     active = states.active
     return Report(
-        identity=Identity(mcuboot_hash=active.hash if active else None),
-        image_version=active.version if active else None,
+        identity=Identity(
+            mcuboot_hash=active.hash if active else None,
+            image_version=active.version if active else None,
+        ),
         image_states=states,
         source=SMP_SOURCE,
     )

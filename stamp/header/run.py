@@ -68,14 +68,11 @@ class HeaderResult(NamedTuple):
 
     def to_json(self) -> dict[str, object]:
         """The `--json` record of SPEC section 3."""
-        return {
-            "edit": self.edit,
-            "git": self.git,
-            "dirty": self.dirty,
-            "branch": self.branch,
-            "describe": self.describe,
-            "changed": [str(p) for p in self.changed],
+        record: dict[str, object] = {
+            key: getattr(self, key) for key in ("edit", "git", "dirty", "branch", "describe")
         }
+        record["changed"] = [str(p) for p in self.changed]
+        return record
 
 
 def run_header(
