@@ -33,6 +33,13 @@ class StampError(Exception):
         return self.message
 
 
+class NoAnswer(StampError):
+    """Something outside stamp did not answer in time or could not be reached: exit 3, as
+    when a device stays silent (SPEC section 3), so a script can try again later."""
+
+    exit_code = EXIT_NO_REPORT
+
+
 class ConfigError(StampError):
     """stamp.toml / [tool.stamp] is unreadable, malformed, or names an unknown key."""
 
@@ -49,16 +56,12 @@ class StateError(StampError):
     """The edit counter state or build history cannot be read or written."""
 
 
-class HistoryBusy(StateError):
+class HistoryBusy(StateError, NoAnswer):
     """Another process held the build history's write lock for longer than stamp waits."""
 
-    exit_code = EXIT_NO_REPORT
 
-
-class RemoteError(StampError):
+class RemoteError(NoAnswer):
     """A git remote could not be reached, or refused an exchange of the build history."""
-
-    exit_code = EXIT_NO_REPORT
 
 
 class TemplateError(StampError):
@@ -73,16 +76,12 @@ class AuthError(StampError):
     """The Particle Cloud rejected the token (401/403), or no token is configured."""
 
 
-class DeviceUnreachable(StampError):
+class DeviceUnreachable(NoAnswer):
     """The device, port or cloud could not be reached, or it did not answer in time."""
 
-    exit_code = EXIT_NO_REPORT
 
-
-class FlashError(StampError):
+class FlashError(NoAnswer):
     """A flash could not be started (the upload or the flash command failed)."""
-
-    exit_code = EXIT_NO_REPORT
 
 
 class FlashRefused(StampError):

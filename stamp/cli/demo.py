@@ -32,6 +32,6 @@ def demo(settings: Settings, keep: bool) -> int:
     """
     import sys
 
-    from stamp.demo import run_demo
+    from stamp.cli.demo_story import run_demo
 
     return run_demo(sys.stdout, keep=keep)

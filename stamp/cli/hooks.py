@@ -7,6 +7,14 @@ from pathlib import Path
 import click
 
 from stamp.cli.app import Settings
+from stamp.header.git_hook import HookAction
+
+_HOOK_WORDS = {
+    HookAction.INSTALLED: "installed",
+    HookAction.ALREADY_INSTALLED: "already installed",
+    HookAction.UNINSTALLED: "uninstalled",
+    HookAction.NOT_INSTALLED: "not installed",
+}
 
 
 @click.group()
@@ -39,7 +47,7 @@ def install(settings: Settings) -> int:
     result = do_install(hooks_dir(Path.cwd()))
     if settings.verbosity < 0:
         return 0
-    click.echo(f"stamp: {result.action}: {result.path}")
+    click.echo(f"stamp: {_HOOK_WORDS[result.action]}: {result.path}")
     if result.chained:
         click.echo(f"stamp: the previous hook still runs after it: {result.chained}")
     return 0
@@ -57,7 +65,7 @@ def uninstall() -> int:
     from stamp.header.git_hook import uninstall as do_uninstall
 
     result = do_uninstall(hooks_dir(Path.cwd()))
-    click.echo(f"stamp: {result.action}: {result.path}")
+    click.echo(f"stamp: {_HOOK_WORDS[result.action]}: {result.path}")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import KW_ONLY, dataclass
 
 from stamp.cli.output import Progress
 from stamp.cli.words import attempt_summary
@@ -75,28 +76,27 @@ class Watch:
                 self.progress.status(self._status(monotonic() - self.started))
 
 
+@dataclass(eq=False)
 class FlashProgress:
     """The `stamp.device.flash.FlashWatcher` of the CLI and the demo: a heading per
     attempt, the flasher's output, a `Watch` while waiting, and why an attempt is retried.
     `lines` shows every event as a line even on a terminal (the demo)."""
 
-    def __init__(
-        self,
-        progress: Progress,
-        timeout: float,
-        image: FlashImage,
-        flasher: Flasher,
-        *,
-        lines: bool,
-        verbose: bool,
-    ) -> None:
-        self.progress = progress
-        self.timeout = timeout
-        self.doing = f"flashing {image.describe()} {flasher.describe()}"
+    progress: Progress
+    timeout: float
+    image: FlashImage
+    flasher: Flasher
+    _: KW_ONLY
+    lines: bool
+    verbose: bool
+
+    def __post_init__(self) -> None:
+        self.doing = f"flashing {self.image.describe()} {self.flasher.describe()}"
         """What the first attempt does, e.g. "flashing app.bin over the Particle Cloud to x"."""
-        self.lines = lines
-        self.verbose = verbose
-        self._watch = Watch(progress, timeout, lines=lines, verbose=verbose)
+        self._watch = self._new_watch()
+
+    def _new_watch(self) -> Watch:
+        return Watch(self.progress, self.timeout, lines=self.lines, verbose=self.verbose)
 
     def attempt_started(self, number: int, total: int) -> None:
         if number == 1:
@@ -104,7 +104,7 @@ class FlashProgress:
         else:
             doing = "flashing again" + (" (the last attempt)" if number == total else "")
         self.progress.line(f"stamp: attempt {number}/{total}: {doing}")
-        self._watch = Watch(self.progress, self.timeout, lines=self.lines, verbose=self.verbose)
+        self._watch = self._new_watch()
 
     def attempt_failed(self, attempt: Attempt, total: int) -> None:
         self.progress.line(

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from stamp.artifact.manifest import Manifest
 from stamp.device.report import Report
-from stamp.identity import parse_identity
+from stamp.identity import Identity, parse_identity
 
 ELF_SHA256_DIGITS = 64
 HASH_LEN_OPTION = "CONFIG_APP_RETRIEVE_LEN_ELF_SHA"
@@ -51,35 +51,17 @@ _INFO_KEYS = {
 class BootInfo:
     """What one boot log said about the running app."""
 
-    elf_sha256: str
-    """The digits of the ELF file's SHA-256 it printed, lowercase (a prefix of 64)."""
+    identity: Identity
+    """`elf_sha256`: the digits of the ELF file's SHA-256 it printed, lowercase (a prefix of
+    64); and the app description lines of the same boot printed before the hash
+    (`project_name`, `app_version`, `compile_time`; `idf_version` is usually printed after)."""
     cut_short: bool
     """The hash was followed by `...`, as older ESP-IDF releases print it."""
-    project_name: str | None = None
-    """`Project name:` of the same boot, if it came before the hash."""
-    app_version: str | None = None
-    """`App version:` of the same boot, if it came before the hash."""
-    compile_time: str | None = None
-    """`Compile time:` of the same boot, if it came before the hash."""
-    idf_version: str | None = None
-    """`ESP-IDF:` if printed before the hash (ESP-IDF prints it after, so usually None)."""
 
     @property
     def digits(self) -> int:
         """How many of the 64 digits the device printed."""
-        return len(self.elf_sha256)
-
-    def as_report_object(self) -> dict[str, str]:
-        """The report as a JSON-like object (the keys of SPEC section 5)."""
-        info = {
-            "project_name": self.project_name,
-            "app_version": self.app_version,
-            "compile_time": self.compile_time,
-            "idf_version": self.idf_version,
-        }
-        obj = {"elf_sha256": self.elf_sha256}
-        obj.update({key: value for key, value in info.items() if value is not None})
-        return obj
+        return len(self.identity.elf_sha256 or "")
 
 
 def clean_line(raw: bytes | str) -> str:
@@ -116,22 +98,16 @@ class BootLogScanner:
         if found is None or not found["digits"] or len(found["digits"]) > ELF_SHA256_DIGITS:
             self._info = {}
             return None
-        info = BootInfo(
-            elf_sha256=found["digits"].lower(),
-            cut_short=found["ellipsis"] is not None,
-            project_name=self._info.get("project_name"),
-            app_version=self._info.get("app_version"),
-            compile_time=self._info.get("compile_time"),
-            idf_version=self._info.get("idf_version"),
-        )
+        # Hex digits and text the patterns matched: parse_identity cannot refuse them.
+        identity = parse_identity({**self._info, "elf_sha256": found["digits"].lower()})
+        info = BootInfo(identity, cut_short=found["ellipsis"] is not None)
         self._info = {}
         return info
 
 
 def boot_report(info: BootInfo, source: str) -> Report:
     """The Report a boot log makes: the printed hash digits and the app's description."""
-    # Digits and text the scanner matched: parse_identity cannot refuse them.
-    return Report(identity=parse_identity(info.as_report_object()), source=source)
+    return Report(identity=info.identity, source=source)
 
 
 def answers_query(expected: Manifest) -> bool:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
+from typing import ClassVar
 
 from stamp.closing import Closing
 from stamp.device.flash_image import FlashImage
@@ -34,26 +36,20 @@ POLL_INTERVAL = 0.2
 """Seconds between attempts to reach a device that is resetting."""
 
 
+@dataclass(eq=False)
 class SmpFlasher(Closing):
     """Upload, test, reset, re-read and confirm over SMP (see the module docstring)."""
 
-    flash_while_listening = False
+    flash_while_listening: ClassVar[bool] = False
 
-    def __init__(
-        self,
-        target: SmpTarget,
-        *,
-        confirm: bool = True,
-        clock: Clock = monotonic,
-        comeback_timeout: float = COMEBACK_TIMEOUT,
-    ) -> None:
-        self.target = target
-        self.confirm = confirm
-        """False (--no-confirm): leave the new image running as a test image."""
-        self.clock = clock
-        self.comeback_timeout = comeback_timeout
-        self._data = b""
-        self._hash = ""
+    target: SmpTarget
+    _: KW_ONLY
+    confirm: bool = True
+    """False (--no-confirm): leave the new image running as a test image."""
+    clock: Clock = monotonic
+    comeback_timeout: float = COMEBACK_TIMEOUT
+    _data: bytes = field(default=b"", init=False, repr=False)
+    _hash: str = field(default="", init=False)
 
     def describe(self) -> str:
         return f"to {self.target.describe()}"

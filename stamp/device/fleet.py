@@ -25,6 +25,7 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from enum import Enum
 from functools import partial
 
@@ -163,37 +164,32 @@ def survey(
     return run.report(group, client)
 
 
+@dataclass(eq=False)
 class _Survey:
     """The state of one survey: a slot per device, and what was counted."""
 
-    def __init__(
-        self,
-        client: CloudClient,
-        product: str,
-        expected: Manifest,
-        history: History,
-        clock: Clock,
-        timeout: float,
-        listen_first: float,
-    ) -> None:
-        self.client = client
-        self.product = product
-        self.expected = expected
-        self.history = history
-        self.clock = clock
-        self.timeout = timeout
-        self.start = clock()
-        self.deadline = self.start + timeout
-        self.listen_first = max(0.0, min(listen_first, timeout / 4))
-        self.slots: dict[str, _Slot] = {}
-        self.results: queue.SimpleQueue[_Result] = queue.SimpleQueue()
-        self.events = 0
-        self.reads = 0
-        self.in_flight = 0
-        self.timed_out = False
-        self.changed = True
-        """Something came in since the slots were last looked over."""
-        self.last_report: float | None = None
+    client: CloudClient
+    product: str
+    expected: Manifest
+    history: History
+    clock: Clock
+    timeout: float
+    listen_first: float
+    """Seconds to listen before the first reads (at most a quarter of the timeout)."""
+    slots: dict[str, _Slot] = field(default_factory=dict, init=False)
+    results: queue.SimpleQueue[_Result] = field(default_factory=queue.SimpleQueue, init=False)
+    events: int = field(default=0, init=False)
+    reads: int = field(default=0, init=False)
+    in_flight: int = field(default=0, init=False)
+    timed_out: bool = field(default=False, init=False)
+    changed: bool = field(default=True, init=False)
+    """Something came in since the slots were last looked over."""
+    last_report: float | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        self.start = self.clock()
+        self.deadline = self.start + self.timeout
+        self.listen_first = max(0.0, min(self.listen_first, self.timeout / 4))
         self._progress_at = self.start
 
     def list_devices(self, group: str | None) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -57,35 +57,39 @@ _GDB_ADDRESS = re.compile(r"(?:(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):)?([0-9]{1,5
 
 
 @dataclass(frozen=True)
-class SerialTarget:
+class _Target:
+    """What every kind of device target has."""
+
+    name: str | None = field(default=None, kw_only=True)
+    """The config name it came from, if any."""
+
+
+@dataclass(frozen=True)
+class SerialTarget(_Target):
     """A device heard on a serial port."""
 
     port: str
     """The pyserial port: a device path or a pyserial URL (with its own query options)."""
     baud: int = DEFAULT_BAUD
     """Baud rate."""
-    name: str | None = None
-    """The config name it came from, if any."""
 
     def describe(self) -> str:
         return f"serial {self.port} at {self.baud} baud"
 
 
 @dataclass(frozen=True)
-class ParticleTarget:
+class ParticleTarget(_Target):
     """A device heard through the Particle Cloud."""
 
     device: str
     """Particle device id or name."""
-    name: str | None = None
-    """The config name it came from, if any."""
 
     def describe(self) -> str:
         return f"Particle device {self.device}"
 
 
 @dataclass(frozen=True)
-class SmpTarget:
+class SmpTarget(_Target):
     """An MCUboot/Zephyr device heard over SMP (mcumgr)."""
 
     kind: str
@@ -96,8 +100,6 @@ class SmpTarget:
     """Baud rate (serial)."""
     port: int = DEFAULT_SMP_UDP_PORT
     """UDP port."""
-    name: str | None = None
-    """The config name it came from, if any."""
 
     def describe(self) -> str:
         if self.kind == "serial":
@@ -106,15 +108,13 @@ class SmpTarget:
 
 
 @dataclass(frozen=True)
-class GdbTarget:
+class GdbTarget(_Target):
     """A target read through a debug probe's GDB server."""
 
     host: str
     """Host name or address (without brackets)."""
     port: int
     """TCP port."""
-    name: str | None = None
-    """The config name it came from, if any."""
 
     def describe(self) -> str:
         return f"GDB server {self.host}:{self.port}"

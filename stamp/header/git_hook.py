@@ -17,6 +17,7 @@ import stat
 import subprocess
 import sys
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 from stamp import proc
@@ -31,14 +32,23 @@ CHAINED_SUFFIX = ".stamp-chained"
 HOOK_NAME = "pre-commit"
 
 
+class HookAction(Enum):
+    """What `install` or `uninstall` did to the hook file."""
+
+    INSTALLED = "installed"
+    ALREADY_INSTALLED = "already installed"
+    UNINSTALLED = "uninstalled"
+    NOT_INSTALLED = "not installed"
+    """There was no hook of stamp's to remove."""
+
+
 @dataclass(frozen=True)
 class HookResult:
     """What install/uninstall did."""
 
+    action: HookAction
     path: Path
     """The hook file."""
-    action: str
-    """"installed", "already installed", "uninstalled", "not installed"."""
     chained: Path | None = None
     """A pre-existing hook now called from ours (or restored on uninstall)."""
 
@@ -77,7 +87,9 @@ def install(hooks_dir: Path, python: str | None = None) -> HookResult:
         hooks_dir.mkdir(parents=True, exist_ok=True)
         if hook.exists() and _is_ours(hook):
             if hook.read_text() == script:
-                return HookResult(hook, "already installed", chained if chained.exists() else None)
+                return HookResult(
+                    HookAction.ALREADY_INSTALLED, hook, chained if chained.exists() else None
+                )
         elif hook.exists() or hook.is_symlink():
             if chained.exists():
                 raise StampError(
@@ -88,7 +100,7 @@ def install(hooks_dir: Path, python: str | None = None) -> HookResult:
         hook.chmod(hook.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     except OSError as exc:
         raise StampError(f"cannot install the hook in {hooks_dir}: {exc.strerror or exc}") from None
-    return HookResult(hook, "installed", chained if chained.exists() else None)
+    return HookResult(HookAction.INSTALLED, hook, chained if chained.exists() else None)
 
 
 def uninstall(hooks_dir: Path) -> HookResult:
@@ -96,15 +108,15 @@ def uninstall(hooks_dir: Path) -> HookResult:
     hook = hooks_dir / HOOK_NAME
     chained = hooks_dir / (HOOK_NAME + CHAINED_SUFFIX)
     if not _is_ours(hook):
-        return HookResult(hook, "not installed")
+        return HookResult(HookAction.NOT_INSTALLED, hook)
     try:
         hook.unlink()
         if chained.exists() or chained.is_symlink():
             os.replace(chained, hook)
-            return HookResult(hook, "uninstalled", hook)
+            return HookResult(HookAction.UNINSTALLED, hook, hook)
     except OSError as exc:
         raise StampError(f"cannot remove the hook {hook}: {exc.strerror or exc}") from None
-    return HookResult(hook, "uninstalled")
+    return HookResult(HookAction.UNINSTALLED, hook)
 
 
 def tracked(paths: list[Path], cwd: Path) -> list[Path]:

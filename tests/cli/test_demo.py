@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from stamp.artifact.history import History
-from stamp.demo import run_demo
+from stamp.cli.demo_story import run_demo
 from tests.support import run_stamp, spawn_stamp
 from tests.support.cloud import no_thread_leaks
 

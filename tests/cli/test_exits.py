@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from stamp.cli import exits
-from stamp.demo import DemoFailed
+from stamp.cli.demo_story import DemoFailed
 from stamp.device.verify import VerdictStatus
 from stamp.errors import (
     EXIT_BROKEN_PIPE,

@@ -24,10 +24,10 @@ CONFIG = Config(
 )
 
 GOOD = [
-    ("bench", SerialTarget("/dev/ttyACM0", 57600, "bench")),
-    ("garage", ParticleTarget("my_photon", "garage")),
-    ("lab", SerialTarget("socket://10.0.0.5:4000?logging=debug", 115200, "lab")),
-    ("serial:odd", SerialTarget("/dev/ttyUSB3", 115200, "serial:odd")),
+    ("bench", SerialTarget("/dev/ttyACM0", 57600, name="bench")),
+    ("garage", ParticleTarget("my_photon", name="garage")),
+    ("lab", SerialTarget("socket://10.0.0.5:4000?logging=debug", 115200, name="lab")),
+    ("serial:odd", SerialTarget("/dev/ttyUSB3", 115200, name="serial:odd")),
     ("serial:/dev/ttyACM0", SerialTarget("/dev/ttyACM0", 115200)),
     ("serial:/dev/ttyACM0?baud=9600", SerialTarget("/dev/ttyACM0", 9600)),
     ("serial:socket://127.0.0.1:4444", SerialTarget("socket://127.0.0.1:4444")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from stamp.device.esp_boot import BootInfo, BootLogScanner, clean_line
+from stamp.identity import Identity
 
 SHA = "3059e6b55a965865febd28fa9f6028ad5cd0dab311febb0a3ea79eaa223ac2b0"
 
@@ -54,7 +55,7 @@ HASH_LINES = [
 def test_hash_line(line: str, digits: int, ellipsis: bool) -> None:
     info = BootLogScanner().feed(line.encode())
     assert info is not None
-    assert info.elf_sha256 == SHA[:digits]
+    assert info.identity.elf_sha256 == SHA[:digits]
     assert info.digits == digits
     assert info.cut_short is ellipsis
 
@@ -93,14 +94,16 @@ def test_a_whole_boot_gives_one_report_with_the_app_description() -> None:
     found = [info for line in lines if (info := scanner.feed(line)) is not None]
     assert found == [
         BootInfo(
-            elf_sha256=SHA[:16],
+            Identity(
+                elf_sha256=SHA[:16],
+                project_name="blink",
+                app_version="qa-test-v5.0-20220830-4-g4532e6",
+                compile_time="Sep 13 2022 19:46:07",
+            ),
             cut_short=True,
-            project_name="blink",
-            app_version="qa-test-v5.0-20220830-4-g4532e6",
-            compile_time="Sep 13 2022 19:46:07",
         )
     ]
-    assert found[0].as_report_object() == {
+    assert found[0].identity.known() == {
         "elf_sha256": SHA[:16],
         "project_name": "blink",
         "app_version": "qa-test-v5.0-20220830-4-g4532e6",
@@ -115,14 +118,14 @@ def test_a_reset_between_lines_does_not_mix_two_boots() -> None:
     scanner.feed("I (124) app_init: Project name:     new")
     info = scanner.feed(f"I (141) app_init: ELF file SHA256:  {SHA[:16]}")
     assert info is not None
-    assert info.project_name == "new" and info.app_version is None
+    assert info.identity.project_name == "new" and info.identity.app_version is None
 
 
 def test_app_version_with_spaces_and_odd_text_is_kept() -> None:
     scanner = BootLogScanner()
     scanner.feed("I (129) app_init: App version:      my app 1.2 (rc) :-)")
     info = scanner.feed(f"I (141) app_init: ELF file SHA256:  {SHA[:16]}")
-    assert info is not None and info.app_version == "my app 1.2 (rc) :-)"
+    assert info is not None and info.identity.app_version == "my app 1.2 (rc) :-)"
 
 
 def test_clean_line() -> None:

@@ -104,7 +104,7 @@ CONFIG = Config(
 @pytest.mark.parametrize(
     ("text", "target"),
     [
-        ("probe", GdbTarget("localhost", 3333, "probe")),
+        ("probe", GdbTarget("localhost", 3333, name="probe")),
         ("gdb:localhost:3333", GdbTarget("localhost", 3333)),
         ("gdb:127.0.0.1:2331", GdbTarget("127.0.0.1", 2331)),
         ("gdb:3333", GdbTarget("localhost", 3333)),

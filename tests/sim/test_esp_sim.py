@@ -64,9 +64,12 @@ def test_boots_with_the_configured_hash_length(
     firmware = ESP / "esp_idf_blink_esp32s2.bin"
     with sim("--firmware", str(firmware), *args, cwd=tmp_path) as port:
         info, lines = boot_info(port)
-    assert info.elf_sha256 == BLINK_SHA[:digits] and info.cut_short is ellipsis
-    assert info.project_name == "blink" and info.compile_time == "Sep 13 2022 19:46:07"
-    assert info.app_version == "qa-test-v5.0-20220830-4-g4532e6"
+    assert info.identity.elf_sha256 == BLINK_SHA[:digits] and info.cut_short is ellipsis
+    assert (
+        info.identity.project_name == "blink"
+        and info.identity.compile_time == "Sep 13 2022 19:46:07"
+    )
+    assert info.identity.app_version == "qa-test-v5.0-20220830-4-g4532e6"
     assert any("cpu_start: Application information:" in line for line in lines)
     assert not any(line.startswith("@stamp") for line in lines)
 
@@ -76,7 +79,7 @@ def test_newer_esp_idf_prints_app_init(tmp_path: Path) -> None:
     with sim("--firmware", str(ESP / "esp32c6-appdesc.bin"), cwd=tmp_path) as port:
         info, lines = boot_info(port)
     assert any("app_init: ELF file SHA256:" in line for line in lines)
-    assert info.elf_sha256 == "10eb99e6b6bc87b9" and not info.cut_short
+    assert info.identity.elf_sha256 == "10eb99e6b6bc87b9" and not info.cut_short
 
 
 def test_an_elf_boots_with_its_own_file_hash() -> None:
@@ -92,7 +95,7 @@ def test_the_reported_hash_can_be_overridden(tmp_path: Path) -> None:
     firmware = ESP / "esp_idf_blink_esp32s2.bin"
     with sim("--firmware", str(firmware), "--elf-sha256", other, cwd=tmp_path) as port:
         info, _ = boot_info(port)
-    assert info.elf_sha256 == other[:16]
+    assert info.identity.elf_sha256 == other[:16]
 
 
 def test_non_esp_firmware_is_not_an_esp_app() -> None:

@@ -27,6 +27,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from stamp.closing import Closing
 from stamp.device.transport.rsp_packets import (
@@ -75,30 +76,23 @@ class TargetMemoryError(DeviceError):
         self.code = code
 
 
+@dataclass(eq=False)
 class RspClient(Closing):
     """One connection to a GDB server. Every method raises GdbUnreachable on timeout or
     disconnect, GdbProtocolError on garbage; memory errors are TargetMemoryError."""
 
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        *,
-        deadline: float,
-        clock: Callable[[], float] = time.monotonic,
-        step: float = DEFAULT_STEP,
-    ) -> None:
-        self.host = host
-        self.port = port
-        self.deadline = deadline
-        """No exchange goes past this `clock()` time."""
-        self.clock = clock
-        self.step = step
-        self.features: dict[str, str] = {}
-        """The server's qSupported answer: `PacketSize` → "1000", `qXfer:memory-map:read` → "+"."""
-        self._sock: socket.socket | None = None
-        self._buffer = bytearray()
-        self._bad_checksums = 0
+    host: str
+    port: int
+    _: KW_ONLY
+    deadline: float
+    """No exchange goes past this `clock()` time."""
+    clock: Callable[[], float] = time.monotonic
+    step: float = DEFAULT_STEP
+    features: dict[str, str] = field(default_factory=dict, init=False)
+    """The server's qSupported answer: `PacketSize` → "1000", `qXfer:memory-map:read` → "+"."""
+    _sock: socket.socket | None = field(default=None, init=False, repr=False)
+    _buffer: bytearray = field(default_factory=bytearray, init=False, repr=False)
+    _bad_checksums: int = field(default=0, init=False)
 
     @property
     def where(self) -> str:

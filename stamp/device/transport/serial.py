@@ -16,6 +16,7 @@ import errno
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any
 
 from stamp.closing import Closing
@@ -105,39 +106,30 @@ def classify_open_error(port: str, exc: BaseException) -> DeviceError | None:
     return None
 
 
+@dataclass(eq=False)
 class SerialTransport(Closing):
     """A device on a serial port, heard line by line; implements `Transport`."""
 
-    def __init__(
-        self,
-        port: str,
-        baud: int = 115200,
-        *,
-        clock: Clock = monotonic,
-        query_interval: float = 1.0,
-        open_retry: float = 0.2,
-        query: bool = True,
-        reset: bool = False,
-    ) -> None:
-        self.port = port
-        """A device path (/dev/ttyACM0) or a pyserial URL (socket://127.0.0.1:4444, loop://)."""
-        self.baud = baud
-        """Line speed; ignored by ptys, USB CDC-ACM and socket URLs."""
-        self.clock = clock
-        """The clock of `Heard.at` and of the deadline."""
-        self.query_interval = query_interval
-        """Seconds between `?stamp` queries while no report has arrived."""
-        self.open_retry = open_retry
-        """Seconds between attempts to open a port that is not there."""
-        self.query = query
-        """Send `?stamp`; False for firmware that does not answer it (an ESP-IDF app
-        without stamp, whose report is its boot log)."""
-        self.reset = reset
-        """Reset the board into its app through DTR/RTS once the port is open (ESP32 dev
-        boards' auto-reset circuit), so its boot log is printed again."""
-        self.resets = 0
-        """Resets pulsed so far."""
-        self._serial: Any = None
+    port: str
+    """A device path (/dev/ttyACM0) or a pyserial URL (socket://127.0.0.1:4444, loop://)."""
+    baud: int = 115200
+    """Line speed; ignored by ptys, USB CDC-ACM and socket URLs."""
+    _: KW_ONLY
+    clock: Clock = monotonic
+    """The clock of `Heard.at` and of the deadline."""
+    query_interval: float = 1.0
+    """Seconds between `?stamp` queries while no report has arrived."""
+    open_retry: float = 0.2
+    """Seconds between attempts to open a port that is not there."""
+    query: bool = True
+    """Send `?stamp`; False for firmware that does not answer it (an ESP-IDF app
+    without stamp, whose report is its boot log)."""
+    reset: bool = False
+    """Reset the board into its app through DTR/RTS once the port is open (ESP32 dev
+    boards' auto-reset circuit), so its boot log is printed again."""
+    resets: int = field(default=0, init=False)
+    """Resets pulsed so far."""
+    _serial: Any = field(default=None, init=False, repr=False)
 
     def describe(self) -> str:
         return f"serial {self.port} at {self.baud} baud"
