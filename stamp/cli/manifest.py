@@ -12,6 +12,7 @@ from stamp.cli.options import flag_option, json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
+    from stamp.artifact.recording import Recorded
 
 
 @click.command()
@@ -57,24 +58,17 @@ def manifest(
     """
     from stamp.artifact.recording import record_build
     from stamp.config import load_config
-    from stamp.state_dir import find_state_dir
 
     config = load_config(settings.config_path)
-    state_dir = find_state_dir(config)  # once: the history and the warnings both need it
     recorded = record_build(
-        firmware,
-        config,
-        bin_path=bin_path,
-        output=output,
-        allow_unstamped=allow_unstamped,
-        state_dir=state_dir,
+        firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
     )
     if recorded.legacy_import is not None:  # only the run that imported the old history
         from stamp.cli.history import say_legacy_import
 
         say_legacy_import(recorded.legacy_import)
     if settings.verbosity >= 0:
-        _warn_about_context(recorded.manifest, firmware, config.root, state_dir)
+        _warn_about_context(recorded, firmware)
     if as_json:
         from stamp.cli.output import print_json
 
@@ -88,12 +82,12 @@ def manifest(
     return 0
 
 
-def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir: Path) -> None:
+def _warn_about_context(recorded: Recorded, firmware: Path) -> None:
     """Say when the build is not this checkout's, or older than its last `stamp header`."""
     from stamp.header.provenance import check_provenance
 
-    git, edit = result.identity.git, result.identity.edit
-    found = check_provenance(git, edit, root, state_dir)
+    git, edit = recorded.manifest.identity.git, recorded.manifest.identity.edit
+    found = check_provenance(recorded.foreign_commit, edit, recorded.state_dir)
     if found.foreign_commit:
         click.echo(
             f"stamp: warning: {firmware} was built from git {(git or '')[:12]}, which "
