@@ -109,3 +109,20 @@ def resolve_path(path: Path) -> Path:
             f"{path} cannot be resolved ({exc}): a symbolic link in it points back into "
             "itself; fix or remove the link"
         ) from None
+
+
+def relative_path(
+    path: os.PathLike[str] | str, base: os.PathLike[str] | str, *, walk_up: bool = False
+) -> str | None:
+    """`path` relative to `base` as a slash path ("." for `base` itself), both made absolute
+    as they are (symbolic links are not resolved: resolve first where that matters).
+
+    None when `path` is outside `base`, unless `walk_up` allows `..`, and when no relative
+    path exists at all (another drive on Windows)."""
+    try:
+        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(base))
+    except ValueError:
+        return None
+    if not walk_up and (rel == os.pardir or rel.startswith(os.pardir + os.sep)):
+        return None
+    return Path(rel).as_posix()

@@ -51,3 +51,15 @@ def test_generated_files_state_and_manifest_are_readable(repo: GitRepo, umask_02
         assert _mode(generated) == 0o644, generated
     state = [p for p in (repo.path / ".git" / "stamp").iterdir() if p.suffix == ".json"]
     assert state and all(_mode(p) == 0o644 for p in state)
+
+
+def test_relative_path(tmp_path: Path) -> None:
+    from stamp.fileio import relative_path
+
+    inside = tmp_path / "a" / "b.txt"
+    assert relative_path(inside, tmp_path) == "a/b.txt"
+    assert relative_path(tmp_path, tmp_path) == "."
+    assert relative_path(tmp_path / "a" / ".." / "c", tmp_path) == "c"
+    assert relative_path(tmp_path / "..x", tmp_path) == "..x"  # a name, not a parent
+    assert relative_path(tmp_path.parent / "other", tmp_path) is None
+    assert relative_path(tmp_path.parent / "other", tmp_path, walk_up=True) == "../other"

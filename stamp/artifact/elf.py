@@ -10,8 +10,9 @@ lowest one, gaps filled with zeros, in section-header order. The LMA is derived 
 program headers the way BFD does it (binutils bfd/elf.c, `_bfd_elf_make_section_from_shdr`),
 so `.data` stored in flash (`AT> FLASH`) lands where objcopy puts it.
 
-pyelftools is imported inside `read_elf` so the CLI does not pay for it unless it reads
-an ELF; every error it (or `struct`) raises on a corrupt file becomes an ArtifactError.
+pyelftools (imported inside `read_elf`, so only a command that reads an ELF pays for it)
+reads the headers; any error it or `struct` raises on a corrupt file is an ArtifactError.
+The build-id note is found by stamp's one note walk (stamp.artifact.notes).
 """
 
 from __future__ import annotations
@@ -22,13 +23,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from stamp.artifact.notes import build_id_from_notes
 from stamp.errors import ArtifactError
 from stamp.record import RECORD_MAGIC, RECORD_SIZE, StampRecord, find_records, unpack_record
 
 ELF_MAGIC = b"\x7fELF"
 STAMP_SECTION = ".stamp"
-NT_GNU_BUILD_ID = 3
-GNU_NOTE_NAME = b"GNU\0"
 # Microcontroller flash is at most tens of MiB (Particle modules: MAX_MODULE_FILE, 64 MiB);
 # an image spanning more means the linker script put a loaded section at a wild address
 # (e.g. `.data` without `AT> FLASH`), and objcopy would write hundreds of MiB of zeros.
@@ -191,7 +191,9 @@ def _read(fp: BinaryIO, name: str) -> ElfImage:
         sh_type = header["sh_type"]
         if sh_type == "SHT_NOTE" and build_id is None:
             try:
-                build_id = _build_id(contents(section_name, header), little, header["sh_addralign"])
+                build_id = build_id_from_notes(
+                    contents(section_name, header), little=little, align=header["sh_addralign"]
+                )
             except ValueError as exc:
                 raise ArtifactError(f"{name} is corrupt: in {section_name}, {exc}") from None
         if section_name == STAMP_SECTION:
@@ -251,7 +253,7 @@ def _segment_build_id(
         what = f"segment {index} (PT_NOTE)"
         bits = _read_at(fp, name, size, what, seg["p_offset"], seg["p_filesz"])
         try:
-            found = _build_id(bits, little, seg["p_align"])
+            found = build_id_from_notes(bits, little=little, align=seg["p_align"])
         except ValueError as exc:
             raise ArtifactError(f"{name} is corrupt: in {what}, {exc}") from None
         if found is not None:
@@ -332,37 +334,6 @@ def _overlay(loaded: list[tuple[LoadedSection, bytes]], base: int, end: int) -> 
         start = section.lma - base
         image[start : start + section.size] = bits
     return bytes(image)
-
-
-def build_id_from_notes(notes: bytes, *, little: bool = True, align: int = 4) -> str | None:
-    """The GNU build-id in the bytes of a note section (as read from a target's memory);
-    ValueError when they are not well-formed notes."""
-    return _build_id(notes, little, align)
-
-
-def _build_id(notes: bytes, little: bool, align: int) -> str | None:
-    """The NT_GNU_BUILD_ID descriptor in a note section, as lowercase hex.
-
-    Notes are 4-byte aligned, or 8 in sections aligned to 8 (.note.gnu.property on
-    64-bit hosts); the padding is relative to the section start, as in the gABI.
-    """
-    step = 8 if align == 8 else 4
-    head = struct.Struct("<III" if little else ">III")
-    pos = 0
-    while pos + head.size <= len(notes):
-        namesz, descsz, note_type = head.unpack_from(notes, pos)
-        name_at = pos + head.size
-        desc_at = _round_up(name_at + namesz, step)
-        if desc_at + descsz > len(notes):
-            raise ValueError(f"the note at offset {pos:#x} runs past the end of its section")
-        if note_type == NT_GNU_BUILD_ID and notes[name_at : name_at + namesz] == GNU_NOTE_NAME:
-            return notes[desc_at : desc_at + descsz].hex() or None
-        pos = _round_up(desc_at + descsz, step)
-    return None
-
-
-def _round_up(value: int, step: int) -> int:
-    return (value + step - 1) // step * step
 
 
 def _records(

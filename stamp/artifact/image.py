@@ -15,7 +15,6 @@ import hashlib
 import io
 import logging
 import os
-import re
 import stat
 import threading
 from collections.abc import Iterator
@@ -34,6 +33,7 @@ from stamp.artifact.elf import (
 )
 from stamp.artifact.esp import EspImage, EsptoolMissing, looks_like_esp_image, read_esp_image
 from stamp.artifact.manifest import Artifact
+from stamp.artifact.notes import scan_build_id
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.format import (
     CRC_PLACEHOLDER,
@@ -49,16 +49,12 @@ from stamp.artifact.particle.format import (
 )
 from stamp.artifact.particle.module import ModuleInfo, parse_module
 from stamp.errors import ArtifactError
+from stamp.fileio import relative_path
 
 if TYPE_CHECKING:
     from stamp.artifact.mcuboot import McubootImage
 
 log = logging.getLogger("stamp.artifact")
-
-# A GNU build-id note as the linker lays it out in a little-endian image: namesz 4, descsz
-# (1..64), type 3 (NT_GNU_BUILD_ID), "GNU\0", then the id. When the linker script keeps
-# the note in flash (as the example's does) it is in the .bin too.
-_BUILD_ID_NOTE = re.compile(rb"\x04\x00\x00\x00([\x01-\x40])\x00\x00\x00\x03\x00\x00\x00GNU\x00")
 
 
 @dataclass(frozen=True)
@@ -193,17 +189,6 @@ def _trailing_suffix_size(data: bytes) -> int | None:
     reserved = data[-RESERVED_FROM_END:-SHA_FROM_END]
     fits = MIN_SUFFIX_SIZE <= size <= len(data) - PREFIX_SIZE - CRC_SIZE and size % 2 == 0
     return size if fits and reserved == b"\0\0" else None
-
-
-def scan_build_id(data: bytes) -> str | None:
-    """The GNU build-id in a raw image (a .bin has no sections): the descriptor of the
-    `GNU` build-id note found in it, when exactly one distinct id is found."""
-    ids = set()
-    for match in _BUILD_ID_NOTE.finditer(data):
-        desc = data[match.end() : match.end() + match.group(1)[0]]
-        if len(desc) == match.group(1)[0]:
-            ids.add(desc.hex())
-    return ids.pop() if len(ids) == 1 else None
 
 
 @contextmanager
@@ -375,7 +360,4 @@ def _has_placeholders(image: bytes) -> bool:
 
 
 def _relative(path: Path, directory: Path) -> str:
-    try:
-        return os.path.relpath(path.absolute(), directory.absolute())
-    except ValueError:
-        return str(path.absolute())
+    return relative_path(path, directory, walk_up=True) or str(path.absolute())

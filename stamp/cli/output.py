@@ -36,11 +36,9 @@ def paint_label(sentence: str, colour: str, stream: TextIO) -> str:
 
 def shown_path(path: os.PathLike[str] | str, cwd: str | None = None) -> str:
     """`path` relative to the working directory when it is inside it, else absolute."""
-    start = os.path.abspath(cwd or os.curdir)
-    absolute = os.path.abspath(path)
-    if absolute == start or absolute.startswith(start.rstrip(os.sep) + os.sep):
-        return os.path.relpath(absolute, start)
-    return absolute
+    from stamp.fileio import relative_path
+
+    return relative_path(path, cwd or os.curdir) or os.path.abspath(path)
 
 
 def print_json(record: Any, stream: TextIO | None = None) -> None:

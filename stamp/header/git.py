@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from stamp import proc
 from stamp.errors import GitError
-from stamp.fileio import resolve_path
+from stamp.fileio import relative_path, resolve_path
 
 GIT_TIMEOUT = 60.0
 UNKNOWN = "unknown"
@@ -206,11 +206,8 @@ def _join(base: str, rel: str) -> str:
 
 
 def relative_to_toplevel(path: Path, toplevel: Path) -> str | None:
-    """`path` as a slash path under `toplevel`, or None if it is outside."""
-    try:
-        return resolve_path(path).relative_to(resolve_path(toplevel)).as_posix()
-    except ValueError:
-        return None
+    """`path` as a slash path under `toplevel`, or None if it is outside (links resolved)."""
+    return relative_path(resolve_path(path), resolve_path(toplevel))
 
 
 def hooks_dir(directory: Path) -> Path:

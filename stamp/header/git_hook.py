@@ -22,7 +22,7 @@ from pathlib import Path
 
 from stamp import proc
 from stamp.errors import GitError, StampError
-from stamp.fileio import resolve_path
+from stamp.header.git import relative_to_toplevel
 
 GIT_HOOK_TIMEOUT = 60.0
 """Seconds a git command inside the hook may take."""
@@ -126,7 +126,7 @@ def tracked(paths: list[Path], cwd: Path) -> list[Path]:
     done = _git(["ls-files", "--full-name", "-z", "--", *[str(p) for p in paths]], cwd)
     listed = {name for name in done.out.decode(errors="surrogateescape").split("\0") if name}
     top = _git(["rev-parse", "--show-toplevel"], cwd).stdout.strip()
-    return [p for p in paths if _rel(p, Path(top)) in listed]
+    return [p for p in paths if relative_to_toplevel(p, Path(top)) in listed]
 
 
 def _git(args: list[str], cwd: Path) -> proc.Completed:
@@ -140,13 +140,6 @@ def _git(args: list[str], cwd: Path) -> proc.Completed:
     if done.returncode != 0:
         raise GitError(f"git {args[0]} failed: {done.stderr.strip()}")
     return done
-
-
-def _rel(path: Path, top: Path) -> str:
-    try:
-        return resolve_path(path).relative_to(resolve_path(top)).as_posix()
-    except ValueError:
-        return ""
 
 
 def stage(paths: list[Path], cwd: Path) -> None:

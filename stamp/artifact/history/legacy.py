@@ -54,12 +54,9 @@ def remove_legacy_temps(legacy: Path) -> None:
     Older stamps wrote the history under an flock on `history.lock`; holding it here means
     no such writer is in flight (see issue 10, item 16).
     """
-    import fcntl
-
-    from stamp.fileio import remove_stale_temps
+    from stamp.fileio import locked, remove_stale_temps
 
     if not any(legacy.parent.glob(f".{legacy.name}.*.tmp")):
         return
-    with contextlib.suppress(OSError), open(legacy.with_suffix(".lock"), "a+b") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+    with contextlib.suppress(OSError), locked(legacy.with_suffix(".lock")):
         remove_stale_temps(legacy)
