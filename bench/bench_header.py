@@ -3,18 +3,38 @@
 Whole-process medians against the baseline `python3 -c pass` plus `git status --porcelain`
 measured in the same run. Target (issue 2): no-op median <= 100 ms and <= 4x baseline.
 Run: .venv/bin/python bench/bench_header.py [--runs N] [--no-write]
+
+Before/after a change, in the same run: `--stamp LABEL=SPEC` (twice or more; SPEC is a
+venv, a source tree or a git revision, bench/installs.py) times each installation's
+`stamp header` in its own copy of the repository, interleaved round by round with the
+baseline, and prints each no-op ratio (bench/README.md is not written):
+
+    .venv/bin/python bench/bench_header.py --stamp before=6b78aa6 --stamp after=.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import machine, median_ms, time_command, update_readme_section
+from common import (
+    Job,
+    interleaved,
+    load,
+    machine,
+    median_ms,
+    ratio_rows,
+    time_command,
+    update_readme_section,
+)
+from installs import resolve
 
 FILES = 2000
 
@@ -40,7 +60,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--no-write", action="store_true", help="do not update bench/README.md")
+    parser.add_argument("--stamp", action="append", default=[], metavar="LABEL=SPEC")
+    parser.add_argument("--cache", type=Path, help="keep --stamp installations here")
     args = parser.parse_args()
+    if args.stamp:
+        return compare(args.stamp, args.runs, args.cache)
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tmp:
         # Measure stamp as users have it: a regular (non-editable) install, bytecode
@@ -96,6 +120,46 @@ def main() -> int:
     print(body)
     if not args.no_write:
         update_readme_section(Path(__file__).with_name("README.md"), "stamp header", body)
+    return 0
+
+
+def compare(options: list[str], runs: int, cache: Path | None) -> int:
+    """Each installation's no-op and after-an-edit runs, interleaved with one baseline.
+
+    Each installation gets its own copy of the repository (its own edit counter)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        installs = [resolve(option, cache or Path(tmp) / "installs") for option in options]
+        template = Path(tmp) / "repo"
+        make_repo(template)
+        jobs: dict[str, Job] = {
+            "python3 -c pass": (template, [[str(installs[0].python), "-c", "pass"]]),
+            "git status --porcelain": (template, [["git", "status", "--porcelain"]]),
+        }
+        edits: dict[str, Job] = {}
+        for install in installs:
+            repo = Path(tmp) / f"repo-{install.label}"
+            shutil.copytree(template, repo, symlinks=True)
+            header = [str(install.stamp), "header"]
+            subprocess.run(header, cwd=repo, check=True, capture_output=True)
+            jobs[f"{install.label}: stamp header (no-op)"] = (repo, [header])
+            edits[f"{install.label}: stamp header (after an edit)"] = (repo, [header])
+
+        def edit(name: str) -> None:  # each run changes a file, so each run bumps and renders
+            target = edits[name][0] / "src" / "mod00" / "file0000.c"
+            target.write_text(f"int changed = {time.perf_counter_ns()};\n")
+
+        times = interleaved(jobs, runs=runs)
+        times.update(interleaved(edits, runs=max(5, runs // 4), warm_up=0, before=edit))
+    baseline = statistics.median(times["python3 -c pass"])
+    baseline += statistics.median(times["git status --porcelain"])
+    print(
+        f"`bench/bench_header.py --stamp`: {FILES:,} tracked files, {runs} interleaved rounds "
+        f"({machine()}, load average {load()} at the end); baseline = median of "
+        f"`python3 -c pass` + median of `git status --porcelain` = {baseline * 1000:.1f} ms.\n"
+    )
+    print("\n".join(f"- {install.label}: {install.described}" for install in installs))
+    print("\n| command | median | p90 | x baseline |  |\n|---|---:|---:|---:|---:|")
+    print("\n".join(ratio_rows(times, baseline, {})))
     return 0
 
 

@@ -13,6 +13,14 @@ command pays) and the in-process extraction time without any start-up.
     .venv/bin/python bench/bench_manifest.py                  # build in a temp dir, print
     .venv/bin/python bench/bench_manifest.py --workdir /tmp/b  # keep/reuse the build
     .venv/bin/python bench/bench_manifest.py --write-readme    # update bench/README.md
+
+Before/after a change, in the same run: `--stamp LABEL=SPEC` (twice or more) times each
+installation's `stamp` console script instead, interleaved with one baseline
+(bench/installs.py: SPEC is a venv, a source tree or a git revision, installed not
+editable; each gets its own git checkout under the workdir for its history):
+
+    .venv/bin/python bench/bench_manifest.py --workdir /tmp/b \\
+        --stamp before=6b78aa6 --stamp after=.
 """
 
 from __future__ import annotations
@@ -25,8 +33,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Job, interleaved, load, ratio_rows
+from installs import Install, resolve
 
 FUNCTIONS = 100_000
 PER_FILE = 5_000
@@ -138,45 +151,56 @@ def _symbols(elf: Path) -> int:
         return symtab.num_symbols() if isinstance(symtab, SymbolTableSection) else 0
 
 
-# As installed: bytecode cached (PYTHONDONTWRITEBYTECODE would recompile stamp every run).
-_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+Commands = dict[str, list[list[str]]]
 
 
-def _seconds(argv: list[str], cwd: Path) -> float:
-    started = time.perf_counter()
-    done = subprocess.run(
-        argv, cwd=cwd, env=_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    elapsed = time.perf_counter() - started
-    if done.returncode != 0:
-        sys.exit(f"bench: {' '.join(argv)} failed: {done.stderr.decode()}")
-    return elapsed
-
-
-def measure(elf: Path, binary: Path, runs: int) -> dict[str, list[float]]:
-    """Whole-process wall times, the commands interleaved so drift hits all alike."""
-    readelf = shutil.which("arm-none-eabi-readelf") or "arm-none-eabi-readelf"
-    sha256sum = shutil.which("sha256sum") or "sha256sum"
-    stamp = [sys.executable, "-m", "stamp"]
-    cwd = elf.parent
-    commands = {
-        BASELINE: [
-            [readelf, "-n", str(elf)],
-            [sha256sum, str(binary)],
-        ],
-        ELF_ONLY: [[*stamp, "manifest", str(elf), "-o", "m1.json"]],
+def _stamp_commands(stamp: list[str], elf: Path, binary: Path, tag: str = "") -> Commands:
+    out = f"m{tag}"
+    return {
+        ELF_ONLY: [[*stamp, "manifest", str(elf), "-o", f"{out}1.json"]],
         "stamp manifest app.elf --bin app.bin": [
-            [*stamp, "manifest", str(elf), "--bin", str(binary), "-o", "m2.json"]
+            [*stamp, "manifest", str(elf), "--bin", str(binary), "-o", f"{out}2.json"]
         ],
         FLOOR: [[*stamp, "--version"]],
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
-    for round_ in range(runs + 2):
-        for name, argvs in commands.items():
-            elapsed = sum(_seconds(argv, cwd) for argv in argvs)
-            if round_ >= 2:  # two warm-up rounds: page cache, .pyc files
-                times[name].append(elapsed)
-    return times
+
+
+def _baseline(elf: Path, binary: Path) -> Commands:
+    readelf = shutil.which("arm-none-eabi-readelf") or "arm-none-eabi-readelf"
+    sha256sum = shutil.which("sha256sum") or "sha256sum"
+    return {BASELINE: [[readelf, "-n", str(elf)], [sha256sum, str(binary)]]}
+
+
+def measure(jobs: Mapping[str, Job], runs: int) -> dict[str, list[float]]:
+    """Whole-process wall times, interleaved, after two warm-up rounds (page cache, .pyc)."""
+    return interleaved(jobs, runs=runs, warm_up=2)
+
+
+def measure_one(elf: Path, binary: Path, runs: int) -> dict[str, list[float]]:
+    """This checkout's stamp (`python -m stamp`) against the baseline."""
+    commands = {
+        **_baseline(elf, binary),
+        **_stamp_commands([sys.executable, "-m", "stamp"], elf, binary),
+    }
+    return measure({name: (elf.parent, argvs) for name, argvs in commands.items()}, runs)
+
+
+def measure_installs(
+    elf: Path, binary: Path, installs: list[Install], runs: int
+) -> dict[str, list[float]]:
+    """Each installation's commands and the one baseline, all interleaved in one loop.
+
+    Each installation runs in its own git checkout (WORKDIR/run-LABEL), so their build
+    histories stay apart, as two users' would.
+    """
+    jobs = {name: (elf.parent, argvs) for name, argvs in _baseline(elf, binary).items()}
+    for install in installs:
+        cwd = elf.parent / f"run-{install.label}"
+        if not (cwd / ".git").exists():
+            subprocess.run(["git", "init", "-q", str(cwd)], check=True)
+        commands = _stamp_commands([str(install.stamp)], elf, binary, install.label)
+        jobs.update({f"{install.label}: {name}": (cwd, argvs) for name, argvs in commands.items()})
+    return measure(jobs, runs)
 
 
 def in_process(elf: Path, binary: Path, runs: int) -> dict[str, list[float]]:
@@ -284,12 +308,46 @@ def write_readme(section: str) -> None:
     README.write_text(text)
 
 
+def compare_report(
+    elf: Path, binary: Path, installs: list[Install], times: dict[str, list[float]]
+) -> str:
+    """Each installation's medians and ratios, all to the baseline measured in this run."""
+    floors = {
+        name: statistics.median(times[f"{i.label}: {FLOOR}"])
+        for i in installs
+        for name in times
+        if name.startswith(f"{i.label}: ")
+    }
+    lines = [
+        f"Generated firmware: ELF {elf.stat().st_size / 1e6:.1f} MB, .bin "
+        f"{binary.stat().st_size / 1e6:.2f} MB. {len(times[BASELINE])} interleaved rounds "
+        f"after 2 warm-up rounds, {time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPUs, load "
+        f"average {load()} at the end. Whole-process medians of each `stamp` console script.",
+        "",
+        *[f"- {install.label}: {install.described}" for install in installs],
+        "",
+        "| command | median | p90 | x baseline | x floor |",
+        "|---|---:|---:|---:|---:|",
+        *ratio_rows(times, statistics.median(times[BASELINE]), floors),
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, help="build here and keep it (reused if built)")
     parser.add_argument("--runs", type=int, default=21, help="timed runs per command")
     parser.add_argument("--write-readme", action="store_true", help="update bench/README.md")
+    parser.add_argument(
+        "--stamp",
+        action="append",
+        default=[],
+        metavar="LABEL=SPEC",
+        help="compare this installation (a venv, a source tree or a git revision); repeat",
+    )
     args = parser.parse_args()
+    if args.stamp and args.write_readme:
+        parser.error("--write-readme writes this checkout's section; it does not take --stamp")
 
     temp = None if args.workdir else tempfile.mkdtemp(prefix="stamp-bench-")
     workdir = args.workdir or Path(temp or ".")
@@ -297,7 +355,12 @@ def main() -> None:
         elf, binary = build(workdir)
         if elf.stat().st_size < MIN_ELF_SIZE:
             sys.exit(f"bench: {elf} is only {elf.stat().st_size} bytes; expected 50 MB or more")
-        times = measure(elf, binary, args.runs)
+        if args.stamp:
+            installs = [resolve(option, workdir / "installs") for option in args.stamp]
+            times = measure_installs(elf, binary, installs, args.runs)
+            print(compare_report(elf, binary, installs, times))
+            return
+        times = measure_one(elf, binary, args.runs)
         times.update(in_process(elf, binary, args.runs))
         section = report(elf, binary, times)
         print(section)

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stamp.artifact.elf import (
     MAX_IMAGE_SIZE,
@@ -32,7 +33,6 @@ from stamp.artifact.elf import (
 )
 from stamp.artifact.esp import EspImage, EsptoolMissing, looks_like_esp_image, read_esp_image
 from stamp.artifact.manifest import Artifact
-from stamp.artifact.mcuboot import McubootImage, decode_intel_hex, is_intel_hex, read_mcuboot
 from stamp.artifact.notes import scan_build_id
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.format import (
@@ -50,6 +50,9 @@ from stamp.artifact.particle.format import (
 from stamp.artifact.particle.module import ModuleInfo, parse_module
 from stamp.errors import ArtifactError
 from stamp.fileio import relative_path
+
+if TYPE_CHECKING:
+    from stamp.artifact.mcuboot import McubootImage
 
 log = logging.getLogger("stamp.artifact")
 
@@ -304,6 +307,9 @@ def load_file(path: Path) -> Firmware:
 
 def _raw_firmware(facts: FileFacts, data: bytes) -> Firmware:
     """A non-ELF file: an Intel hex file is decoded (it must be an MCUboot image)."""
+    # Here, not at the top: an ELF (the usual `stamp manifest`) never needs the MCUboot reader.
+    from stamp.artifact.mcuboot import decode_intel_hex, is_intel_hex, read_mcuboot
+
     name = str(facts.path)
     if is_intel_hex(data):
         data, address = decode_intel_hex(data, name)

@@ -12,6 +12,7 @@ from stamp.cli.options import flag_option, json_option
 
 if TYPE_CHECKING:
     from stamp.artifact.manifest import Manifest
+    from stamp.artifact.recording import Recorded
 
 
 @click.command()
@@ -56,19 +57,18 @@ def manifest(
       stamp manifest firmware.bin -o firmware.stamp.json --json
     """
     from stamp.artifact.recording import record_build
-    from stamp.cli.history import say_legacy_import
-    from stamp.cli.words import manifest_facts
     from stamp.config import load_config
 
     config = load_config(settings.config_path)
     recorded = record_build(
         firmware, config, bin_path=bin_path, output=output, allow_unstamped=allow_unstamped
     )
-    say_legacy_import(recorded.legacy_import)
-    if settings.verbosity >= 0:
-        from stamp.state_dir import find_state_dir
+    if recorded.legacy_import is not None:  # only the run that imported the old history
+        from stamp.cli.history import say_legacy_import
 
-        _warn_about_context(recorded.manifest, firmware, config.root, find_state_dir(config))
+        say_legacy_import(recorded.legacy_import)
+    if settings.verbosity >= 0:
+        _warn_about_context(recorded, firmware)
     if as_json:
         from stamp.cli.output import print_json
 
@@ -82,12 +82,12 @@ def manifest(
     return 0
 
 
-def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir: Path) -> None:
+def _warn_about_context(recorded: Recorded, firmware: Path) -> None:
     """Say when the build is not this checkout's, or older than its last `stamp header`."""
     from stamp.header.provenance import check_provenance
 
-    git, edit = result.identity.git, result.identity.edit
-    found = check_provenance(git, edit, root, state_dir)
+    git, edit = recorded.manifest.identity.git, recorded.manifest.identity.edit
+    found = check_provenance(recorded.foreign_commit, edit, recorded.state_dir)
     if found.foreign_commit:
         click.echo(
             f"stamp: warning: {firmware} was built from git {(git or '')[:12]}, which "
@@ -102,6 +102,28 @@ def _warn_about_context(result: Manifest, firmware: Path, root: Path, state_dir:
             "rebuild it to record the current sources",
             err=True,
         )
+
+
+def manifest_facts(manifest: Manifest) -> str:
+    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
+    identity = manifest.identity
+    facts = []
+    if identity.edit is not None:
+        facts.append(f"edit {identity.edit}")
+        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
+    elif identity.elf_sha256 is None:
+        facts.append("unstamped")
+    if identity.project_name is not None:
+        facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
+    if identity.elf_sha256:
+        facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
+    if identity.build_id:
+        facts.append(f"build-id {identity.build_id[:4]}…")
+    if identity.app_hash:
+        facts.append(f"app hash {identity.app_hash[:8]}…")
+    if identity.mcuboot_hash:
+        facts.append(f"MCUboot {identity.image_version}, hash {identity.mcuboot_hash[:8]}…")
+    return ", ".join(facts)
 
 
 def _shown(path: Path) -> str:

@@ -96,28 +96,6 @@ def painted_verdict(verdict: Verdict, stream: TextIO, *, now: datetime | None = 
     return paint_label(verdict_message(verdict, now=now), VERDICT_COLOURS[verdict.status], stream)
 
 
-def manifest_facts(manifest: Manifest) -> str:
-    """What `stamp manifest` says of a build: `edit 12, git 1a2b3c4d, dirty, build-id 5f3a…`."""
-    identity = manifest.identity
-    facts = []
-    if identity.edit is not None:
-        facts.append(f"edit {identity.edit}")
-        facts.append(f"git {(identity.git or '')[:8]}" + (", dirty" if identity.dirty else ""))
-    elif identity.elf_sha256 is None:
-        facts.append("unstamped")
-    if identity.project_name is not None:
-        facts.append(f"ESP-IDF app {identity.project_name} {identity.app_version}")
-    if identity.elf_sha256:
-        facts.append(f"ELF SHA-256 {identity.elf_sha256[:8]}…")
-    if identity.build_id:
-        facts.append(f"build-id {identity.build_id[:4]}…")
-    if identity.app_hash:
-        facts.append(f"app hash {identity.app_hash[:8]}…")
-    if identity.mcuboot_hash:
-        facts.append(f"MCUboot {identity.image_version}, hash {identity.mcuboot_hash[:8]}…")
-    return ", ".join(facts)
-
-
 def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
     """One line for a flash attempt: its verdict, or why the flash failed."""
     if attempt.verdict is None:

@@ -5,19 +5,17 @@ checkout's history although its git commit is unknown here, and an ELF built bef
 last `stamp header` (its record's edit is older than the counter's) is taken as the
 current build. Both are worth a warning, never a refusal: a CI artefact fetched from
 another clone is legitimate, and so is recording an old build on purpose.
+
+Whether the commit is this repository's is asked by `stamp.artifact.recording.locate`,
+in the git process that finds the state directory; the edit counter is read here.
 """
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from stamp.header.edit import load_state
-from stamp.header.git import UNKNOWN
-from stamp.proc import run
-
-_HEX40 = frozenset("0123456789abcdef")
 
 
 @dataclass(frozen=True)
@@ -30,25 +28,12 @@ class Provenance:
     """The checkout's edit counter when the record's edit is older than it; else None."""
 
 
-def check_provenance(git: str | None, edit: int | None, root: Path, state_dir: Path) -> Provenance:
-    """Compare a record's (git, edit) with the repository at `root` and its edit state."""
-    known = bool(git) and git != UNKNOWN and len(git or "") == 40 and set(git or "") <= _HEX40
-    foreign = known and _commit_missing(root, git or "")
+def check_provenance(foreign_commit: bool, edit: int | None, state_dir: Path) -> Provenance:
+    """A record's provenance: its commit is `foreign_commit` to this repository, and its
+    `edit` is compared with the edit state in `state_dir` (only for a commit of ours)."""
     current_edit = None
-    if edit is not None and not foreign:
+    if edit is not None and not foreign_commit:
         state = load_state(state_dir)
         if state is not None and state.edit > edit:
             current_edit = state.edit
-    return Provenance(foreign_commit=foreign, current_edit=current_edit)
-
-
-def _commit_missing(root: Path, sha: str) -> bool:
-    """True only when `root` is in a git repository that lacks commit `sha`."""
-    try:
-        inside = run(["git", "rev-parse", "--git-dir"], cwd=root, timeout=30)
-        if inside.returncode != 0:
-            return False  # not a repository: nothing to compare with
-        found = run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=root, timeout=30)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return found.returncode != 0
+    return Provenance(foreign_commit=foreign_commit, current_edit=current_edit)

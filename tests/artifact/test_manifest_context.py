@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from stamp.artifact.particle.build import build_user_part
 from stamp.record import StampRecord
@@ -41,3 +42,26 @@ def test_a_build_older_than_the_last_header_is_named(repo: GitRepo, stamp: Stamp
     assert "holds edit 1, but this checkout is at edit 2" in err
     assert stamp("manifest", _bin(repo, 2, repo.head))[2] == ""
     assert stamp("-q", "manifest", _bin(repo, 1, repo.head))[2] == ""
+
+
+def test_a_configured_state_dir_still_names_a_foreign_commit(repo: GitRepo, stamp: Stamp) -> None:
+    """With `state_dir` set, git is asked only about the commit (one process either way)."""
+    other = make_repo(repo.path.parent / "other", {"other.c": "int x;\n"})
+    (repo.path / "stamp.toml").write_text('state_dir = "state"\n')
+    os.chdir(repo.path)
+    code, _, err = stamp("manifest", _bin(repo, 3, other.head))
+    assert code == 0, err
+    assert f"built from git {other.head[:12]}, which is not a commit of this repository" in err
+    assert (repo.path / "state" / "history.sqlite").is_file()
+    assert not (repo.path / ".git" / "stamp" / "history.sqlite").exists()
+
+
+def test_outside_a_repository_nothing_is_foreign(tmp_path: Path, stamp: Stamp) -> None:
+    project = tmp_path / "no-git"
+    project.mkdir()
+    os.chdir(project)
+    path = project / "app.bin"
+    path.write_bytes(build_user_part(StampRecord(edit=1, git="ab" * 20, dirty=False).pack()))
+    code, _, err = stamp("manifest", "app.bin")
+    assert (code, err) == (0, "")
+    assert (project / ".stamp" / "history.sqlite").is_file()
