@@ -20,11 +20,9 @@ _PLAIN_MODE = 0o666
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write `data` to `path` via a temp file in the same directory and os.replace."""
-    import tempfile  # not at module level: it pulls in random and shutil (stamp header's budget)
-
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_of_a_plain_write(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as fp:
             fp.write(data)
@@ -36,6 +34,24 @@ def atomic_write(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+_TEMP_ATTEMPTS = 100
+"""Names tried before giving up (tempfile's TMP_MAX is 10,000; 48 random bits never collide)."""
+
+
+def _temp_beside(path: Path) -> tuple[int, Path]:
+    """A new empty file `.NAME.<12 hex>.tmp` beside `path`, open for writing, mode 0600: what
+    tempfile.mkstemp makes, without importing tempfile (random and shutil come with it, a
+    few ms of every `stamp header` and `stamp manifest`)."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(_TEMP_ATTEMPTS):
+        tmp = path.parent / f".{path.name}.{os.urandom(6).hex()}.tmp"
+        try:
+            return os.open(tmp, flags, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name beside {path}")
 
 
 def remove_stale_temps(path: Path) -> None:

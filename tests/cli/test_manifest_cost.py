@@ -29,6 +29,7 @@ HEAVY = {
     "stamp.device": "the verdict and flash code (stamp.cli.words imported it)",
     "stamp.cli.words": "the verdict's words: `stamp manifest` says its own",
     "stamp.artifact.mcuboot": "an ELF is never an MCUboot image",
+    "tempfile": "atomic writes name their own temp file (tempfile brings random and shutil)",
 }
 
 
