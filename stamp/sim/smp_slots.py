@@ -6,7 +6,7 @@ This is MCUboot's swap upgrade as a Zephyr application's SMP server reports it (
 - slot 0 (primary) holds the running image; slot 1 (secondary) is where uploads go.
 - `test(hash)` of the secondary image marks it pending: at the next reset MCUboot swaps
   it into slot 0 and runs it *unconfirmed*. `confirm` on the running image (or on the
-  secondary: a permanent upgrade, pending and confirmed) makes it stay.
+  secondary: a permanent upgrade, reported pending and permanent) makes it stay.
 - A reset with an unconfirmed image in slot 0 swaps back: the image that was not
   confirmed is reverted. This is the step every SMP client that stops at "reset" misses.
 - An image that fails to boot (`boot_fails`) is reverted by MCUboot at the same reset,
@@ -159,12 +159,14 @@ class Slots:
                 state["active"] = True
             if slot.pending:
                 state["pending"] = True
-            # Zephyr's img_mgmt, swap type "revert": the image a reset will bring back is
-            # reported confirmed although it is not the one running.
+            # Zephyr's img_mgmt (img_mgmt_state_read): the image a reset will bring back
+            # (swap type "revert") is reported confirmed although it is not running; an
+            # image marked for a permanent swap is pending and permanent, not confirmed.
+            permanent = number == 1 and slot.pending and slot.confirmed
             will_return = number == 1 and not self.primary.confirmed and not slot.pending
-            if slot.confirmed or will_return:
+            if (slot.confirmed and not permanent) or will_return:
                 state["confirmed"] = True
-            if number == 1 and slot.pending and slot.confirmed:
+            if permanent:
                 state["permanent"] = True
             out.append(state)
         return out
