@@ -33,9 +33,12 @@ class SlotError(Exception):
 
 # Zephyr's img_mgmt error codes (smp.image_management.IMG_MGMT_ERR).
 NO_IMAGE = 3
+HASH_NOT_FOUND = 8
+INVALID_OFFSET = 20
 INVALID_IMAGE_HEADER_MAGIC = 23
 INVALID_HASH = 24
-INVALID_OFFSET = 20
+ALREADY_PENDING = 28
+TEST_TO_ACTIVE_DENIED = 33
 
 
 @dataclass(frozen=True)
@@ -104,15 +107,42 @@ class Slots:
         self.secondary = Slot()
 
     def set_state(self, hash_value: bytes | None, confirm: bool) -> None:
-        """SMP image state write: test (confirm=False) or confirm the image with `hash_value`."""
-        if hash_value is None or hash_value == self.primary.hash:
+        """SMP image state write: test (confirm=False) or confirm the image with `hash_value`
+        (none: the running one), refused as Zephyr's img_mgmt_state_write and
+        img_mgmt_set_next_boot_slot refuse it."""
+        if hash_value is None:
             if not confirm:
-                return  # testing the running image changes nothing
+                raise SlotError(INVALID_HASH, "a test needs the hash of the image to test")
+            slot = 0
+        elif hash_value == self.primary.hash:
+            slot = 0
+        elif hash_value == self.secondary.hash:
+            slot = 1
+        else:
+            raise SlotError(HASH_NOT_FOUND, f"no image with hash {hash_value.hex()}")
+        if not confirm and slot == 0:
+            raise SlotError(TEST_TO_ACTIVE_DENIED, "the running image cannot be marked for test")
+        next_boot, next_slot = self._next_boot()
+        if next_boot == "test" and not (slot == 1 and not confirm):
+            raise SlotError(ALREADY_PENDING, "an image is already marked for test")
+        if next_boot == "test" or (confirm and slot == next_slot):
+            return  # what is asked for is what the next reset does already
+        if next_boot == "revert" and not confirm:
+            raise SlotError(ALREADY_PENDING, "the running test image is not confirmed yet")
+        if next_boot == "normal" and (next_slot == 1 and (slot == 0 or not confirm)):
+            raise SlotError(ALREADY_PENDING, "the image in slot 1 is marked for good already")
+        if slot == 0:
             self.primary = replace(self.primary, confirmed=True)
-            return
-        if hash_value != self.secondary.hash:
-            raise SlotError(NO_IMAGE, f"no image with hash {hash_value.hex()}")
-        self.secondary = replace(self.secondary, pending=True, confirmed=confirm)
+        else:
+            self.secondary = replace(self.secondary, pending=True, confirmed=confirm)
+
+    def _next_boot(self) -> tuple[str, int]:
+        """Zephyr's img_mgmt_get_next_boot_slot: ("normal" | "test" | "revert", slot)."""
+        if self.secondary.pending and self.secondary.image is not None:
+            return ("normal" if self.secondary.confirmed else "test"), 1
+        if not self.primary.confirmed and self.secondary.image is not None:
+            return "revert", 1
+        return "normal", 0
 
     def reset(self) -> str:
         """What MCUboot does at boot; returns the name of what happened."""

@@ -298,6 +298,37 @@ def test_upgrade_that_fails_to_boot_is_a_mismatch(two: tuple[Build, Build], tmp_
         assert slots_of(port) == [expect(0, old, "active", "confirmed"), expect(1, new)]
 
 
+_RC = re.compile(r"rc=<IMG_MGMT_ERR\.(\w+):\d+>")
+
+
+def refusal(out: str) -> str | None:
+    """The image group error smpmgr printed (it exits 0 after a refused state-write)."""
+    found = _RC.findall(re.sub(r"\s+", "", out))
+    return found[0] if found else None
+
+
+def test_state_write_refusals_are_zephyrs(two: tuple[Build, Build], tmp_path: Path) -> None:
+    """What Zephyr's img_mgmt refuses (img_mgmt_state_write, img_mgmt_set_next_boot_slot),
+    with its error codes, as smpmgr prints them; nothing changes on a refusal."""
+    old, new = two
+    with sim_smp(tmp_path, "--image", old.path, "--secondary", new.path) as pty:
+        port = ["--port", pty]
+        before = slots_of(port)
+        assert refusal(smpmgr(port, "image", "state-write")) == "INVALID_HASH"  # test, no hash
+        running = smpmgr(port, "image", "state-write", signed(old).hash)
+        assert refusal(running) == "IMAGE_SETTING_TEST_TO_ACTIVE_DENIED"
+        assert refusal(smpmgr(port, "image", "state-write", "01" * 32)) == "HASH_NOT_FOUND"
+        assert slots_of(port) == before
+
+        assert refusal(smpmgr(port, "image", "state-write", signed(new).hash)) is None
+        assert refusal(smpmgr(port, "image", "state-write", signed(new).hash)) is None  # again
+        marked = [expect(0, old, "active", "confirmed"), expect(1, new, "pending")]
+        assert slots_of(port) == marked
+        confirm = smpmgr(port, "image", "state-write", "--confirm")  # a test is pending
+        assert refusal(confirm) == "IMAGE_ALREADY_PENDING"
+        assert slots_of(port) == marked
+
+
 # --- UDP: smpmgr --ip always uses port 1337 -----------------------------------------------
 
 

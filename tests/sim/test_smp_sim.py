@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from smp.image_management import IMG_MGMT_ERR
 from smpclient import SMPClient
 from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
@@ -18,7 +19,7 @@ from smpclient.requests.os_management import EchoWrite, ResetWrite
 from smpclient.transport.serial import SMPSerialTransport
 
 from stamp.sim.smp import SmpBoard
-from stamp.sim.smp_slots import Slots
+from stamp.sim.smp_slots import SlotError, Slots
 from tests.support import Stamp, spawn_stamp
 from tests.support.smp import Build, make_build, smp_board
 
@@ -155,3 +156,43 @@ def test_sim_smp_command_prints_its_device(
             proc.kill()
         proc.communicate()
     assert proc.returncode == 0
+
+
+def test_state_writes_are_refused_as_zephyr_refuses_them(stamp: Stamp, tmp_path: Path) -> None:
+    """Zephyr's img_mgmt_set_next_boot_slot, by next boot type (normal, test, revert)."""
+    old, new = builds(stamp, tmp_path)
+    old_hash, new_hash = bytes.fromhex(old.hash), bytes.fromhex(new.hash)
+
+    def refused(slots: Slots, hash_value: bytes | None, confirm: bool) -> int | None:
+        before = slots.states()
+        try:
+            slots.set_state(hash_value, confirm)
+        except SlotError as exc:
+            assert slots.states() == before
+            return exc.code
+        return None
+
+    idle = Slots(old.image, secondary=new.image)
+    assert refused(idle, None, False) == IMG_MGMT_ERR.INVALID_HASH
+    assert refused(idle, old_hash, False) == IMG_MGMT_ERR.IMAGE_SETTING_TEST_TO_ACTIVE_DENIED
+    assert refused(idle, b"\x01" * 32, True) == IMG_MGMT_ERR.HASH_NOT_FOUND
+    assert refused(idle, None, True) is None  # confirming the confirmed running image
+
+    permanent = Slots(old.image, secondary=new.image)
+    assert refused(permanent, new_hash, True) is None
+    assert refused(permanent, new_hash, True) is None  # what the next reset does already
+    assert refused(permanent, new_hash, False) == IMG_MGMT_ERR.IMAGE_ALREADY_PENDING
+    assert refused(permanent, None, True) == IMG_MGMT_ERR.IMAGE_ALREADY_PENDING
+    assert [s.get("permanent") for s in permanent.states()] == [None, True]
+    assert "confirmed" not in permanent.states()[1]
+
+    testing = Slots(old.image, secondary=new.image, pending=True)
+    assert refused(testing, new_hash, False) is None
+    assert refused(testing, new_hash, True) == IMG_MGMT_ERR.IMAGE_ALREADY_PENDING
+
+    reverting = Slots(new.image, confirmed=False, secondary=old.image)
+    assert refused(reverting, old_hash, False) == IMG_MGMT_ERR.IMAGE_ALREADY_PENDING
+    assert refused(reverting, old_hash, True) is None  # confirmed already in this mode
+    assert reverting.states()[0].get("confirmed") is None
+    assert refused(reverting, None, True) is None
+    assert reverting.states()[0].get("confirmed") is True
