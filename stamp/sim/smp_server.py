@@ -145,9 +145,10 @@ class SmpServer:
                 raise SlotError(
                     INVALID_IMAGE_HEADER_MAGIC, "no MCUboot header magic at the start of the upload"
                 )
+            self._upload_len = None
+            self.slots.erase_secondary()  # refused while slot 1 is in use
             self._upload = bytearray()
             self._upload_len = request.len
-            self.slots.erase_secondary()
         if self._upload_len is None:
             raise SlotError(INVALID_OFFSET, "upload not started at offset 0")
         if request.off == len(self._upload):

@@ -11,6 +11,9 @@ This is MCUboot's swap upgrade as a Zephyr application's SMP server reports it (
   confirmed is reverted. This is the step every SMP client that stops at "reset" misses.
 - An image that fails to boot (`boot_fails`) is reverted by MCUboot at the same reset,
   as a watchdog reset in the new image would make it.
+- What img_mgmt refuses is refused with its error code: a state write that conflicts
+  with what the next reset will do, and an erase or upload of slot 1 while it holds the
+  image a revert brings back or one marked to run (NO_FREE_SLOT).
 
 No I/O here: `stamp.sim.smp` puts it on a pseudo-terminal.
 """
@@ -34,6 +37,7 @@ class SlotError(Exception):
 # Zephyr's img_mgmt error codes (smp.image_management.IMG_MGMT_ERR).
 NO_IMAGE = 3
 HASH_NOT_FOUND = 8
+NO_FREE_SLOT = 9
 INVALID_OFFSET = 20
 INVALID_IMAGE_HEADER_MAGIC = 23
 INVALID_HASH = 24
@@ -104,6 +108,11 @@ class Slots:
         return image
 
     def erase_secondary(self) -> None:
+        """Erase slot 1 (an image erase, or the start of an upload), unless it is in use as
+        Zephyr's img_mgmt_slot_in_use says (CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING off,
+        its default): the image a revert brings back, or one marked to run at the next reset."""
+        if self.secondary.image is not None and self._next_boot()[1] == 1:
+            raise SlotError(NO_FREE_SLOT, "slot 1 holds an image the next reset runs")
         self.secondary = Slot()
 
     def set_state(self, hash_value: bytes | None, confirm: bool) -> None:

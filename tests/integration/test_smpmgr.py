@@ -36,6 +36,8 @@ from tests.support.smp import Build, make_build
 SMPMGR_TIMEOUT = "30"
 """smpmgr's own per-request wait (its --timeout, 2 s by default): generous on a busy machine.
 No request is sent while the simulated device is in reset."""
+SMPMGR_ENV = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
+"""No colour and wide lines (rich wraps a long hash otherwise; the parser copes either way)."""
 ZEPHYR_UDP_PORT = 1337
 """The port smpmgr's --ip always uses (Zephyr's CONFIG_MCUMGR_TRANSPORT_UDP default)."""
 
@@ -48,19 +50,31 @@ def smpmgr_path() -> Path:
     return path
 
 
-def smpmgr(transport: list[str], *args: str | Path) -> str:
-    """Run `smpmgr TRANSPORT ARGS`; its stdout, after asserting it exited 0."""
-    done = subprocess.run(
+def run_smpmgr(transport: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`smpmgr TRANSPORT --timeout 30 ARGS` as a whole process."""
+    return subprocess.run(
         [smpmgr_path(), *transport, "--timeout", SMPMGR_TIMEOUT, *map(str, args)],
         capture_output=True,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"},
+        env=SMPMGR_ENV,
         stdin=subprocess.DEVNULL,
         timeout=120,
         check=False,
     )
+
+
+def smpmgr(transport: list[str], *args: str | Path) -> str:
+    """Run smpmgr; its stdout, after asserting it exited 0."""
+    done = run_smpmgr(transport, *args)
     assert done.returncode == 0, f"smpmgr {' '.join(map(str, args))}:\n{done.stdout}{done.stderr}"
     return done.stdout
+
+
+def smpmgr_fails(transport: list[str], *args: str | Path) -> str:
+    """Run smpmgr, which must fail; what it printed (stdout and stderr)."""
+    done = run_smpmgr(transport, *args)
+    assert done.returncode != 0, f"smpmgr {' '.join(map(str, args))} succeeded:\n{done.stdout}"
+    return done.stdout + done.stderr
 
 
 _FIELD = re.compile(r"(\w+)=(HashBytes\('([0-9A-Fa-f]*)'\)|'([^']*)'|([\w.-]+))")
@@ -327,6 +341,31 @@ def test_state_write_refusals_are_zephyrs(two: tuple[Build, Build], tmp_path: Pa
         confirm = smpmgr(port, "image", "state-write", "--confirm")  # a test is pending
         assert refusal(confirm) == "IMAGE_ALREADY_PENDING"
         assert slots_of(port) == marked
+
+
+def test_slot_1_in_use_is_neither_erased_nor_overwritten(
+    stamp: Stamp, two: tuple[Build, Build], tmp_path: Path
+) -> None:
+    """Zephyr's img_mgmt_slot_in_use: while the image a revert brings back sits in slot 1,
+    `image erase 1` and a new upload are refused (NO_FREE_SLOT) until it is confirmed."""
+    old, new = two
+    third = make_build(stamp, tmp_path, 3, "2.0.0")
+    with sim_smp(tmp_path, "--image", old.path) as pty:
+        port = ["--port", pty]
+        smpmgr(port, "upgrade", "--slot", "1", new.path)
+        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
+        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        reverting = [expect(0, new, "active"), expect(1, old, "confirmed")]
+
+        assert refusal(smpmgr(port, "image", "erase", "1")) == "NO_FREE_SLOT"
+        done = smpmgr_fails(port, "upgrade", "--slot", "1", third.path)
+        assert "NO_FREE_SLOT" in done, done
+        assert slots_of(port) == reverting
+
+        smpmgr(port, "image", "state-write", "--confirm")
+        smpmgr(port, "upgrade", "--slot", "1", third.path)
+        code, record = verify(f"smp:serial:{pty}", third, tmp_path)
+        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
 
 
 # --- UDP: smpmgr --ip always uses port 1337 -----------------------------------------------

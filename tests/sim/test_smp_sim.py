@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from smp.image_management import IMG_MGMT_ERR
 from smpclient import SMPClient
+from smpclient.exceptions import SMPUploadError
 from smpclient.generics import error, success
 from smpclient.requests.image_management import ImageStatesRead, ImageStatesWrite
 from smpclient.requests.os_management import EchoWrite, ResetWrite
@@ -196,3 +197,28 @@ def test_state_writes_are_refused_as_zephyr_refuses_them(stamp: Stamp, tmp_path:
     assert reverting.states()[0].get("confirmed") is None
     assert refused(reverting, None, True) is None
     assert reverting.states()[0].get("confirmed") is True
+
+
+def test_slot_1_in_use_is_not_erased(stamp: Stamp, tmp_path: Path) -> None:
+    """Zephyr's img_mgmt_slot_in_use (ALLOW_ERASE_PENDING off): a revert image or an image
+    marked to run is refused to an erase and to an upload (NO_FREE_SLOT); a stored one is not."""
+    old, new = builds(stamp, tmp_path)
+    for slots in (
+        Slots(new.image, confirmed=False, secondary=old.image),
+        Slots(old.image, secondary=new.image, pending=True),
+    ):
+        with pytest.raises(SlotError) as refused:
+            slots.erase_secondary()
+        assert refused.value.code == IMG_MGMT_ERR.NO_FREE_SLOT
+        assert slots.secondary.image is not None
+    stored = Slots(old.image, secondary=new.image)
+    stored.erase_secondary()
+    assert stored.secondary.image is None
+    with smp_board(Slots(old.image, secondary=new.image, pending=True)) as board:
+
+        async def script(client: SMPClient) -> Any:
+            async for _ in client.upload(old.path.read_bytes()):
+                pass
+
+        with pytest.raises(SMPUploadError, match="NO_FREE_SLOT"):
+            drive(board, script)
