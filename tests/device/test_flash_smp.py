@@ -95,3 +95,14 @@ def test_an_image_that_is_not_mcuboot_is_not_flashed(
         code, _out, err = stamp("flash", "--device", board.device, "--manifest", old.manifest, raw)
         assert board.requests == 0  # nothing was sent
     assert code == 2 and "not flashing" in err
+
+
+def test_an_upload_zephyr_refuses_is_named(stamp: Stamp, two: tuple[Build, Build]) -> None:
+    """A device running an unconfirmed test image keeps the image a revert brings back in
+    slot 1; Zephyr refuses to overwrite it (NO_FREE_SLOT), and stamp says so in a word."""
+    old, new = two
+    with smp_board(Slots(new.image, confirmed=False, secondary=old.image)) as board:
+        code, record, err = flash(stamp, board, old, "--retries", "0")
+    assert code == 3, err
+    assert "the device refused the upload: NO_FREE_SLOT" in record["message"]
+    assert "Header(" not in err

@@ -115,12 +115,22 @@ class SmpSession(Closing):
         client = self._need_client()
 
         async def run() -> None:
+            from smpclient.exceptions import SMPUploadError
+
             offsets: AsyncIterator[int] = client.upload(
                 image, first_timeout_s=UPLOAD_FIRST_TIMEOUT, subsequent_timeout_s=REQUEST_TIMEOUT
             )
-            async for offset in offsets:
-                if progress is not None:
-                    progress(offset)
+            try:
+                async for offset in offsets:
+                    if progress is not None:
+                        progress(offset)
+            except SMPUploadError as exc:
+                refusal = exc.args[0] if exc.args else None
+                if isinstance(refusal, str | None):
+                    raise
+                # An error response (e.g. NO_FREE_SLOT: slot 1 holds the image a revert
+                # brings back, or one marked to run): its code, not its repr.
+                raise FlashError(f"the device refused the upload: {_error_text(refusal)}") from None
 
         # Bounded: every chunk is (smpclient's per-request timeouts), and so is the whole.
         self._call(run(), UPLOAD_FIRST_TIMEOUT + REQUEST_TIMEOUT * (len(image) // 64 + 1))
