@@ -13,10 +13,7 @@ it resets with nothing marked, and MCUboot boots the old image again; both are c
 from __future__ import annotations
 
 import json
-import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -32,73 +29,10 @@ from stamp.sim.smp_udp import SmpUdpBoard
 from tests.support import Stamp, run_stamp, spawn_stamp
 from tests.support.cloud import stop_process
 from tests.support.smp import Build, make_build
+from tests.support.smpmgr import parse_states, refusal, smpmgr, smpmgr_fails
 
-SMPMGR_TIMEOUT = "30"
-"""smpmgr's own per-request wait (its --timeout, 2 s by default): generous on a busy machine.
-No request is sent while the simulated device is in reset."""
-SMPMGR_ENV = {"PATH": "/usr/bin:/bin", "NO_COLOR": "1", "COLUMNS": "200", "TERM": "dumb"}
-"""No colour and wide lines (rich wraps a long hash otherwise; the parser copes either way)."""
 ZEPHYR_UDP_PORT = 1337
 """The port smpmgr's --ip always uses (Zephyr's CONFIG_MCUMGR_TRANSPORT_UDP default)."""
-
-
-def smpmgr_path() -> Path:
-    """The smpmgr installed beside this Python (the test extra installs it); fails loudly."""
-    path = Path(sys.executable).parent / "smpmgr"
-    if not path.exists():
-        pytest.fail("smpmgr is not installed: pip install -e '.[test,smp]' (make test does)", False)
-    return path
-
-
-def run_smpmgr(transport: list[str], *args: str | Path) -> subprocess.CompletedProcess[str]:
-    """`smpmgr TRANSPORT --timeout 30 ARGS` as a whole process."""
-    return subprocess.run(
-        [smpmgr_path(), *transport, "--timeout", SMPMGR_TIMEOUT, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=SMPMGR_ENV,
-        stdin=subprocess.DEVNULL,
-        timeout=120,
-        check=False,
-    )
-
-
-def smpmgr(transport: list[str], *args: str | Path) -> str:
-    """Run smpmgr; its stdout, after asserting it exited 0."""
-    done = run_smpmgr(transport, *args)
-    assert done.returncode == 0, f"smpmgr {' '.join(map(str, args))}:\n{done.stdout}{done.stderr}"
-    return done.stdout
-
-
-def smpmgr_fails(transport: list[str], *args: str | Path) -> str:
-    """Run smpmgr, which must fail; what it printed (stdout and stderr)."""
-    done = run_smpmgr(transport, *args)
-    assert done.returncode != 0, f"smpmgr {' '.join(map(str, args))} succeeded:\n{done.stdout}"
-    return done.stdout + done.stderr
-
-
-_FIELD = re.compile(r"(\w+)=(HashBytes\('([0-9A-Fa-f]*)'\)|'([^']*)'|([\w.-]+))")
-
-
-def parse_states(out: str) -> list[dict[str, Any]]:
-    """The slots smpmgr's `image state-read` printed (rich's repr of each `ImageState(...)`):
-    one dict per slot, hash in lowercase hex, absent flags False."""
-    flat = re.sub(r"\s+", "", out)
-    slots = []
-    for chunk in flat.split("ImageState(")[1:]:
-        fields: dict[str, Any] = {}
-        for name, _whole, hash_hex, text, word in _FIELD.findall(chunk):
-            if hash_hex:
-                fields[name] = hash_hex.lower()
-            elif text or word == "":
-                fields[name] = text
-            elif word.isdigit():
-                fields[name] = int(word)
-            else:
-                fields[name] = {"True": True, "False": False, "None": None}.get(word, word)
-        slots.append(fields)
-    assert slots, f"smpmgr printed no ImageState:\n{out}"
-    return slots
 
 
 def flags(slot: dict[str, Any]) -> tuple[str, ...]:
@@ -123,9 +57,11 @@ def signed(build: Build) -> Signed:
     return Signed(version, info.get_tlv(IMAGE_TLV.SHA256).value.hex())
 
 
-def slots_of(transport: list[str]) -> list[tuple[int, str, str, tuple[str, ...]]]:
+def slots_of(
+    transport: list[str], columns: int = 200
+) -> list[tuple[int, str, str, tuple[str, ...]]]:
     """`smpmgr image state-read`: (slot, version, hash, flags) per slot."""
-    states = parse_states(smpmgr(transport, "image", "state-read"))
+    states = parse_states(smpmgr(transport, "image", "state-read", columns=columns))
     for state in states:
         assert state["image"] == 0 and state["bootable"] is True, state
     return [(s["slot"], s["version"], s["hash"], flags(s)) for s in states]
@@ -196,7 +132,9 @@ def test_state_read_shows_the_slots_the_simulator_started_with(
     args = [str(builds[a].path) if a in builds else a for a in options]
     with sim_smp(tmp_path, "--image", two[0].path, *args) as pty:
         seen = slots_of(["--port", pty])
+        narrow = slots_of(["--port", pty], columns=60)  # rich wraps the hash: same slots
     assert seen == [expect(slot, builds[name], *f) for slot, name, f in expected]
+    assert narrow == seen
     assert {s[1] for s in seen} <= {"1.0.0", "1.1.0.5"}  # Zephyr prints the build number
 
 
@@ -310,15 +248,6 @@ def test_upgrade_that_fails_to_boot_is_a_mismatch(two: tuple[Build, Build], tmp_
         code, record = verify(f"smp:serial:{pty}", old, tmp_path)
         assert (code, record["status"]) == (0, "verified"), record["message"]
         assert slots_of(port) == [expect(0, old, "active", "confirmed"), expect(1, new)]
-
-
-_RC = re.compile(r"rc=<IMG_MGMT_ERR\.(\w+):\d+>")
-
-
-def refusal(out: str) -> str | None:
-    """The image group error smpmgr printed (it exits 0 after a refused state-write)."""
-    found = _RC.findall(re.sub(r"\s+", "", out))
-    return found[0] if found else None
 
 
 def test_state_write_refusals_are_zephyrs(two: tuple[Build, Build], tmp_path: Path) -> None:
