@@ -99,10 +99,15 @@ def test_an_image_that_is_not_mcuboot_is_not_flashed(
 
 def test_an_upload_zephyr_refuses_is_named(stamp: Stamp, two: tuple[Build, Build]) -> None:
     """A device running an unconfirmed test image keeps the image a revert brings back in
-    slot 1; Zephyr refuses to overwrite it (NO_FREE_SLOT), and stamp says so in a word."""
+    slot 1; Zephyr refuses to overwrite it (NO_FREE_SLOT), and stamp says so in a word and
+    what to do, without retrying: another attempt cannot change it (exit 2, a refusal)."""
     old, new = two
     with smp_board(Slots(new.image, confirmed=False, secondary=old.image)) as board:
-        code, record, err = flash(stamp, board, old, "--retries", "0")
-    assert code == 3, err
-    assert "the device refused the upload: NO_FREE_SLOT" in record["message"]
+        code, out, err = stamp(
+            "flash", "--device", board.device, "--timeout", "30", "--retries", "2", old.path
+        )
+    assert code == 2 and out == "", err
+    assert "the device refused the upload: NO_FREE_SLOT" in err
+    assert "confirm the running image or reset the device" in err
+    assert "attempt 2/" not in err and "retrying" not in err
     assert "Header(" not in err

@@ -24,7 +24,7 @@ from stamp.closing import Closing
 from stamp.device.image_state import ImageStates, states_from_smp
 from stamp.device.target import SmpTarget
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
-from stamp.errors import DeviceError, DeviceUnreachable, FlashError
+from stamp.errors import DeviceError, DeviceUnreachable, FlashError, FlashRefused
 
 log = logging.getLogger("stamp.device.smp")
 # smpclient logs every timeout at ERROR level with a traceback; with no handler of its
@@ -128,9 +128,16 @@ class SmpSession(Closing):
                 refusal = exc.args[0] if exc.args else None
                 if isinstance(refusal, str | None):
                     raise
-                # An error response (e.g. NO_FREE_SLOT: slot 1 holds the image a revert
-                # brings back, or one marked to run): its code, not its repr.
-                raise FlashError(f"the device refused the upload: {_error_text(refusal)}") from None
+                # An error response: its code, not its repr.
+                code = _error_text(refusal)
+                if code == NO_FREE_SLOT:  # final until the user acts: not worth a retry
+                    raise FlashRefused(
+                        f"the device refused the upload: {code}: its slot 1 holds the image a "
+                        "revert would bring back (the running image is not confirmed) or one "
+                        "marked to run; confirm the running image or reset the device, then "
+                        "flash again"
+                    ) from None
+                raise FlashError(f"the device refused the upload: {code}") from None
 
         # Bounded: every chunk is (smpclient's per-request timeouts), and so is the whole.
         self._call(run(), UPLOAD_FIRST_TIMEOUT + REQUEST_TIMEOUT * (len(image) // 64 + 1))
@@ -190,6 +197,11 @@ def _transport(address: SmpTarget) -> Any:
     from smpclient.transport.serial import SMPSerialTransport
 
     return SMPSerialTransport(baudrate=address.baud)
+
+
+NO_FREE_SLOT = "NO_FREE_SLOT"
+"""img_mgmt's refusal to overwrite slot 1 while it holds the image a revert brings back, or
+one marked to run (Zephyr's img_mgmt_slot_in_use, without CONFIG_..._ALLOW_ERASE_PENDING)."""
 
 
 def _error_text(response: Any) -> str:
