@@ -36,14 +36,19 @@ def cmake(repo: GitRepo, stamp: InstalledStamp, *args: str, on_path: bool = True
     return done.stdout
 
 
-def test_readme_cmake_snippet(tmp_path: Path, installed_stamp: InstalledStamp) -> None:
+def readme_cmake_project(tmp_path: Path) -> GitRepo:
+    """A C project whose CMakeLists.txt is the README's snippet, in a git repository."""
     require_tool("cmake")
     require_tool("gcc")
     cmakelists = "cmake_minimum_required(VERSION 3.20)\nproject(app C)\n" + readme_cmake()
-    repo = make_repo(
+    return make_repo(
         tmp_path / "fw",
         {"CMakeLists.txt": cmakelists, "main.c": MAIN_C, ".gitignore": "build/\n"},
     )
+
+
+def test_readme_cmake_snippet(tmp_path: Path, installed_stamp: InstalledStamp) -> None:
+    repo = readme_cmake_project(tmp_path)
     cmake(repo, installed_stamp, "-S", ".", "-B", "build")
     first = cmake(repo, installed_stamp, "--build", "build")
     assert "Building C object CMakeFiles/app.elf.dir/stamp/stamp.c.o" in first
@@ -68,13 +73,7 @@ def test_readme_cmake_snippet_with_stamp_given_by_path(
     tmp_path: Path, installed_stamp: InstalledStamp
 ) -> None:
     # The README: "If `stamp` is not on PATH, give its path: -DSTAMP_EXECUTABLE=...".
-    require_tool("cmake")
-    require_tool("gcc")
-    cmakelists = "cmake_minimum_required(VERSION 3.20)\nproject(app C)\n" + readme_cmake()
-    repo = make_repo(
-        tmp_path / "fw",
-        {"CMakeLists.txt": cmakelists, "main.c": MAIN_C, ".gitignore": "build/\n"},
-    )
+    repo = readme_cmake_project(tmp_path)
     given = f"-DSTAMP_EXECUTABLE={installed_stamp.stamp}"
     cmake(repo, installed_stamp, "-S", ".", "-B", "build", given, on_path=False)
     cmake(repo, installed_stamp, "--build", "build", on_path=False)
