@@ -42,16 +42,21 @@ def builds(repo: GitRepo, monkeypatch: pytest.MonkeyPatch) -> dict[str, ProductB
     return made
 
 
+def use_cloud(scene: FleetScene, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Point stamp at the scene's simulated cloud, with its token and a HOME of its own."""
+    monkeypatch.setenv("PARTICLE_API_URL", scene.cloud.api_url)
+    monkeypatch.setenv("PARTICLE_ACCESS_TOKEN", scene.cloud.token)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
 def fleet(
     scene: FleetScene,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
     *args: str,
 ) -> int:
-    monkeypatch.setenv("PARTICLE_API_URL", scene.cloud.api_url)
-    monkeypatch.setenv("PARTICLE_ACCESS_TOKEN", scene.cloud.token)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("NO_COLOR", "1")
+    use_cloud(scene, monkeypatch, tmp_path)
     return run(["fleet", "--product", str(scene.product.id), "--listen", "0.3", *args])
 
 
@@ -177,9 +182,7 @@ def test_an_unknown_product_is_exit_2(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with fleet_cloud(1, builds["v2"].image) as scene:
-        monkeypatch.setenv("PARTICLE_API_URL", scene.cloud.api_url)
-        monkeypatch.setenv("PARTICLE_ACCESS_TOKEN", scene.cloud.token)
-        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        use_cloud(scene, monkeypatch, tmp_path)
         code = run(["fleet", "--product", "no-such-product"])
     _, err = capsys.readouterr()
     assert code == 2
