@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any, TextIO
 
+from stamp.fileio import relative_path
+
 _COLOURS = {"red": 31, "green": 32, "yellow": 33, "blue": 34, "magenta": 35, "cyan": 36}
 
 
@@ -36,8 +38,6 @@ def paint_label(sentence: str, colour: str, stream: TextIO) -> str:
 
 def shown_path(path: os.PathLike[str] | str, cwd: str | None = None) -> str:
     """`path` relative to the working directory when it is inside it, else absolute."""
-    from stamp.fileio import relative_path
-
     return relative_path(path, cwd or os.curdir) or os.path.abspath(path)
 
 
