@@ -8,20 +8,14 @@ import click
 
 from stamp.cli.app import Settings
 from stamp.cli.options import number_option
-from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
+from stamp.cli.sim_options import firmware_option, read_firmware
 
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @number_option("--port", click.IntRange(0, 65535), 0, help="0: a free port.")
 @click.option("--token", help="The access token clients must send (default: a random one).")
-@number_option(
-    "--devices",
-    click.IntRange(0, 100_000),
-    1,
-    dest="device_count",
-    help="How many simulated devices.",
-)
+@number_option("--devices", click.IntRange(0, 100_000), 1, help="How many simulated devices.")
 @number_option(
     "--fail-rate",
     click.FloatRange(0.0, 1.0),
@@ -29,16 +23,14 @@ from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
     help="Probability that an OTA update silently leaves the old firmware running.",
 )
 @click.option("--seed", type=int, help="Make device ids and OTA failures reproducible.")
-@click.option(
+@firmware_option(
     "--firmware",
-    type=FIRMWARE_FILE,
     help="A Particle module .bin every device runs at start (default: an unknown app).",
 )
 @number_option(
     "--products",
     click.IntRange(0, 1000),
     0,
-    dest="product_count",
     help="Put the devices in this many products (dealt round-robin).",
 )
 @click.option(
@@ -79,11 +71,11 @@ def sim_cloud(
     host: str,
     port: int,
     token: str | None,
-    device_count: int,
+    devices: int,
     fail_rate: float,
     seed: int | None,
     firmware: Path | None,
-    product_count: int,
+    products: int,
     groups: str,
     speed: float,
     variations: str,
@@ -124,13 +116,13 @@ def sim_cloud(
         timing = replace(timing, boot=boot_delay)
     try:
         sim = CloudSim(
-            devices=device_count,
+            devices=devices,
             token=token,
             fail_rate=fail_rate,
             seed=seed,
             firmware=image,
             timing=timing,
-            products=product_count,
+            products=products,
             variation=Variation(variations),
         )
     except SimRefused as exc:

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stamp.cli.app import Settings
-from stamp.cli.options import number_option
-from stamp.cli.sim_options import FIRMWARE_FILE, read_firmware
+from stamp.cli.options import number_option, seconds_option
+from stamp.cli.sim_options import firmware_option, read_firmware
 
 if TYPE_CHECKING:
     from stamp.sim.esp import EspApp
@@ -33,10 +33,8 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
 
 
 @click.command("serial")
-@click.option(
-    "--firmware",
-    type=FIRMWARE_FILE,
-    help="An ELF or .bin with a stamp record: the board reports its identity.",
+@firmware_option(
+    "--firmware", help="An ELF or .bin with a stamp record: the board reports its identity."
 )
 @click.option("--edit", type=click.IntRange(min=0), help="Report this edit instead.")
 @click.option("--git", "git_sha", callback=_check_git, help="Report this commit SHA instead.")
@@ -60,12 +58,8 @@ def _check_hex(ctx: click.Context, param: click.Parameter, value: str | None) ->
     default=None,
     help="ESP-IDF image: print `...` after the hash (default: as its ESP-IDF release does).",
 )
-@number_option(
-    "--boot-delay",
-    click.FloatRange(min=0.0),
-    0.5,
-    metavar="S",
-    help="Seconds from start until the board boots and prints its report.",
+@seconds_option(
+    "--boot-delay", 0.5, "Seconds from start until the board boots and prints its report."
 )
 @number_option(
     "--reboot-every",

@@ -8,18 +8,17 @@ from typing import TYPE_CHECKING
 import click
 
 from stamp.cli.app import Settings
-from stamp.cli.options import flag_option, number_option
-from stamp.cli.sim_options import FIRMWARE_FILE
+from stamp.cli.options import flag_option, number_option, seconds_option
+from stamp.cli.sim_options import firmware_option
 
 if TYPE_CHECKING:
     from stamp.artifact.mcuboot import McubootImage
 
 
 @click.command("smp")
-@click.option(
+@firmware_option(
     "--image",
     "image_path",
-    type=FIRMWARE_FILE,
     required=True,
     help="The signed image (imgtool sign .bin or .hex) running in slot 0.",
 )
@@ -28,10 +27,9 @@ if TYPE_CHECKING:
     help="The running image is a test image that was never confirmed: the next "
     "reset reverts to --secondary.",
 )
-@click.option(
+@firmware_option(
     "--secondary",
     "secondary_path",
-    type=FIRMWARE_FILE,
     help="A signed image in slot 1 (the previous or the next one).",
 )
 @flag_option(
@@ -45,13 +43,7 @@ if TYPE_CHECKING:
     metavar="N",
     help="The next N images swapped in fail to boot and are reverted.",
 )
-@number_option(
-    "--reset-delay",
-    click.FloatRange(min=0.0),
-    0.3,
-    metavar="S",
-    help="Seconds the device is away after a reset.",
-)
+@seconds_option("--reset-delay", 0.3, "Seconds the device is away after a reset.")
 @number_option(
     "--udp",
     click.IntRange(0, 65535),
