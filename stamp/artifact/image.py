@@ -13,7 +13,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
-import logging
 import os
 import stat
 import threading
@@ -54,8 +53,6 @@ from stamp.fileio import relative_path
 if TYPE_CHECKING:
     from stamp.artifact.mcuboot import McubootImage
 
-log = logging.getLogger("stamp.artifact")
-
 
 @dataclass(frozen=True)
 class FileFacts:
@@ -83,10 +80,8 @@ class BinImage:
     """The file's bytes."""
     module: ModuleInfo | None
     """The Particle module parse; None when the file is not a module."""
-    not_module: str | None
-    """Why it is not a module (the parser's reason), when module is None."""
-    truncated: bool
-    """The parser found a module prefix that claims more bytes than the file has."""
+    module_cut: str | None
+    """Why it is a cut-off module (a prefix claiming more bytes than the file has), or None."""
     records: tuple[FoundRecord, ...]
     """Stamp records found anywhere in the bytes."""
     record_problem: str | None
@@ -110,8 +105,8 @@ class BinImage:
             return "its suffix size field does not fit the file"
         # A perfect prefix claiming more bytes than the file has: a half-written
         # download, not a non-module file.
-        if self.truncated:
-            return self.not_module
+        if self.module_cut:
+            return self.module_cut
         size = _trailing_suffix_size(self.data)
         if size is not None:
             return (
@@ -148,19 +143,18 @@ def read_bin(data: bytes, name: str = "the image") -> BinImage:
     (no I/O). ArtifactError only when an ESP-IDF image needs esptool and it is missing."""
     esp, esp_damage = _read_esp(data, name)
     module: ModuleInfo | None = None
-    reason: str | None = None
-    truncated = False
+    cut: str | None = None
     try:
         module = parse_module(data)
-    except ModuleError as exc:
-        reason = exc.message
-        truncated = isinstance(exc, ModuleTruncated)
+    except ModuleTruncated as exc:
+        cut = exc.message
+    except ModuleError:
+        pass  # not a module: a plain objcopy -O binary
     records, problem = scan_image(data, 0)
     return BinImage(
         data=data,
         module=module,
-        not_module=reason,
-        truncated=truncated,
+        module_cut=cut,
         records=records,
         record_problem=problem,
         build_id=scan_build_id(data),
