@@ -36,8 +36,11 @@ class HookAction(Enum):
     """What `install` or `uninstall` did to the hook file."""
 
     INSTALLED = "installed"
+    """stamp's hook was written (chaining any hook that was there)."""
     ALREADY_INSTALLED = "already installed"
+    """stamp's hook was there already: nothing was written."""
     UNINSTALLED = "uninstalled"
+    """stamp's hook was removed (and a chained hook put back)."""
     NOT_INSTALLED = "not installed"
     """There was no hook of stamp's to remove."""
 
@@ -47,6 +50,7 @@ class HookResult:
     """What install/uninstall did."""
 
     action: HookAction
+    """What was done."""
     path: Path
     """The hook file."""
     chained: Path | None = None
