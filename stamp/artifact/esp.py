@@ -52,13 +52,6 @@ class EsptoolMissing(ArtifactError):
         )
 
 
-# esp_app_desc_t (ESP-IDF components/esp_app_format/include/esp_app_desc.h): magic,
-# secure_version, reserv1[2], version[32], project_name[32], time[16], date[16],
-# idf_ver[32], app_elf_sha256[32], min/max_efuse_blk_rev_full, mmu_page_size (log2),
-# reserv3[3], reserv2[18] (as u32).
-_APP_DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")
-
-
 @dataclass(frozen=True)
 class AppDesc:
     """The `esp_app_desc_t` ESP-IDF compiles into every app."""
@@ -99,6 +92,13 @@ def _text(field: bytes) -> str:
 
 def _revision(full: int) -> str:
     return f"{full // 100}.{full % 100}"
+
+
+# esp_app_desc_t (ESP-IDF components/esp_app_format/include/esp_app_desc.h): magic,
+# secure_version, reserv1[2], version[32], project_name[32], time[16], date[16],
+# idf_ver[32], app_elf_sha256[32], min/max_efuse_blk_rev_full, mmu_page_size (log2),
+# reserv3[3], reserv2[18] (as u32).
+_APP_DESC = struct.Struct("<II8s32s32s16s16s32s32sHHB3s72s")
 
 
 def parse_app_desc(data: bytes) -> AppDesc | None:
