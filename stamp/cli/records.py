@@ -12,7 +12,7 @@ from typing import Any
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
-from stamp.cli.words import attempt_summary, verdict_message
+from stamp.cli.words import attempt_summary, explanation, verdict_message
 from stamp.device.flash import Attempt, FlashResult
 from stamp.device.report import Report
 from stamp.device.verify import Verdict
@@ -38,7 +38,7 @@ def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str
             "reports": verdict.heard.reports,
             "events": verdict.heard.events,
             "notes": list(verdict.heard.notes),
-            "explanation": verdict.heard.explanation,
+            "explanation": explanation(verdict.heard),
         },
         "elapsed": round(verdict.elapsed, 3),
         "timeout": verdict.timeout,

@@ -17,7 +17,7 @@ from stamp.cli.output import paint_label
 from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
 from stamp.device.image_state import RunState
-from stamp.device.verify import Verdict, VerdictStatus
+from stamp.device.verify import HeardSummary, SilenceCause, Verdict, VerdictStatus
 from stamp.identity import HASH_KEYS, Identity, KeyComparison
 from stamp.record import GIT_UNKNOWN
 
@@ -43,6 +43,20 @@ def verdict_message(verdict: Verdict, *, now: datetime | None = None) -> str:
         text = f"MISMATCH: device runs {device_runs}; expected {_expected_build(verdict)}"
         return text + _where_expected(verdict)
     return f"NO REPORT: {_silence(verdict)}"
+
+
+CAUSE_WORDS = {
+    SilenceCause.FLASH_DID_NOT_TAKE: (
+        "device online, no stamp event; app hash unchanged since last session, "
+        "which usually means the flash did not take"
+    ),
+}
+"""What a silence most likely means, in words (`stamp.device.verify.SilenceCause`)."""
+
+
+def explanation(heard: HeardSummary) -> str | None:
+    """The words for what the silence most likely means, None when stamp cannot tell."""
+    return CAUSE_WORDS[heard.cause] if heard.cause is not None else None
 
 
 RUN_STATE_WORDS = {
@@ -101,8 +115,9 @@ def attempt_summary(attempt: Attempt, *, now: datetime | None = None) -> str:
     if attempt.verdict is None:
         return f"FLASH FAILED: {attempt.flash_error}"
     verdict = attempt.verdict
-    if verdict.status is VerdictStatus.NO_REPORT and verdict.heard.explanation:
-        text = f"NO REPORT: {verdict.heard.explanation}"
+    cause = explanation(verdict.heard)
+    if verdict.status is VerdictStatus.NO_REPORT and cause:
+        text = f"NO REPORT: {cause}"
     else:
         text = verdict_message(verdict, now=now)
     return f"{text} ({attempt.flash_error})" if attempt.flash_error else text
@@ -299,8 +314,9 @@ def _silence(verdict: Verdict) -> str:
         facts.append(_plural(heard.events, "other event"))
     if heard.reports and verdict.reported is not None:
         facts.append(_why_inconclusive(verdict))
-    if heard.explanation:
-        facts.append(heard.explanation)
+    cause = explanation(heard)
+    if cause:
+        facts.append(cause)
     if verdict.unreachable:
         return f"{head} (heard: {', '.join(facts)})" if facts else head
     return f"{head}: {', '.join(facts) or 'heard nothing'}"

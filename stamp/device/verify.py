@@ -34,10 +34,6 @@ from stamp.identity import Identity, KeyComparison, compare, identifies, strong_
 
 APP_HASH_SOURCE = "spark/device/app-hash"
 """The Report.source of Device OS's app-hash event (stamp.device.transport.cloud_events' naming)."""
-FLASH_DID_NOT_TAKE = (
-    "device online, no stamp event; app hash unchanged since last session, "
-    "which usually means the flash did not take"
-)
 
 
 class VerdictStatus(Enum):
@@ -54,6 +50,15 @@ class VerdictStatus(Enum):
     will revert at the next reset (verified only with allow_unconfirmed)."""
 
 
+class SilenceCause(Enum):
+    """What a NO_REPORT's silence most likely means, when stamp can tell."""
+
+    FLASH_DID_NOT_TAKE = "flash_did_not_take"
+    """The device came online and published no new app hash (SPEC section 1: Device OS
+    publishes spark/device/app-hash only when the hash changed), so it runs the app it
+    ran before: the flash did not take."""
+
+
 @dataclass(frozen=True)
 class HeardSummary:
     """What the transport heard while waiting, for the verdict's explanation."""
@@ -66,7 +71,7 @@ class HeardSummary:
     """Other cloud events (flash status, last reset, …)."""
     notes: tuple[str, ...] = ()
     """Status changes in order, e.g. "port /dev/pts/3 opened", "spark/status: online"."""
-    explanation: str | None = None
+    cause: SilenceCause | None = None
     """What the silence most likely means, when stamp can tell (e.g. a flash that failed)."""
 
 
@@ -183,13 +188,13 @@ class _Tally:
         if heard.signal is Signal.CAME_ONLINE:
             self.online = True
 
-    def summary(self, explanation: str | None = None) -> HeardSummary:
+    def summary(self, cause: SilenceCause | None = None) -> HeardSummary:
         return HeardSummary(
             lines=self.lines,
             reports=self.reports,
             events=self.events,
             notes=tuple(self.notes),
-            explanation=explanation,
+            cause=cause,
         )
 
 
@@ -268,12 +273,12 @@ def verify(
     )
 
 
-def _explain_silence(tally: _Tally) -> str | None:
+def _explain_silence(tally: _Tally) -> SilenceCause | None:
     # SPEC section 1: spark/device/app-hash is published only when the hash differs from
     # the previous session, so a device seen coming online without one is running the
     # app it ran before.
     if tally.online and not tally.app_hash_heard and tally.reports == 0:
-        return FLASH_DID_NOT_TAKE
+        return SilenceCause.FLASH_DID_NOT_TAKE
     return None
 
 

@@ -15,13 +15,13 @@ from stamp.artifact.manifest import Manifest, build_name, write_manifest
 from stamp.cli.output import Progress
 from stamp.cli.records import flash_record
 from stamp.cli.watch import FlashProgress
-from stamp.cli.words import attempt_summary
+from stamp.cli.words import CAUSE_WORDS, attempt_summary
 from stamp.config import Config, DeviceConfig
 from stamp.device.flash import FlashResult, flash_and_verify
 from stamp.device.flash_image import FlashImage, load_flash_image
 from stamp.device.flashers import CloudFlasher, CommandFlasher, command_args, make_flasher
 from stamp.device.target import ParticleTarget, SerialTarget, parse_device
-from stamp.device.verify import FLASH_DID_NOT_TAKE, VerdictStatus
+from stamp.device.verify import SilenceCause, VerdictStatus
 from stamp.errors import ArtifactError, AuthError, ConfigError, DeviceError
 from stamp.identity import Identity
 from tests.support.cloud import RunningCloud, cloud_sim, no_thread_leaks
@@ -231,7 +231,8 @@ def test_a_silent_failure_is_caught_and_flashed_again(new: Build) -> None:
         assert [f.succeeded for f in cloud.sim.flashes] == [False, True]
     first, second = result.attempts
     assert first.status is VerdictStatus.NO_REPORT
-    assert first.verdict is not None and first.verdict.heard.explanation == FLASH_DID_NOT_TAKE
+    did_not_take = SilenceCause.FLASH_DID_NOT_TAKE
+    assert first.verdict is not None and first.verdict.heard.cause is did_not_take
     assert first.verdict.timeout == first.verdict.elapsed < 20  # it did not wait 20 s
     assert second.status is VerdictStatus.VERIFIED
     assert result.status == "verified"
@@ -239,7 +240,7 @@ def test_a_silent_failure_is_caught_and_flashed_again(new: Build) -> None:
     assert second.verdict.reported.source == "spark/device/app-hash"
     lines = progress.splitlines()
     assert lines[0].startswith(f"stamp: attempt 1/3: flashing {new.image} (edit 111) over the ")
-    assert f"stamp: attempt 1/3: NO REPORT: {FLASH_DID_NOT_TAKE}; retrying" in lines
+    assert f"stamp: attempt 1/3: NO REPORT: {CAUSE_WORDS[did_not_take]}; retrying" in lines
     assert "stamp: attempt 2/3: flashing again" in lines
     assert "stamp: [" in progress and "event: spark/flash/status: success" in progress
     assert not any(line.startswith("stamp: attempt 2/3: VERIFIED") for line in lines)

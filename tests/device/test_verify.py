@@ -12,7 +12,7 @@ import pytest
 
 from stamp.artifact.manifest import Manifest
 from stamp.cli.records import verdict_record
-from stamp.cli.words import verdict_message
+from stamp.cli.words import explanation, verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report
 from stamp.device.transport.base import Heard, HeardKind
@@ -21,6 +21,7 @@ from stamp.device.verify import (
     APP_HASH_SOURCE,
     HeardSummary,
     KeyComparison,
+    SilenceCause,
     Verdict,
     VerdictStatus,
     assess,
@@ -275,7 +276,8 @@ def test_cloud_device_online_without_an_app_hash_event() -> None:
     assert verdict.status is VerdictStatus.NO_REPORT
     assert verdict.heard.events == 1
     assert verdict.heard.notes == ("event stream connected", "spark/status: online")
-    assert verdict.heard.explanation == (
+    assert verdict.heard.cause is SilenceCause.FLASH_DID_NOT_TAKE
+    assert explanation(verdict.heard) == (
         "device online, no stamp event; app hash unchanged since last session, "
         "which usually means the flash did not take"
     )
@@ -292,7 +294,7 @@ def test_a_device_already_online_is_no_evidence_of_a_restart() -> None:
         heard(HeardKind.STATUS, "no stamp variable (offline, or an app without stamp)"),
     ]
     verdict, _ = run(items)
-    assert verdict.heard.explanation is None
+    assert verdict.heard.cause is None
 
 
 def test_an_app_hash_event_means_the_flash_took() -> None:
@@ -305,7 +307,7 @@ def test_an_app_hash_event_means_the_flash_took() -> None:
     transport = ScriptedTransport(items, clock)
     verdict = verify(transport, expected_no_app, [], timeout=30, clock=clock)
     assert verdict.status is VerdictStatus.NO_REPORT
-    assert verdict.heard.explanation is None
+    assert verdict.heard.cause is None
     message = verdict_message(verdict, now=NOW)
     assert "shares no key with the manifest (make it with `stamp manifest ELF --bin BIN`" in message
 
