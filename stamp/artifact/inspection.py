@@ -208,10 +208,15 @@ class _Found:
     """What every kind of file is searched for: stamp records, build-id, the loadable image."""
 
     records: tuple[FoundRecord, ...]
+    """The stamp records found."""
     record_problem: str | None
+    """Why a record-like block was rejected, when none is valid."""
     build_id: str | None
+    """The GNU build-id, when the file has one."""
     image: bytes
+    """The bytes that would be flashed (the ELF's loadable image, or the file)."""
     load_address: int | None
+    """Where `image` starts in the device's memory, when known."""
 
     def inspection(
         self, firmware: Firmware, kind: str, problems: list[str], **detail: Unpack[_Detail]

@@ -83,12 +83,18 @@ class FlashProgress:
     `lines` shows every event as a line even on a terminal (the demo)."""
 
     progress: Progress
+    """Where the headings, lines and the status line go."""
     timeout: float
+    """Seconds each attempt listens for a report (the `Watch`'s countdown)."""
     image: FlashImage
+    """The file flashed, named in the first heading."""
     flasher: Flasher
+    """How it is flashed, named in the first heading."""
     _: KW_ONLY
     lines: bool
+    """Every event as its own line, also on a terminal (the demo)."""
     verbose: bool
+    """-v: serial lines that are not reports are shown too."""
 
     def __post_init__(self) -> None:
         self.doing = f"flashing {self.image.describe()} {self.flasher.describe()}"

@@ -43,7 +43,9 @@ class Piece:
     """Bytes to put at an address."""
 
     address: int
+    """Where the first byte goes (the section's load address)."""
     data: bytes
+    """The bytes, in address order."""
 
 
 def image_pieces(image: FlashImage) -> list[Piece]:

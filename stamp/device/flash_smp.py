@@ -43,11 +43,14 @@ class SmpFlasher(Closing):
     flash_while_listening: ClassVar[bool] = False
 
     target: SmpTarget
+    """The device: SMP over serial or UDP."""
     _: KW_ONLY
     confirm: bool = True
     """False (--no-confirm): leave the new image running as a test image."""
     clock: Clock = monotonic
+    """The clock of the come-back wait (tests pass a fake one)."""
     comeback_timeout: float = COMEBACK_TIMEOUT
+    """Seconds the device may take to answer again after the reset."""
     _data: bytes = field(default=b"", init=False, repr=False)
     _hash: str = field(default="", init=False)
 

@@ -78,8 +78,11 @@ class _Read(Enum):
     """Where a device's variable read is."""
 
     NOT_YET = "not_yet"
+    """Not asked for yet (its events may still settle it)."""
     QUEUED = "queued"
+    """Asked for; waiting for a free reader."""
     DONE = "done"
+    """Answered, or given up."""
 
 
 class _Slot:

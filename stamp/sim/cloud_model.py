@@ -77,7 +77,6 @@ class Product:
     """The product id (e.g. 10001)."""
     name: str
     """e.g. "sim-product-1"; also its slug."""
-    platform_id: int = PHOTON_PLATFORM_ID
     released_firmware: int | None = None
     """The product firmware version released to the fleet (None: none yet). A later
     feature's seam: PUT /v1/products/:p/firmware/release sets it and rolls it out."""
@@ -110,12 +109,17 @@ class SimDevice:
     platform_id: int = PHOTON_PLATFORM_ID
     """Particle platform id (6: Photon)."""
     owner: str = OWNER
+    """The account it is claimed by."""
     product_id: int | None = None
     """The product it belongs to (None: a developer device)."""
     groups: tuple[str, ...] = ()
+    """Its product groups."""
     development: bool = False
+    """A product's development device: releases pass it by."""
     desired_firmware_version: int | None = None
+    """The product firmware version it is locked to (None: it follows the releases)."""
     targeted_firmware_release_version: int | None = None
+    """The released version the cloud targets it with."""
     signalling: bool = False
     """`PUT signal=1` (`particle nyan`): shouting rainbows."""
     functions: tuple[str, ...] = ()

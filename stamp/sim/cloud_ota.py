@@ -40,8 +40,11 @@ class Variation(StrEnum):
     """Which OTA styles the simulator plays."""
 
     CLASSIC = "classic"
+    """The idealised story, the same every update (SPEC section 8)."""
     SEEDED = "seeded"
+    """Each update draws its variations from the seed."""
     FIELD = "field"
+    """Every variation seen in the real cloud's logs, at once."""
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,13 @@ class Step:
     """One thing that happens `delay` seconds after the upload was accepted."""
 
     delay: float
+    """Seconds after the upload was accepted."""
     action: str
     """"publish", "offline", "online" (the device's state changes) or "boot" (done)."""
     name: str = ""
+    """The event's name, for "publish"."""
     data: str = ""
+    """The event's data, for "publish"."""
     same_time_as_previous: bool = False
     """Publish with the previous event's published_at (the one-timestamp variation)."""
 

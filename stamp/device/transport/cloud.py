@@ -58,12 +58,19 @@ class NewsKind(Enum):
     """What the reader thread tells listen()."""
 
     CONNECTED = "connected"
+    """The stream is open: from now on no event is missed."""
     EVENT = "event"
+    """An event arrived (`StreamNews.event`)."""
     DISCARDED = "discarded"
+    """An event larger than MAX_EVENT was skipped (its name, as far as heard, in `reason`)."""
     DROPPED = "dropped"
+    """An open stream ended or stalled; the reader reconnects."""
     UNREACHABLE = "unreachable"
+    """The stream could not be opened; the reader retries with backoff."""
     LIMITED = "limited"
+    """The cloud answered 429; the reader waits its Retry-After."""
     FATAL = "fatal"
+    """Waiting cannot help (`StreamNews.error`: a rejected token, no such device, …)."""
 
 
 @dataclass(frozen=True)

@@ -82,12 +82,16 @@ class RspClient(Closing):
     disconnect, GdbProtocolError on garbage; memory errors are TargetMemoryError."""
 
     host: str
+    """The GDB server's host."""
     port: int
+    """Its TCP port."""
     _: KW_ONLY
     deadline: float
     """No exchange goes past this `clock()` time."""
     clock: Callable[[], float] = time.monotonic
+    """The clock `deadline` is on."""
     step: float = DEFAULT_STEP
+    """Seconds one packet exchange may take."""
     features: dict[str, str] = field(default_factory=dict, init=False)
     """The server's qSupported answer: `PacketSize` → "1000", `qXfer:memory-map:read` → "+"."""
     _sock: socket.socket | None = field(default=None, init=False, repr=False)
