@@ -20,7 +20,7 @@ def repo(tmp_path: Path) -> GitRepo:
 
 @pytest.fixture(autouse=True)
 def _restore_stamp_logger() -> Iterator[None]:
-    """Undo `stamp.cli.output.setup_logging` after tests that run the CLI in-process.
+    """Undo `stamp.cli.terminal.setup_logging` after tests that run the CLI in-process.
 
     It sets `propagate = False` on the "stamp" logger (right for a process, which owns
     its logging), which would otherwise hide stamp's log records from later tests' caplog.

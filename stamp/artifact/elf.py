@@ -12,7 +12,7 @@ so `.data` stored in flash (`AT> FLASH`) lands where objcopy puts it.
 
 pyelftools (imported inside `read_elf`, so only a command that reads an ELF pays for it)
 reads the headers; any error it or `struct` raises on a corrupt file is an ArtifactError.
-The build-id note is found by stamp's one note walk (stamp.artifact.notes).
+The build-id note is found by stamp's one note walk (stamp.artifact.build_id).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from stamp.artifact.notes import build_id_from_notes
+from stamp.artifact.build_id import build_id_from_notes
 from stamp.errors import ArtifactError
 from stamp.record import RECORD_MAGIC, RECORD_SIZE, StampRecord, find_records, unpack_record
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from stamp.artifact.build_id import scan_build_id
 from stamp.artifact.elf import (
     MAX_IMAGE_SIZE,
     ElfImage,
@@ -32,7 +33,6 @@ from stamp.artifact.elf import (
 )
 from stamp.artifact.esp import EspImage, EsptoolMissing, looks_like_esp_image, read_esp_image
 from stamp.artifact.manifest import Artifact
-from stamp.artifact.notes import scan_build_id
 from stamp.artifact.particle.build import patch_suffix
 from stamp.artifact.particle.format import (
     CRC_PLACEHOLDER,

@@ -123,7 +123,7 @@ def _late(ctx: click.Context, param: click.Parameter, value: Any) -> None:
         settings.config_path = value
         return
     settings.verbosity = -1 if param.name == "_quiet" else max(settings.verbosity, 0) + value
-    from stamp.cli.output import setup_logging
+    from stamp.cli.terminal import setup_logging
 
     setup_logging(settings.verbosity)
 
@@ -144,7 +144,7 @@ def cli(ctx: click.Context, config_path: Path | None, verbose: int, quiet: bool)
       stamp manifest build/app.elf      # after linking: what was really built
       stamp verify --device bench       # after flashing: does the device run it?
     """
-    from stamp.cli.output import setup_logging
+    from stamp.cli.terminal import setup_logging
 
     verbosity = -1 if quiet else verbose
     setup_logging(verbosity)

@@ -49,7 +49,7 @@ def for_fleet(outcome: FleetOutcome) -> int:
 
 def for_error(exc: StampError, *, verbose: bool = False, stream: TextIO | None = None) -> int:
     """Print an expected error as one line (its detail too with -v); its exit code."""
-    from stamp.cli.output import paint
+    from stamp.cli.terminal import paint
 
     out = stream or sys.stderr
     out.write(f"{paint('stamp: error:', 'red', out, bold=True)} {exc}\n")

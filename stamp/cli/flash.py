@@ -102,8 +102,8 @@ def flash(
 
     from stamp.cli import exits
     from stamp.cli.history import history_for_naming
-    from stamp.cli.output import Progress, paint_label, print_json
-    from stamp.cli.records import flash_record
+    from stamp.cli.json_records import flash_record
+    from stamp.cli.terminal import Progress, paint_label, print_json
     from stamp.cli.verify import render
     from stamp.cli.watch import FlashProgress
     from stamp.cli.words import attempt_summary

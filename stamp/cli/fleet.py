@@ -20,7 +20,7 @@ from stamp.cli.options import json_option, manifest_option, timeout_option
 if TYPE_CHECKING:
     from stamp.artifact.history.records import Build
     from stamp.cli.app import Settings
-    from stamp.cli.output import Progress
+    from stamp.cli.terminal import Progress
     from stamp.device.fleet import FleetDevice, FleetProgress, FleetReport
 
 DEFAULT_TIMEOUT = 60.0
@@ -99,7 +99,7 @@ def fleet(
     import sys
 
     from stamp.cli.history import history_for_naming
-    from stamp.cli.output import Progress, print_json
+    from stamp.cli.terminal import Progress, print_json
     from stamp.cli.verify import expected_build
     from stamp.config import load_config
     from stamp.device.credentials import find_api_url, find_token
@@ -198,7 +198,7 @@ _ABSENT = frozenset({"offline", "never_seen"})
 
 def render(report: FleetReport, stream: TextIO, *, now: datetime | None = None) -> None:
     """The summary, the count of each kind, the other builds by name, the devices to see."""
-    from stamp.cli.output import paint_label
+    from stamp.cli.terminal import paint_label
     from stamp.device.fleet import DeviceStatus, FleetOutcome
 
     colour = {
@@ -279,7 +279,7 @@ def _cloud_words(d: FleetDevice) -> str:
 
 def fleet_record(report: FleetReport) -> dict[str, Any]:
     """The record of `stamp fleet --json`: counts, and one entry per device."""
-    from stamp.cli.records import manifest_record, report_record
+    from stamp.cli.json_records import manifest_record, report_record
     from stamp.device.fleet import DeviceStatus
 
     def device(d: FleetDevice) -> dict[str, Any]:

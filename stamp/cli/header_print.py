@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from stamp.cli.output import shown_path
+from stamp.cli.terminal import shown_path
 from stamp.header.run import HeaderResult, run_header
 
 

@@ -97,7 +97,7 @@ def list_cmd(settings: Settings, limit: int, as_json: bool) -> int:
       stamp history list
       stamp history list --limit 0 --json | jq '.[].manifest.build_id'
     """
-    from stamp.cli.output import print_json
+    from stamp.cli.terminal import print_json
     from stamp.config import load_config
 
     with open_history(load_config(settings.config_path)) as db:
@@ -132,7 +132,7 @@ def show(settings: Settings, build: str, as_json: bool) -> int:
       stamp history show 214
       stamp history show 5f3a1c2e --json
     """
-    from stamp.cli.output import print_json
+    from stamp.cli.terminal import print_json
 
     found = _lookup(settings, build, edit_numbers=True)
     if len(found) > 1:
@@ -163,7 +163,7 @@ def find(settings: Settings, hex_value: str, as_json: bool) -> int:
       stamp history find 5f3a1c2e
       stamp history find 1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d --json
     """
-    from stamp.cli.output import print_json
+    from stamp.cli.terminal import print_json
 
     found = _lookup(settings, hex_value, edit_numbers=False)
     if as_json:
@@ -196,8 +196,8 @@ def push(settings: Settings, remote: str, include_dirty: bool, as_json: bool) ->
     """
     from dataclasses import asdict
 
-    from stamp.artifact.history.notes import push as push_notes
-    from stamp.cli.output import print_json
+    from stamp.artifact.history.git_notes import push as push_notes
+    from stamp.cli.terminal import print_json
     from stamp.config import load_config
 
     config = load_config(settings.config_path)
@@ -241,8 +241,8 @@ def pull(settings: Settings, remote: str, as_json: bool) -> int:
     from dataclasses import asdict
     from datetime import UTC, datetime
 
-    from stamp.artifact.history.notes import pull as pull_notes
-    from stamp.cli.output import print_json
+    from stamp.artifact.history.git_notes import pull as pull_notes
+    from stamp.cli.terminal import print_json
     from stamp.config import load_config
 
     config = load_config(settings.config_path)

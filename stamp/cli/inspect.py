@@ -38,7 +38,7 @@ def inspect_cmd(settings: Settings, file: Path, as_json: bool) -> int:
 
     result = inspect_firmware(load_file(file))
     if as_json:
-        from stamp.cli.output import print_json
+        from stamp.cli.terminal import print_json
 
         print_json(result.to_json())
     else:

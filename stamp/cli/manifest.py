@@ -70,7 +70,7 @@ def manifest(
     if settings.verbosity >= 0:
         _warn_about_context(recorded, firmware)
     if as_json:
-        from stamp.cli.output import print_json
+        from stamp.cli.terminal import print_json
 
         print_json(recorded.manifest.to_json())
         return 0
@@ -127,6 +127,6 @@ def manifest_facts(manifest: Manifest) -> str:
 
 
 def _shown(path: Path) -> str:
-    from stamp.cli.output import shown_path
+    from stamp.cli.terminal import shown_path
 
     return shown_path(path)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from stamp.artifact.history import History
     from stamp.artifact.manifest import Manifest
     from stamp.cli.app import Settings
-    from stamp.cli.output import Progress
+    from stamp.cli.terminal import Progress
     from stamp.config import Config
     from stamp.device.target import DeviceTarget
     from stamp.device.verify import Verdict
@@ -111,8 +111,8 @@ def verify(
     import sys
 
     from stamp.cli.history import history_for_naming
-    from stamp.cli.output import Progress, print_json
-    from stamp.cli.records import verdict_record
+    from stamp.cli.json_records import verdict_record
+    from stamp.cli.terminal import Progress, print_json
     from stamp.cli.watch import Watch
     from stamp.config import load_config
     from stamp.device.target import GdbTarget, open_transport, parse_device
@@ -197,7 +197,7 @@ def _last_flashed(
     flashed = recall(find_state_dir(config), target)
     if flashed is None:
         return None
-    from stamp.cli.output import shown_path
+    from stamp.cli.terminal import shown_path
 
     if flashed.copy is not None and flashed.copy.is_file():
         # As it was when flashed: a rebuild since has rewritten the file at that path.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import KW_ONLY, dataclass
 
-from stamp.cli.output import Progress
+from stamp.cli.terminal import Progress
 from stamp.cli.words import attempt_summary
 from stamp.device.flash import Attempt
 from stamp.device.flash_image import FlashImage

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
-from stamp.cli.output import paint_label
+from stamp.cli.terminal import paint_label
 from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
 from stamp.device.image_state import RunState

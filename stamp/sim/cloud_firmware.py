@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stamp.artifact.notes import scan_build_id
+from stamp.artifact.build_id import scan_build_id
 from stamp.record import find_records, report_json
 
 APP_MODULE_FUNCTIONS = (3, 5)

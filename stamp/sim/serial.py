@@ -19,8 +19,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from stamp.artifact.build_id import scan_build_id
 from stamp.artifact.elf import read_elf
-from stamp.artifact.notes import scan_build_id
 from stamp.device.report import QUERY, LineScanner
 from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError

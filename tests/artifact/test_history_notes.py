@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stamp.artifact.history import History, Origin
-from stamp.artifact.history.notes import NOTES_REF, PullResult, PushResult, pull, push
+from stamp.artifact.history.git_notes import NOTES_REF, PullResult, PushResult, pull, push
 from stamp.artifact.manifest import Manifest
 from stamp.identity import Identity
 from tests.artifact.test_history import manifest
@@ -155,7 +155,7 @@ def test_a_push_that_loses_the_race_merges_and_retries(
     bare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """C pushes between A's fetch and A's push: A's first push is refused, its retry wins."""
-    from stamp.artifact.history import notes
+    from stamp.artifact.history import git_notes as notes
 
     a, c = clone(bare, tmp_path / "a"), clone(bare, tmp_path / "c")
     record(a, manifest(1, git=a.head))
@@ -189,7 +189,7 @@ def test_outside_git_is_a_usage_error(tmp_path: Path) -> None:
 def test_a_note_too_large_is_neither_read_nor_overwritten(
     bare: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stamp.artifact.history import notes
+    from stamp.artifact.history import git_notes as notes
 
     a, b = clone(bare, tmp_path / "a"), clone(bare, tmp_path / "b")
     record(a, manifest(1, git=a.head))

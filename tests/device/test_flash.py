@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from stamp.artifact.manifest import Manifest, build_name, write_manifest
-from stamp.cli.output import Progress
-from stamp.cli.records import flash_record
+from stamp.cli.json_records import flash_record
+from stamp.cli.terminal import Progress
 from stamp.cli.watch import FlashProgress
 from stamp.cli.words import CAUSE_WORDS, attempt_summary
 from stamp.config import Config, DeviceConfig

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from stamp.artifact.manifest import Manifest
-from stamp.cli.records import verdict_record
+from stamp.cli.json_records import verdict_record
 from stamp.cli.words import explanation, verdict_message
 from stamp.closing import Closing
 from stamp.device.report import Report, parse_json_report

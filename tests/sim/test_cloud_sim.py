@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from stamp.artifact.notes import scan_build_id
+from stamp.artifact.build_id import scan_build_id
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
 from stamp.redact import MASK

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from stamp.artifact.notes import scan_build_id
+from stamp.artifact.build_id import scan_build_id
 from stamp.cli.app import run
 from stamp.device.transport.base import HeardKind
 from stamp.device.transport.serial import SerialTransport

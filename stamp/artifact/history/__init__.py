@@ -3,7 +3,7 @@
 - `db`: the database (`History`): append, look up, migrate, import the old JSON-lines file.
 - `records`: its rows (`Build`, `Origin`) and the line a build travels as in git notes.
 - `lookup`: a build by an edit number or a hex value a person types.
-- `notes`: `stamp history push` / `pull`.
+- `git_notes`: `stamp history push` / `pull`.
 - `recovery`: the highest edit recorded here, for the edit counter's recovery.
 """
 

@@ -5,7 +5,7 @@ small RSP client of `stamp.device.transport.rsp`, reads the stamp record and the
 note at the addresses the manifest recorded at build time (`stamp.artifact.memory`), and
 yields them as one `Report` for the usual verdict (`stamp.device.verify`). The record is
 decoded by `stamp.record.unpack_record`, the code that reads it from files, and the note
-by `stamp.artifact.notes.build_id_from_notes`.
+by `stamp.artifact.build_id.build_id_from_notes`.
 
 - `read_image=True` also reads back every loadable region and hashes them as
   `objcopy -O binary` lays them out (zero gaps), reported as `image_sha256`.
@@ -25,8 +25,8 @@ import hashlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass, replace
 
+from stamp.artifact.build_id import build_id_from_notes
 from stamp.artifact.memory import MemoryLayout, Region
-from stamp.artifact.notes import build_id_from_notes
 from stamp.closing import Closing
 from stamp.device.report import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
