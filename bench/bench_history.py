@@ -41,7 +41,7 @@ from stamp.artifact.history import History
 from stamp.artifact.manifest import Artifact, Manifest, write_manifest
 from stamp.artifact.particle.build import build_user_part
 from stamp.artifact.particle.module import parse_module
-from stamp.device.report import QUERY
+from stamp.device.report_line import QUERY
 from stamp.identity import Identity
 from stamp.record import StampRecord
 

@@ -234,8 +234,9 @@ def main() -> None:
         "The peak memory does not grow with the number of events (20,000 events peak the "
         "same): the stream is handled event by event and nothing accumulates. Where the "
         "client's time went in a cProfile of the replay when this was written: ~40% "
-        "validating the report JSON (`stamp.device.report.report_from_object`, a per-character "
-        "hex check), ~20% decoding the JSON envelope, ~17% httpx-sse's line decoding. "
+        "validating the report JSON (`stamp.device.report_line.report_from_object`, a "
+        "per-character hex check), ~20% decoding the JSON envelope, ~17% httpx-sse's line "
+        "decoding. "
         "Since issue 10 the stream is split by stamp's own bounded line scanner (httpx-sse "
         "held an unfinished line without limit) and every event is redacted of the token: "
         "51,125 events/s before, 41,141 after, on the same machine.",

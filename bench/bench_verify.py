@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import machine, median_ms, update_readme_section
 
 from stamp.artifact.manifest import Manifest, write_manifest
-from stamp.device.report import QUERY
+from stamp.device.report_line import QUERY
 from stamp.identity import Identity
 
 GIT = "9f8e7d6c5b4a" + "1" * 28

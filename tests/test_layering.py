@@ -123,7 +123,7 @@ def test_module_level_imports_have_no_cycle() -> None:
 
 
 def test_the_check_sees_a_wrong_import() -> None:
-    tree = ast.parse("def f():\n    from stamp.cli.words import x\n")
-    found = list(imports(tree, {"stamp.cli.words"}))
-    assert found == [("stamp.cli.words", False)]
-    assert layer("stamp.cli.words") not in ALLOWED[layer("stamp.device.verify")]
+    tree = ast.parse("def f():\n    from stamp.cli.verdict_words import x\n")
+    found = list(imports(tree, {"stamp.cli.verdict_words"}))
+    assert found == [("stamp.cli.verdict_words", False)]
+    assert layer("stamp.cli.verdict_words") not in ALLOWED[layer("stamp.device.verify")]

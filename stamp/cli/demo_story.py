@@ -28,7 +28,7 @@ from stamp.artifact.particle.build import build_user_part
 from stamp.cli.header_print import describe_result
 from stamp.cli.manifest import manifest_facts
 from stamp.cli.terminal import Progress, paint
-from stamp.cli.words import attempt_summary, painted_verdict
+from stamp.cli.verdict_words import attempt_summary, painted_verdict
 from stamp.config import Config, load_config
 from stamp.device.verify import Verdict, VerdictStatus
 from stamp.errors import EXIT_INTERNAL, EXIT_OK, StampError

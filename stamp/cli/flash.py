@@ -104,9 +104,9 @@ def flash(
     from stamp.cli.history import history_for_naming
     from stamp.cli.json_records import flash_record
     from stamp.cli.terminal import Progress, paint_label, print_json
+    from stamp.cli.verdict_words import attempt_summary
     from stamp.cli.verify import render
     from stamp.cli.watch import FlashProgress
-    from stamp.cli.words import attempt_summary
     from stamp.config import load_config
     from stamp.device.flash import flash_and_verify
     from stamp.device.flash_image import load_flash_image

@@ -169,7 +169,7 @@ class _Shown:
 def summary(report: FleetReport) -> str:
     """The one line that answers the question, e.g. "FLEET OK: 240 of 240 online devices
     run the expected build (edit 12)"."""
-    from stamp.cli.words import build_summary
+    from stamp.cli.verdict_words import build_summary
     from stamp.device.fleet import DeviceStatus, FleetOutcome
 
     online = sum(1 for d in report.devices if d.status.value not in _ABSENT)
@@ -237,7 +237,7 @@ def render(report: FleetReport, stream: TextIO, *, now: datetime | None = None) 
 
 
 def _build_words(build: Build, now: datetime | None) -> str:
-    from stamp.cli.words import age_words, build_summary, origin_words
+    from stamp.cli.verdict_words import age_words, build_summary, origin_words
 
     parts = [build_summary(build.manifest)]
     if build.pulled_from is not None:
@@ -249,7 +249,7 @@ def _build_words(build: Build, now: datetime | None) -> str:
 
 
 def _device_words(d: FleetDevice, now: datetime | None) -> str:
-    from stamp.cli.words import identity_summary
+    from stamp.cli.verdict_words import identity_summary
     from stamp.device.fleet import DeviceStatus
 
     if d.status is DeviceStatus.OTHER and d.build is not None:

@@ -313,7 +313,7 @@ def build_json(build: Build) -> dict[str, Any]:
 
 
 def _list_line(build: Build) -> str:
-    from stamp.cli.words import build_summary, origin_words
+    from stamp.cli.verdict_words import build_summary, origin_words
 
     where = ""
     if build.pulled_from is not None:
@@ -324,7 +324,7 @@ def _list_line(build: Build) -> str:
 
 
 def _show(build: Build) -> None:
-    from stamp.cli.words import age_words, origin_words
+    from stamp.cli.verdict_words import age_words, origin_words
 
     manifest = build.manifest
     out = sys.stdout

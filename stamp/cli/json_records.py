@@ -12,9 +12,9 @@ from typing import Any
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
-from stamp.cli.words import attempt_summary, explanation, verdict_message
+from stamp.cli.verdict_words import attempt_summary, explanation, verdict_message
 from stamp.device.flash import Attempt, FlashResult
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 from stamp.device.verify import Verdict
 from stamp.identity import KeyComparison
 

@@ -170,7 +170,7 @@ def verify(
 
 def render(verdict: Verdict, stream: TextIO) -> None:
     """The verdict line (coloured on a terminal), then what differed, one key a line."""
-    from stamp.cli.words import painted_verdict
+    from stamp.cli.verdict_words import painted_verdict
 
     stream.write(painted_verdict(verdict, stream) + "\n")
     for c in verdict.differing:

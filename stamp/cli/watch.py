@@ -6,7 +6,7 @@ import threading
 from dataclasses import KW_ONLY, dataclass
 
 from stamp.cli.terminal import Progress
-from stamp.cli.words import attempt_summary
+from stamp.cli.verdict_words import attempt_summary
 from stamp.device.flash import Attempt
 from stamp.device.flash_image import FlashImage
 from stamp.device.flashers import Flasher

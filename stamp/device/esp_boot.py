@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 from stamp.artifact.manifest import Manifest
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 from stamp.identity import Identity, parse_identity
 
 ELF_SHA256_DIGITS = 64

@@ -42,7 +42,7 @@ from stamp.device.fleet_report import (
     cloud_view,
     product_version,
 )
-from stamp.device.report import Report, ReportError, parse_json_report
+from stamp.device.report_line import Report, ReportError, parse_json_report
 from stamp.device.transport.base import Clock, HeardKind, Signal, monotonic
 from stamp.device.transport.cloud import (
     RECONNECT_DELAY,

@@ -11,7 +11,7 @@ from enum import Enum
 
 from stamp.artifact.history.records import Build
 from stamp.artifact.manifest import Manifest
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 from stamp.device.transport.cloud_devices import ProductDevice
 from stamp.identity import KeyComparison
 

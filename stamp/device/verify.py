@@ -1,7 +1,7 @@
 """The verdict: does the device run the build a manifest describes? (SPEC sections 3, 5, 6)
 
 `assess` compares one report with one expected identity; `verify` listens on a transport
-and decides as soon as the evidence is conclusive; `stamp.cli.words` puts a verdict
+and decides as soon as the evidence is conclusive; `stamp.cli.verdict_words` puts a verdict
 into the one sentence the CLI prints. Nothing here prints, sleeps or reads a file.
 
 The rules:
@@ -27,7 +27,7 @@ from typing import Protocol
 
 from stamp.artifact.history.records import Build, Origin
 from stamp.artifact.manifest import Manifest
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, Transport, monotonic
 from stamp.errors import DeviceUnreachable
 from stamp.identity import Identity, KeyComparison, compare, identifies, strong_match

@@ -21,7 +21,7 @@ from typing import Any
 
 from stamp.artifact.build_id import scan_build_id
 from stamp.artifact.elf import read_elf
-from stamp.device.report import QUERY, LineScanner
+from stamp.device.report_line import QUERY, LineScanner
 from stamp.device.transport.base import Clock, monotonic
 from stamp.errors import ArtifactError
 from stamp.record import find_records, report_object

@@ -15,7 +15,7 @@ from typing import Any
 from smp import packet as smppacket
 from smp.exceptions import SMPException
 
-from stamp.device.report import LineScanner
+from stamp.device.report_line import LineScanner
 from stamp.sim.board import PtyBoard
 from stamp.sim.smp_server import BUF_SIZE, ServesSmp, SmpServer
 

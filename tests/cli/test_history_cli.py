@@ -226,8 +226,8 @@ def test_the_words_for_a_pulled_build() -> None:
     from datetime import UTC, datetime
 
     from stamp.artifact.history import Origin
-    from stamp.cli.words import verdict_message
-    from stamp.device.report import Report
+    from stamp.cli.verdict_words import verdict_message
+    from stamp.device.report_line import Report
     from stamp.device.verify import HeardSummary, Verdict, VerdictStatus
     from stamp.identity import Identity, compare
 

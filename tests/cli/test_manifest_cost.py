@@ -26,8 +26,8 @@ HEAVY = {
     "serial": "the serial transport",
     "smpclient": "the SMP transport",
     "esptool": "only an ESP-IDF image needs it",
-    "stamp.device": "the verdict and flash code (stamp.cli.words imported it)",
-    "stamp.cli.words": "the verdict's words: `stamp manifest` says its own",
+    "stamp.device": "the verdict and flash code (stamp.cli.verdict_words imported it)",
+    "stamp.cli.verdict_words": "the verdict's words: `stamp manifest` says its own",
     "stamp.artifact.mcuboot": "an ELF is never an MCUboot image",
     "tempfile": "atomic writes name their own temp file (tempfile brings random and shutil)",
 }

@@ -14,8 +14,8 @@ import pytest
 from stamp.artifact.manifest import Manifest, build_name, write_manifest
 from stamp.cli.json_records import flash_record
 from stamp.cli.terminal import Progress
+from stamp.cli.verdict_words import CAUSE_WORDS, attempt_summary
 from stamp.cli.watch import FlashProgress
-from stamp.cli.words import CAUSE_WORDS, attempt_summary
 from stamp.config import Config, DeviceConfig
 from stamp.device.flash import FlashResult, flash_and_verify
 from stamp.device.flash_image import FlashImage, load_flash_image

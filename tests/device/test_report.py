@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from stamp.device.report import (
+from stamp.device.report_line import (
     MAX_LINE,
     LineScanner,
     Report,

@@ -12,9 +12,9 @@ import pytest
 
 from stamp.artifact.manifest import Manifest
 from stamp.cli.json_records import verdict_record
-from stamp.cli.words import explanation, verdict_message
+from stamp.cli.verdict_words import explanation, verdict_message
 from stamp.closing import Closing
-from stamp.device.report import Report, parse_json_report
+from stamp.device.report_line import Report, parse_json_report
 from stamp.device.transport.base import Heard, HeardKind
 from stamp.device.transport.cloud_events import CloudEvent, heard_from_event
 from stamp.device.verify import (

@@ -15,7 +15,7 @@ from enum import Enum
 from types import TracebackType
 from typing import Protocol
 
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 
 Clock = Callable[[], float]
 """A monotonic clock in seconds; `time.monotonic` unless a test passes another."""

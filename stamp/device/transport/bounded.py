@@ -15,7 +15,7 @@ and a body or an event line that never ends grows without limit (issue 10). So:
 
 httpx-sse's line decoder was considered for the event stream but holds an unfinished line
 without bound, so stamp.device.transport.cloud_events splits the stream itself with
-`stamp.device.report.LineScanner`.
+`stamp.device.report_line.LineScanner`.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from enum import Enum
 import httpx
 
 from stamp.closing import Closing
-from stamp.device.report import ReportError, parse_json_report
+from stamp.device.report_line import ReportError, parse_json_report
 from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
 from stamp.device.transport.cloud_api import IDLE_TIMEOUT, VARIABLE_WAIT, CloudClient
 from stamp.device.transport.cloud_events import (

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from stamp.device.report import (
+from stamp.device.report_line import (
     OVERLONG,
     LineScanner,
     Report,

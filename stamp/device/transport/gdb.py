@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 from stamp.artifact.build_id import build_id_from_notes
 from stamp.artifact.memory import MemoryLayout, Region
 from stamp.closing import Closing
-from stamp.device.report import Report
+from stamp.device.report_line import Report
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
 from stamp.device.transport.rsp import RspClient, TargetMemoryError
 from stamp.device.transport.rsp_packets import is_stop_reply

@@ -21,7 +21,7 @@ from typing import Any
 
 from stamp.closing import Closing
 from stamp.device.esp_boot import BootLogScanner, boot_report, clean_line
-from stamp.device.report import QUERY, LineScanner, ReportError, parse_report_line
+from stamp.device.report_line import QUERY, LineScanner, ReportError, parse_report_line
 from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
 from stamp.errors import DeviceError, DeviceUnreachable
 

@@ -229,7 +229,7 @@ class SmpTransport(Closing):
 
     def listen(self, deadline: float) -> Iterator[Heard]:
         """Read the image state once the device answers; one REPORT, then stop."""
-        from stamp.device.report import smp_report
+        from stamp.device.report_line import smp_report
 
         last: str | None = None
         while True:

@@ -18,7 +18,7 @@ from stamp.identity import KEY_NAMES, Identity, IdentityError, parse_identity
 if TYPE_CHECKING:
     from stamp.device.image_state import ImageStates
 
-log = logging.getLogger("stamp.device.report")
+log = logging.getLogger("stamp.device.report_line")
 
 PREFIX = b"@stamp "
 MAX_LINE = 512
