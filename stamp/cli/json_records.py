@@ -12,6 +12,7 @@ from typing import Any
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
+from stamp.cli.heard_words import heard_text
 from stamp.cli.verdict_words import attempt_summary, explanation, verdict_message
 from stamp.device.flash import Attempt, FlashResult
 from stamp.device.report_line import Report
@@ -37,7 +38,7 @@ def verdict_record(verdict: Verdict, *, now: datetime | None = None) -> dict[str
             "lines": verdict.heard.lines,
             "reports": verdict.heard.reports,
             "events": verdict.heard.events,
-            "notes": list(verdict.heard.notes),
+            "notes": [heard_text(note) for note in verdict.heard.notes],
             "explanation": explanation(verdict.heard),
         },
         "elapsed": round(verdict.elapsed, 3),

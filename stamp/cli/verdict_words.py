@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from stamp.artifact.history.records import Origin
 from stamp.artifact.manifest import Manifest
+from stamp.cli.heard_words import heard_text
 from stamp.cli.terminal import paint_label
 from stamp.device.esp_boot import HASH_LEN_OPTION
 from stamp.device.flash import Attempt
@@ -304,7 +305,7 @@ def _silence(verdict: Verdict) -> str:
         head = f"{where} unreachable: {verdict.unreachable}"
     else:
         head = f"nothing identified the build on {where} within {verdict.timeout:g} s"
-    facts: list[str] = list(heard.notes)
+    facts = [heard_text(note) for note in heard.notes]
     if heard.lines:
         line_note = _plural(heard.lines, "line") + " received"
         if heard.reports == 0:

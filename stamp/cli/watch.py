@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import KW_ONLY, dataclass
 
+from stamp.cli.heard_words import heard_text
 from stamp.cli.terminal import Progress
 from stamp.cli.verdict_words import attempt_summary
 from stamp.device.flash import Attempt
@@ -56,11 +57,11 @@ class Watch:
             self.counts[kind] += 1
         elapsed = monotonic() - self.started
         with self._lock:
-            self.last = heard.text
+            self.last = heard_text(heard)
             if not self.lines:
                 self.progress.status(self._status(elapsed))
             elif heard.kind is not HeardKind.LINE or self.verbose:
-                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {heard.text}")
+                self.progress.line(f"stamp: [{elapsed:5.1f} s] {kind}: {self.last}")
 
     def _status(self, elapsed: float) -> str:
         c = self.counts

@@ -69,8 +69,9 @@ class HeardSummary:
     """Valid reports (serial lines, cloud stamp events and variables, app-hash events)."""
     events: int = 0
     """Other cloud events (flash status, last reset, …)."""
-    notes: tuple[str, ...] = ()
-    """Status changes in order, e.g. "port /dev/pts/3 opened", "spark/status: online"."""
+    notes: tuple[Heard, ...] = ()
+    """The status items heard, in order, each once in a row (a port opened, the stream
+    connected, "spark/status: online"); `stamp.cli.heard_words` has their words."""
     cause: SilenceCause | None = None
     """What the silence most likely means, when stamp can tell (e.g. a flash that failed)."""
 
@@ -169,7 +170,7 @@ class _Tally:
         self.lines = 0
         self.reports = 0
         self.events = 0
-        self.notes: list[str] = []
+        self.notes: list[Heard] = []
         self.online = False
         self.app_hash_heard = False
 
@@ -182,8 +183,8 @@ class _Tally:
                 self.app_hash_heard = True
         elif heard.kind is HeardKind.EVENT:
             self.events += 1
-        if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1] != heard.text):
-            self.notes.append(heard.text)
+        if heard.kind is HeardKind.STATUS and (not self.notes or self.notes[-1].gist != heard.gist):
+            self.notes.append(heard)
         # Only the event counts: "device … is online" at the start says nothing of a restart.
         if heard.signal is Signal.CAME_ONLINE:
             self.online = True

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from stamp.cli.heard_words import heard_text
 from stamp.device.transport.base import Heard, HeardKind, Signal
 from stamp.device.transport.cloud import CloudTransport
 from stamp.device.transport.cloud_api import CloudClient
@@ -55,11 +56,11 @@ def listen_until(
         on_heard(item)
         if stop(item):
             return heard
-    raise AssertionError(f"deadline passed; heard: {[h.text for h in heard]}")
+    raise AssertionError(f"deadline passed; heard: {[heard_text(h) for h in heard]}")
 
 
 def texts(heard: list[Heard]) -> list[str]:
-    return [h.text for h in heard]
+    return [heard_text(h) for h in heard]
 
 
 def is_stamp_event(item: Heard) -> bool:
@@ -157,7 +158,7 @@ def test_the_token_never_reaches_logs_during_a_whole_session(
         transport = CloudTransport(cloud.client(), cloud.device_id)
 
         def flash_when_connected(item: Heard) -> None:
-            if item.text == "event stream connected":
+            if heard_text(item) == "event stream connected":
                 transport.client.flash(cloud.device_id, "a.bin", NEW)
 
         with transport:
@@ -262,7 +263,7 @@ def test_transport_reads_the_variable_then_hears_an_ota_to_the_end() -> None:
         transport = CloudTransport(cloud.client(), cloud.device_name)
 
         def flash_when_connected(item: Heard) -> None:
-            if item.text == "event stream connected":
+            if heard_text(item) == "event stream connected":
                 transport.client.flash(cloud.device_id, "app.bin", NEW)
 
         with transport:
@@ -279,7 +280,7 @@ def test_transport_reads_the_variable_then_hears_an_ota_to_the_end() -> None:
         ("cloud event stamp", 111, False),
     ]
     assert "spark/flash/status: success" in texts(heard)
-    assert [h.text for h in heard if h.kind is HeardKind.STATUS][-2:] == [
+    assert [heard_text(h) for h in heard if h.kind is HeardKind.STATUS][-2:] == [
         "spark/status: offline",
         "spark/status: online",
     ]
@@ -320,7 +321,7 @@ def test_events_published_before_since_are_ignored() -> None:
         transport = CloudTransport(cloud.client(), cloud.device_id, since=since)
 
         def publish_when_connected(item: Heard) -> None:
-            if item.text == "event stream connected":
+            if heard_text(item) == "event stream connected":
                 skew[0] = -10.0
                 sim.publish(cloud.device_id, "stamp", '{"edit":1}')  # 10 s before: too old
                 skew[0] = 0.0
@@ -342,7 +343,7 @@ def test_a_skewed_local_clock_neither_hides_nor_admits_reports(cloud_behind: flo
         transport = CloudTransport(cloud.client(), cloud.device_id, since=since)
 
         def publish_when_connected(item: Heard) -> None:
-            if item.text == "event stream connected":
+            if heard_text(item) == "event stream connected":
                 skew[0] -= 10.0  # an event from 10 s before the start, in the cloud's time
                 sim.publish(cloud.device_id, "stamp", '{"edit":1}')
                 skew[0] += 10.0
@@ -363,7 +364,7 @@ def test_a_dropped_stream_is_resumed_and_the_variable_read_again() -> None:
 
         def drop_then_publish(item: Heard) -> None:
             nonlocal connections
-            if item.text != "event stream connected":
+            if heard_text(item) != "event stream connected":
                 return
             connections += 1
             if connections == 1:
@@ -398,7 +399,7 @@ def test_a_cloud_that_stays_down_is_unreachable_at_the_deadline() -> None:
                 heard.append(item)
     assert str(caught.value).startswith("cannot reach the Particle Cloud at 127.0.0.1:")
     assert str(caught.value).endswith("(until the timeout)")
-    assert heard and all(h.text.endswith("; retrying") for h in heard)
+    assert heard and all(heard_text(h).endswith("; retrying") for h in heard)
     assert token not in str(caught.value) + "".join(texts(heard))
 
 
@@ -426,7 +427,7 @@ def test_closing_the_transport_mid_listen_stops_the_reader() -> None:
     with cloud_sim(firmware=OLD, keepalive=60.0) as cloud:
         transport = CloudTransport(cloud.client(), cloud.device_id)
         stream = transport.listen(time.monotonic() + 60)
-        assert "event stream connected" in [next(stream).text, next(stream).text]
+        assert "event stream connected" in [heard_text(next(stream)), heard_text(next(stream))]
         transport.close()
         transport.close()  # idempotent
         stream.close()

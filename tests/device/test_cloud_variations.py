@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.heard_words import heard_text
 from stamp.config import Config
 from stamp.device.target import ParticleTarget, open_transport
 from stamp.device.transport.base import Heard
@@ -60,9 +61,9 @@ def flash_and_verify(
         assert isinstance(transport, CloudTransport)
 
         def on_heard(item: Heard) -> None:
-            heard.append(item.text)
-            if item.text == "event stream connected":
-                if drop_first and heard.count(item.text) == 1:
+            heard.append(heard_text(item))
+            if heard_text(item) == "event stream connected":
+                if drop_first and heard.count(heard_text(item)) == 1:
                     assert cloud.drop_streams() == 1
                     return
                 with cloud.client() as client:
@@ -209,7 +210,7 @@ def test_a_stream_of_keepalives_only_is_no_report_without_reconnects(
                 new.manifest,
                 [new.manifest],
                 timeout=1.5,
-                on_heard=lambda item: heard.append(item.text),
+                on_heard=lambda item: heard.append(heard_text(item)),
             )
     assert verdict.status is VerdictStatus.NO_REPORT
     assert heard.count("event stream connected") == 1

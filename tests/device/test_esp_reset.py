@@ -15,6 +15,7 @@ import pytest
 
 from stamp.artifact.esp import read_esp_image
 from stamp.artifact.manifest import Manifest, write_manifest
+from stamp.cli.heard_words import heard_text
 from stamp.device.transport.base import Heard, HeardKind
 from stamp.device.transport.serial import SerialTransport
 from stamp.identity import Identity
@@ -53,9 +54,9 @@ def listen_until(transport: SerialTransport, text: str) -> list[Heard]:
     heard: list[Heard] = []
     for item in transport.listen(time.monotonic() + DEADLINE):
         heard.append(item)
-        if text in item.text:
+        if text in heard_text(item):
             return heard
-    raise AssertionError(f"never heard {text!r}; heard {[h.text for h in heard]}")
+    raise AssertionError(f"never heard {text!r}; heard {[heard_text(h) for h in heard]}")
 
 
 def test_reset_pulses_en_with_io0_high_and_the_board_boots(board: SerialBoard) -> None:
@@ -70,7 +71,7 @@ def test_reset_pulses_en_with_io0_high_and_the_board_boots(board: SerialBoard) -
     pulse = bridge.lines.index((False, True))
     assert (False, False) in bridge.lines[pulse:]
     assert all(not (dtr and not rts) for dtr, rts in bridge.lines[pulse:])
-    statuses = [h.text for h in heard if h.kind is HeardKind.STATUS]
+    statuses = [heard_text(h) for h in heard if h.kind is HeardKind.STATUS]
     assert any("reset the board through DTR/RTS" in s for s in statuses)
     [report] = [h.report for h in heard if h.kind is HeardKind.REPORT]
     assert report is not None and report.identity.elf_sha256 == "3059e6b55a965865"
@@ -89,7 +90,7 @@ def test_without_reset_a_board_that_booted_before_says_nothing(board: SerialBoar
 def test_on_a_pty_the_transport_says_it_could_not_reset(board: SerialBoard) -> None:
     with SerialTransport(board.path, query=False, reset=True) as t:
         heard = listen_until(t, "could not reset")
-    assert "has no DTR/RTS lines" in heard[-1].text and t.resets == 0
+    assert "has no DTR/RTS lines" in heard_text(heard[-1]) and t.resets == 0
 
 
 def test_stamp_verify_reset_end_to_end(

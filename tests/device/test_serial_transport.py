@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from stamp.cli.heard_words import heard_text
 from stamp.device.transport.base import Heard, HeardKind
 from stamp.device.transport.serial import PERMISSION_GRACE, SerialTransport, classify_open_error
 from stamp.errors import EXIT_NO_REPORT, EXIT_USAGE, DeviceError, DeviceUnreachable
@@ -50,7 +51,7 @@ def until_report(transport: SerialTransport, seconds: float = DEADLINE) -> list[
         heard.append(item)
         if item.kind is HeardKind.REPORT:
             return heard
-    raise AssertionError(f"no report; heard {[h.text for h in heard]}")
+    raise AssertionError(f"no report; heard {[heard_text(h) for h in heard]}")
 
 
 def wait_for(condition: Callable[[], bool], seconds: float = DEADLINE) -> None:
@@ -61,7 +62,7 @@ def wait_for(condition: Callable[[], bool], seconds: float = DEADLINE) -> None:
 
 
 def texts(heard: list[Heard], kind: HeardKind) -> list[str]:
-    return [h.text for h in heard if h.kind is kind]
+    return [heard_text(h) for h in heard if h.kind is kind]
 
 
 def test_hears_the_boot_report_among_noise(boards: Callable[..., SerialBoard]) -> None:
@@ -72,7 +73,7 @@ def test_hears_the_boot_report_among_noise(boards: Callable[..., SerialBoard]) -
     assert report is not None
     assert report.identity.known() == IDENTITY_A
     assert report.source == f"serial {board.path}"
-    assert heard[0].kind is HeardKind.STATUS and board.path in heard[0].text
+    assert heard[0].kind is HeardKind.STATUS and board.path in heard_text(heard[0])
     lines = texts(heard, HeardKind.LINE)
     assert "boot: flash 1024 KiB, ram 128 KiB" in lines
     assert all(not line.endswith("\r") and line for line in lines)
@@ -118,7 +119,7 @@ def test_waits_for_a_port_that_appears_later(
             heard.append(item)
             if item.kind is HeardKind.REPORT:
                 break
-            if board is None and item.text == f"waiting for {link} to appear":
+            if board is None and heard_text(item) == f"waiting for {link} to appear":
                 time.sleep(1.0)  # listening while there is nothing to open
                 board = boards()
                 link.symlink_to(board.path)
@@ -138,7 +139,7 @@ def test_reopens_a_port_that_vanished(boards: Callable[..., SerialBoard], tmp_pa
     with SerialTransport(str(link), open_retry=0.05) as transport:
         for item in transport.listen(time.monotonic() + DEADLINE):
             if item.kind is HeardKind.STATUS:
-                statuses.append(item.text)
+                statuses.append(heard_text(item))
             if item.report is None:
                 continue
             reports.append(item.report.identity.known())
@@ -215,8 +216,8 @@ def listen_unprivileged(path: str, *, allow_after: float | None) -> str:
                     os.setgid(65534)
                     os.setuid(65534)
                 for item in SerialTransport(path).listen(time.monotonic() + DEADLINE):
-                    if item.kind is HeardKind.STATUS and "opened" in item.text:
-                        said = item.text
+                    if item.kind is HeardKind.STATUS and "opened" in heard_text(item):
+                        said = heard_text(item)
                         break
             except DeviceError as exc:
                 said = f"{exc.exit_code}|{exc}"
@@ -299,7 +300,7 @@ def test_hears_every_reboot(boards: Callable[..., SerialBoard]) -> None:
     lines: list[str] = []
     with SerialTransport(board.path) as transport:
         for item in transport.listen(time.monotonic() + DEADLINE):
-            lines.append(item.text)
+            lines.append(heard_text(item))
             if item.kind is HeardKind.REPORT:
                 reports += 1
                 if reports == 2:

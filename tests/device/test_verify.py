@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.heard_words import heard_text
 from stamp.cli.json_records import verdict_record
 from stamp.cli.verdict_words import explanation, verdict_message
 from stamp.closing import Closing
@@ -216,7 +217,7 @@ def test_verified_as_soon_as_a_matching_report_arrives() -> None:
     assert transport.closes == 0  # the caller owns the transport
     assert transport.given_deadline == 130.0
     assert seen == items
-    assert verdict.heard == HeardSummary(lines=1, reports=1, events=0, notes=(OPENED.text,))
+    assert verdict.heard == HeardSummary(lines=1, reports=1, events=0, notes=(OPENED,))
     assert verdict.matched_build is None
 
 
@@ -275,7 +276,10 @@ def test_cloud_device_online_without_an_app_hash_event() -> None:
     verdict, _ = run(items)
     assert verdict.status is VerdictStatus.NO_REPORT
     assert verdict.heard.events == 1
-    assert verdict.heard.notes == ("event stream connected", "spark/status: online")
+    assert [heard_text(n) for n in verdict.heard.notes] == [
+        "event stream connected",
+        "spark/status: online",
+    ]
     assert verdict.heard.cause is SilenceCause.FLASH_DID_NOT_TAKE
     assert explanation(verdict.heard) == (
         "device online, no stamp event; app hash unchanged since last session, "

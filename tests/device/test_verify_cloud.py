@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from stamp.artifact.manifest import Manifest
+from stamp.cli.heard_words import heard_text
 from stamp.config import Config
 from stamp.device.target import ParticleTarget, open_transport
 from stamp.device.transport.base import Heard
@@ -189,8 +190,8 @@ def _flash_and_verify(
         assert isinstance(transport, CloudTransport) and not transport.read_variable
 
         def flash_when_connected(item: Heard) -> None:
-            heard.append(item.text)
-            if item.text == "event stream connected":
+            heard.append(heard_text(item))
+            if heard_text(item) == "event stream connected":
                 with cloud.client() as client:
                     client.flash(cloud.device_id, "app.bin", image)
 

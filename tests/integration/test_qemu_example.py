@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from stamp.cli.heard_words import heard_text
 from stamp.device.transport.base import Heard, HeardKind
 from stamp.device.transport.serial import SerialTransport
 from stamp.record import find_records
@@ -48,12 +49,12 @@ def until_report(transport: SerialTransport) -> list[Heard]:
         heard.append(item)
         if item.kind is HeardKind.REPORT:
             return heard
-    raise AssertionError(f"no report from QEMU; heard {[h.text for h in heard]}")
+    raise AssertionError(f"no report from QEMU; heard {[heard_text(h) for h in heard]}")
 
 
 def texts(heard: list[Heard]) -> list[str]:
     """What the firmware printed: the lines and reports, without the transport's status."""
-    return [h.text for h in heard if h.kind is not HeardKind.STATUS]
+    return [heard_text(h) for h in heard if h.kind is not HeardKind.STATUS]
 
 
 def reported(heard: list[Heard]) -> dict[str, Any]:
@@ -87,7 +88,7 @@ def test_reports_its_identity_at_boot(firmware: Firmware, expected: dict[str, An
     ):
         for item in transport.listen(time.monotonic() + DEADLINE):
             heard.append(item)
-            if item.kind is HeardKind.STATUS and "opened" in item.text:
+            if item.kind is HeardKind.STATUS and "opened" in heard_text(item):
                 qemu.resume()  # power on only now that someone listens
             elif item.kind is HeardKind.REPORT and reset_at is None:
                 qemu.reset()  # and reboot: it reports again
@@ -119,7 +120,7 @@ def test_answers_a_query_after_its_boot_line(firmware: Firmware, expected: dict[
         with SerialTransport(qemu.port) as transport:
             heard = until_report(transport)
     assert reported(heard) == expected
-    assert BANNER not in [h.text for h in heard], "the report answers ?stamp, not a reboot"
+    assert BANNER not in [heard_text(h) for h in heard], "the report answers ?stamp, not a reboot"
 
 
 def test_waits_for_a_port_that_appears_later(
@@ -133,11 +134,11 @@ def test_waits_for_a_port_that_appears_later(
             heard.append(item)
             if item.kind is HeardKind.REPORT:
                 break
-            if item.text == f"waiting for {link} to appear":
+            if heard_text(item) == f"waiting for {link} to appear":
                 time.sleep(1.0)  # listening, with nothing to open yet
                 qemu = stack.enter_context(qemu_support.boot_qemu(firmware.elf, serial="pty"))
                 link.symlink_to(qemu.port)
-    assert [h.text for h in heard if h.kind is HeardKind.STATUS] == [
+    assert [heard_text(h) for h in heard if h.kind is HeardKind.STATUS] == [
         f"waiting for {link} to appear",
         f"port {link} opened",
     ]

@@ -26,7 +26,7 @@ import httpx
 
 from stamp.closing import Closing
 from stamp.device.report_line import ReportError, parse_json_report
-from stamp.device.transport.base import Clock, Heard, HeardKind, Signal, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Note, Signal, monotonic
 from stamp.device.transport.cloud_api import IDLE_TIMEOUT, VARIABLE_WAIT, CloudClient
 from stamp.device.transport.cloud_events import (
     MAX_EVENT,
@@ -246,7 +246,7 @@ class CloudTransport(Closing):
         info = yield from self._resolve(deadline)
         self.info = info
         state = "online" if info.online else "offline"
-        yield Heard(HeardKind.STATUS, f"device {info.label} is {state}", self._clock())
+        yield Heard.noted(Note.DEVICE_STATE, self._clock(), device=info.label, state=state)
         reader = StreamReader(
             self.client,
             info.id,
@@ -275,31 +275,26 @@ class CloudTransport(Closing):
                     yield heard_from_event(signal.event, now)
                 elif signal.kind is NewsKind.CONNECTED:
                     connections += 1
-                    yield Heard(
-                        HeardKind.STATUS,
-                        "event stream connected",
-                        now,
-                        signal=Signal.STREAM_CONNECTED,
-                    )
+                    yield Heard.noted(Note.STREAM_CONNECTED, now, signal=Signal.STREAM_CONNECTED)
                     # Events during a gap are lost (the cloud does not replay), so the
                     # variable is read again after a reconnect.
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id, deadline)
                 elif signal.kind is NewsKind.DISCARDED:
-                    yield Heard(
-                        HeardKind.EVENT,
-                        f"{signal.reason or 'an event'}: discarded, larger than {MAX_EVENT} bytes",
+                    yield Heard.noted(
+                        Note.EVENT_DISCARDED,
                         now,
+                        kind=HeardKind.EVENT,
+                        event=signal.reason,
+                        limit=MAX_EVENT,
                     )
                 elif signal.kind is NewsKind.DROPPED:
-                    yield Heard(
-                        HeardKind.STATUS, f"stream dropped ({signal.reason}), reconnecting", now
-                    )
+                    yield Heard.noted(Note.STREAM_DROPPED, now, reason=signal.reason)
                 elif signal.kind is NewsKind.UNREACHABLE:
                     unreachable = signal.reason
-                    yield Heard(HeardKind.STATUS, f"{signal.reason}; retrying", now)
+                    yield Heard.noted(Note.RETRYING, now, reason=signal.reason)
                 elif signal.kind is NewsKind.LIMITED:
-                    yield Heard(HeardKind.STATUS, signal.reason, now)
+                    yield Heard.noted(Note.RATE_LIMITED, now, reason=signal.reason)
                 elif signal.kind is NewsKind.FATAL and signal.error is not None:
                     raise signal.error
         finally:
@@ -317,7 +312,7 @@ class CloudTransport(Closing):
                 wait = exc.retry_after if isinstance(exc, RateLimited) else delay
                 if self._clock() + wait >= deadline:
                     raise DeviceUnreachable(f"{exc.message} (until the timeout)") from None
-                yield Heard(HeardKind.STATUS, f"{exc.message}; retrying", self._clock())
+                yield Heard.noted(Note.RETRYING, self._clock(), reason=exc.message)
                 time.sleep(wait)
                 delay = min(delay * 2, MAX_RECONNECT_DELAY)
 
@@ -339,20 +334,22 @@ class CloudTransport(Closing):
         try:
             value = self.client.get_variable(device_id, STAMP_VARIABLE, wait=wait)
         except (DeviceUnreachable, ConfigError) as exc:  # an unusable answer: listen on
-            yield Heard(
-                HeardKind.STATUS, f"could not read the stamp variable: {exc}", self._clock()
-            )
+            yield Heard.noted(Note.VARIABLE_UNREADABLE, self._clock(), reason=str(exc))
             return
         now = self._clock()
         if value is None:
-            yield Heard(
-                HeardKind.STATUS, "no stamp variable (offline, or an app without stamp)", now
-            )
+            yield Heard.noted(Note.NO_VARIABLE, now)
             return
         try:
             report = parse_json_report(value, "cloud variable stamp")
         except ReportError as exc:
-            yield Heard(HeardKind.EVENT, f"variable stamp: not a valid report ({exc})", now)
+            yield Heard.noted(
+                Note.NOT_A_REPORT,
+                now,
+                kind=HeardKind.EVENT,
+                source=f"variable {STAMP_VARIABLE}",
+                reason=str(exc),
+            )
             return
         yield Heard(HeardKind.REPORT, f"variable stamp: {value[:SHOWN_DATA]}", now, report)
 

@@ -28,7 +28,7 @@ from stamp.device.report_line import (
     parse_json_report,
     report_from_object,
 )
-from stamp.device.transport.base import Heard, HeardKind, Signal
+from stamp.device.transport.base import Heard, HeardKind, Note, Signal
 from stamp.device.transport.bounded import BadJSON, decode_json
 from stamp.redact import redact
 
@@ -154,7 +154,9 @@ def heard_from_event(event: CloudEvent, at: float) -> Heard:
         else:
             return Heard(HeardKind.EVENT, text, at)
     except ReportError as exc:
-        return Heard(HeardKind.EVENT, f"{event.name}: not a valid report ({exc})", at)
+        return Heard.noted(
+            Note.NOT_A_REPORT, at, kind=HeardKind.EVENT, source=event.name, reason=str(exc)
+        )
     if event.name == APP_HASH_EVENT and report.identity.app_hash is None:
-        return Heard(HeardKind.EVENT, f"{event.name}: empty", at)
+        return Heard.noted(Note.EMPTY_EVENT, at, kind=HeardKind.EVENT, event=event.name)
     return Heard(HeardKind.REPORT, text, at, report)

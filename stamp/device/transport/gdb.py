@@ -29,7 +29,7 @@ from stamp.artifact.build_id import build_id_from_notes
 from stamp.artifact.memory import MemoryLayout, Region
 from stamp.closing import Closing
 from stamp.device.report_line import Report
-from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Note, monotonic
 from stamp.device.transport.rsp import RspClient, TargetMemoryError
 from stamp.device.transport.rsp_packets import is_stop_reply
 from stamp.errors import ArtifactError, DeviceError, DeviceUnreachable
@@ -61,8 +61,8 @@ class Found:
 
     report: Report | None
     """The identity read, None when no record was found anywhere."""
-    notes: tuple[str, ...]
-    """What was learned on the way, in order."""
+    notes: tuple[Heard, ...]
+    """What was learned on the way, in order (notes, timed when learned)."""
 
 
 class GdbTransport(Closing):
@@ -94,7 +94,7 @@ class GdbTransport(Closing):
         self._client = client
         client.connect()
         attached = self.clock()
-        yield self._heard(HeardKind.STATUS, f"attached to {self.host}:{self.port}")
+        yield self._note(Note.GDB_ATTACHED, where=f"{self.host}:{self.port}")
         stopped = client.stop_reason()
         running = is_stop_reply(stopped) and stopped[:1] in (b"S", b"T")
         try:
@@ -103,16 +103,15 @@ class GdbTransport(Closing):
             halted = self.clock() - attached
             resumed = self._resume(client) if running else False
         if not running:
-            note = f"target not running (the server said {stopped[:3].decode('ascii', 'replace')})"
-        elif resumed:
-            note = f"core halted {halted * 1000:.0f} ms while stamp read it, then resumed"
+            yield self._note(Note.TARGET_NOT_RUNNING, reply=stopped[:3].decode("ascii", "replace"))
         else:
-            note = f"core halted {halted * 1000:.0f} ms; it could not be resumed"
-        yield self._heard(HeardKind.STATUS, note)
-        for text in found.notes:
-            yield self._heard(HeardKind.STATUS, text)
+            ms = halted * 1000
+            yield self._note(Note.CORE_RESUMED if resumed else Note.CORE_NOT_RESUMED, ms=ms)
+        yield from found.notes
         if found.report is not None:
-            yield self._heard(HeardKind.REPORT, _summary(found.report), found.report)
+            yield Heard.noted(
+                Note.MEMORY_READ, self.clock(), kind=HeardKind.REPORT, report=found.report
+            )
 
     def _resume(self, client: RspClient) -> bool:
         try:
@@ -126,14 +125,14 @@ class GdbTransport(Closing):
             self._client.close()
             self._client = None
 
-    def _heard(self, kind: HeardKind, text: str, report: Report | None = None) -> Heard:
-        return Heard(kind=kind, text=text, at=self.clock(), report=report)
+    def _note(self, note: Note, *, kind: HeardKind = HeardKind.STATUS, **values: object) -> Heard:
+        return Heard(kind, "", self.clock(), note=note, values=values)
 
     # --- reading ------------------------------------------------------------------------
 
     def _read(self, client: RspClient) -> Generator[Heard, None, Found]:
         layout = self.layout
-        notes: list[str] = []
+        notes: list[Heard] = []
         try:
             raw = client.read_memory(layout.record.address, layout.record.size)
         except TargetMemoryError as exc:
@@ -156,7 +155,7 @@ class GdbTransport(Closing):
             report = replace(report, identity=replace(report.identity, image_sha256=image_sha256))
         return Found(report, tuple(notes))
 
-    def _build_id(self, client: RspClient, notes: list[str]) -> str | None:
+    def _build_id(self, client: RspClient, notes: list[Heard]) -> str | None:
         note = self.layout.build_id_note
         if note is None:
             return None
@@ -165,10 +164,10 @@ class GdbTransport(Closing):
         except (TargetMemoryError, ValueError):
             build_id = None
         if build_id is None:
-            notes.append(f"no build-id note at {address(note.address)}")
+            notes.append(self._note(Note.NO_BUILD_ID_NOTE, address=address(note.address)))
         return build_id
 
-    def _image_sha256(self, client: RspClient, notes: list[str]) -> Generator[Heard, None, str]:
+    def _image_sha256(self, client: RspClient, notes: list[Heard]) -> Generator[Heard, None, str]:
         """Every loadable region read back, laid out as objcopy -O binary does."""
         layout = self.layout
         image = bytearray(layout.end - layout.base)
@@ -182,16 +181,16 @@ class GdbTransport(Closing):
                     image[at : at + len(chunk)] = chunk
                     at += len(chunk)
                     done += len(chunk)
-                    yield self._heard(
-                        HeardKind.PROGRESS, f"reading the image: {done}/{total} bytes"
+                    yield self._note(
+                        Note.READING_IMAGE, kind=HeardKind.PROGRESS, done=done, total=total
                     )
             except TargetMemoryError as exc:
                 raise OutsideMemory(exc, region) from None
         seconds = self.clock() - started
         digest = hashlib.sha256(image).hexdigest()
+        rate = total / max(seconds, 1e-6) / 1024
         notes.append(
-            f"read back {total} bytes of the image in {seconds:.2f} s "
-            f"({total / max(seconds, 1e-6) / 1024:.0f} KiB/s), sha256 {digest[:8]}…"
+            self._note(Note.IMAGE_READ_BACK, size=total, seconds=seconds, rate=rate, digest=digest)
         )
         return digest
 
@@ -201,7 +200,7 @@ class GdbTransport(Closing):
             yield client.read_memory(region.address + offset, min(step, region.size - offset))
 
     def _search(
-        self, client: RspClient, why: str, notes: list[str]
+        self, client: RspClient, why: str, notes: list[Heard]
     ) -> Generator[Heard, None, Report | None]:
         """The first valid record anywhere in flash, as a report, with a note saying so."""
         wanted = address(self.layout.record.address)
@@ -211,9 +210,8 @@ class GdbTransport(Closing):
             try:
                 for chunk in self._chunks(client, region):
                     data += chunk
-                    yield self._heard(
-                        HeardKind.PROGRESS,
-                        f"searching flash for a stamp record: {searched + len(data)} bytes",
+                    yield self._note(
+                        Note.SEARCHING_FLASH, kind=HeardKind.PROGRESS, searched=searched + len(data)
                     )
             except TargetMemoryError:
                 pass  # the end of the readable memory: search what was read
@@ -221,15 +219,13 @@ class GdbTransport(Closing):
             for offset, record in find_records(bytes(data)):
                 at = address(region.address + offset)
                 notes.append(
-                    f"no valid stamp record at {wanted} ({why}); the flash holds edit "
-                    f"{record.edit} at {at}: the layout changed"
+                    self._note(
+                        Note.RECORD_ELSEWHERE, wanted=wanted, why=why, edit=record.edit, at=at
+                    )
                 )
                 identity = Identity(edit=record.edit, git=record.git, dirty=record.dirty)
                 return Report(identity=identity, source=f"flash at {at}")
-        notes.append(
-            f"no valid stamp record at {wanted} ({why}), and none in the {searched} bytes "
-            "of flash searched: the target runs a build without a stamp record, or none"
-        )
+        notes.append(self._note(Note.NO_RECORD_IN_FLASH, wanted=wanted, why=why, searched=searched))
         return None
 
     def _scan_regions(self, client: RspClient) -> list[Region]:
@@ -259,13 +255,3 @@ class OutsideMemory(DeviceError):
             f"{address(region.address)}, outside this target's memory; is it the manifest "
             "of a build for this target?"
         )
-
-
-def _summary(report: Report) -> str:
-    identity = report.identity
-    parts = [f"edit {identity.edit}"] if identity.edit is not None else []
-    if identity.git:
-        parts.append(f"git {identity.git[:8]}")
-    if identity.build_id:
-        parts.append(f"build-id {identity.build_id[:8]}…")
-    return f"{report.source}: " + ", ".join(parts)

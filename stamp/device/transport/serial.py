@@ -22,7 +22,7 @@ from typing import Any
 from stamp.closing import Closing
 from stamp.device.esp_boot import BootLogScanner, boot_report, clean_line
 from stamp.device.report_line import QUERY, LineScanner, ReportError, parse_report_line
-from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Note, monotonic
 from stamp.errors import DeviceError, DeviceUnreachable
 
 log = logging.getLogger("stamp.device.transport.serial")
@@ -187,7 +187,7 @@ class SerialTransport(Closing):
                         raise denied from None
                     if not announced_wait:
                         announced_wait = True
-                        yield Heard(HeardKind.STATUS, f"waiting for {self.port} to appear", now)
+                        yield Heard.noted(Note.WAITING_FOR_PORT, now, port=self.port)
                     time.sleep(max(0.0, min(self.open_retry, deadline - now)))
                     continue
                 denied = None
@@ -195,9 +195,9 @@ class SerialTransport(Closing):
                 boot_log = BootLogScanner()
                 reported = not self.query
                 next_query = now
-                yield Heard(HeardKind.STATUS, f"port {self.port} opened", self.clock())
+                yield Heard.noted(Note.PORT_OPENED, self.clock(), port=self.port)
                 if self.reset and not opened_once:
-                    yield Heard(HeardKind.STATUS, self._reset_into_app(), self.clock())
+                    yield self._reset_into_app()
                 opened_once = True
                 continue
             try:
@@ -208,9 +208,7 @@ class SerialTransport(Closing):
             except _PortLost as exc:
                 self.close()
                 announced_wait = True
-                yield Heard(
-                    HeardKind.STATUS, f"lost {self.port} ({exc}), waiting for it", self.clock()
-                )
+                yield Heard.noted(Note.PORT_LOST, self.clock(), port=self.port, reason=str(exc))
                 continue
             for line in scanner.feed(chunk):
                 heard = self._heard(line, boot_log)
@@ -258,8 +256,8 @@ class SerialTransport(Closing):
         self._serial = port
         log.debug("opened %s", self.describe())
 
-    def _reset_into_app(self) -> str:
-        """Pulse EN through RTS with IO0 high through DTR; the Heard text of the outcome.
+    def _reset_into_app(self) -> Heard:
+        """Pulse EN through RTS with IO0 high through DTR; the note of the outcome.
 
         This is esptool's `--after hard_reset` for USB-UART bridges (esptool/reset.py
         `HardReset`, esp_pylib `hard_reset`): on the dev boards' two-transistor circuit an
@@ -278,9 +276,9 @@ class SerialTransport(Closing):
         except (OSError, ValueError) as exc:
             # ptys, TCP bridges and some USB ROM interfaces have no modem-control lines.
             log.debug("DTR/RTS on %s: %s", self.port, exc)
-            return f"could not reset: {self.port} has no DTR/RTS lines to toggle"
+            return Heard.noted(Note.NO_MODEM_LINES, self.clock(), port=self.port)
         self.resets += 1
-        return f"reset the board through DTR/RTS (EN pulsed for {RESET_HOLD:g} s)"
+        return Heard.noted(Note.BOARD_RESET, self.clock(), seconds=RESET_HOLD)
 
     def _query(self) -> None:
         import serial

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from stamp.closing import Closing
 from stamp.device.image_state import ImageStates, states_from_smp
 from stamp.device.target import SmpTarget
-from stamp.device.transport.base import Clock, Heard, HeardKind, monotonic
+from stamp.device.transport.base import Clock, Heard, HeardKind, Note, monotonic
 from stamp.errors import DeviceError, DeviceUnreachable, FlashError, FlashRefused
 
 log = logging.getLogger("stamp.device.smp")
@@ -241,24 +241,30 @@ class SmpTransport(Closing):
             try:
                 if not self._session.connected:
                     self._session.connect(min(remaining, REQUEST_TIMEOUT))
-                    yield Heard(HeardKind.STATUS, f"connected to {self.describe()}", self.clock())
+                    yield Heard.noted(Note.SMP_CONNECTED, self.clock(), where=self.describe())
                 states = self._session.read_states(min(max(remaining, 0.1), REQUEST_TIMEOUT))
             except DeviceUnreachable as exc:
                 if exc.message != last:
-                    yield Heard(HeardKind.STATUS, "no SMP answer yet", self.clock())
+                    yield Heard.noted(Note.NO_SMP_ANSWER, self.clock())
                 last = exc.message
                 self._session.disconnect()
                 _sleep(min(RETRY_INTERVAL, max(0.0, deadline - self.clock())))
                 continue
             report = smp_report(states)
             active = states.active
-            text = (
-                f"image state: slot {active.slot} active, version {active.version}, "
-                f"hash {active.hash}"
-                if active
-                else "image state: no active slot"
-            )
-            yield Heard(HeardKind.REPORT, text, self.clock(), report=report)
+            now = self.clock()
+            if active is None:
+                yield Heard.noted(Note.NO_ACTIVE_SLOT, now, kind=HeardKind.REPORT, report=report)
+            else:
+                yield Heard.noted(
+                    Note.IMAGE_STATE,
+                    now,
+                    kind=HeardKind.REPORT,
+                    report=report,
+                    slot=active.slot,
+                    version=active.version,
+                    hash=active.hash,
+                )
             return
 
 
