@@ -72,12 +72,15 @@ def expect(slot: int, build: Build, *set_flags: str) -> tuple[int, str, str, tup
     return (slot, image.version, image.hash, set_flags)
 
 
-def verify(device: str, build: Build, tmp_path: Path) -> tuple[int, dict[str, Any]]:
-    """`stamp verify --device DEVICE --manifest BUILD --json` as a whole process."""
+def judged(device: str, build: Build, tmp_path: Path, code: int, status: str) -> dict[str, Any]:
+    """`stamp verify --device DEVICE --manifest BUILD --json` as a whole process, which
+    must exit `code` with `status`; its JSON record."""
     done = run_stamp(
         "verify", "--device", device, "--manifest", str(build.manifest), "--json", cwd=tmp_path
     )
-    return done.returncode, json.loads(done.stdout)
+    record: dict[str, Any] = json.loads(done.stdout)
+    assert (done.returncode, record["status"]) == (code, status), record["message"]
+    return record
 
 
 @contextmanager
@@ -149,18 +152,15 @@ def test_upgrade_for_test_then_confirm(two: tuple[Build, Build], tmp_path: Path)
         assert "Marking uploaded image for test upgrade... OK" in out
         assert "Upgrade complete." in out
 
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 1, "unconfirmed")
         assert slots_of(port) == [expect(0, new, "active"), expect(1, old, "confirmed")]
 
         smpmgr(port, "image", "state-write", "--confirm")  # confirm the running image
         assert slots_of(port) == [expect(0, new, "active", "confirmed"), expect(1, old)]
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 0, "verified")
 
         smpmgr(port, "os", "reset")  # a confirmed image stays after a reset
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 0, "verified")
         assert slots_of(port) == [expect(0, new, "active", "confirmed"), expect(1, old)]
 
 
@@ -171,14 +171,11 @@ def test_unconfirmed_upgrade_reverts_at_the_next_reset(
     with sim_smp(tmp_path, "--image", old.path) as pty:
         port = ["--port", pty]
         smpmgr(port, "upgrade", "--slot", "1", new.path)
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 1, "unconfirmed")
 
         smpmgr(port, "os", "reset")  # never confirmed: MCUboot swaps the old image back
-        code, record = verify(f"smp:serial:{pty}", old, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "mismatch"), record["message"]
+        judged(f"smp:serial:{pty}", old, tmp_path, 0, "verified")
+        judged(f"smp:serial:{pty}", new, tmp_path, 1, "mismatch")
         assert slots_of(port) == [expect(0, old, "active", "confirmed"), expect(1, new)]
 
 
@@ -188,8 +185,7 @@ def test_upgrade_confirm_is_permanent(two: tuple[Build, Build], tmp_path: Path) 
         port = ["--port", pty]
         out = smpmgr(port, "upgrade", "--confirm", new.path)
         assert "Marking uploaded image for permanent upgrade... OK" in out
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 0, "verified")
         assert slots_of(port) == [expect(0, new, "active", "confirmed"), expect(1, old)]
 
 
@@ -208,13 +204,11 @@ def test_permanent_mark_reads_pending_and_permanent(
             expect(0, old, "active", "confirmed"),
             expect(1, new, "pending", "permanent"),
         ]
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "mismatch"), record["message"]
+        record = judged(f"smp:serial:{pty}", new, tmp_path, 1, "mismatch")
         assert "not yet running" in record["message"]
 
         smpmgr(port, "os", "reset")
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 0, "verified")
 
 
 def test_upgrade_without_a_mark_leaves_the_old_build_running(
@@ -227,8 +221,7 @@ def test_upgrade_without_a_mark_leaves_the_old_build_running(
         out = smpmgr(["--port", pty], "upgrade", new.path)
         assert "Upgrade complete." in out
         assert "Marking" not in out
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "mismatch"), record["message"]
+        record = judged(f"smp:serial:{pty}", new, tmp_path, 1, "mismatch")
         assert "slot 1: not running" in record["message"]
         assert slots_of(["--port", pty]) == [
             expect(0, old, "active", "confirmed"),
@@ -242,11 +235,9 @@ def test_upgrade_that_fails_to_boot_is_a_mismatch(two: tuple[Build, Build], tmp_
         port = ["--port", pty]
         out = smpmgr(port, "upgrade", "--slot", "1", new.path)
         assert "Upgrade complete." in out  # smpmgr cannot know: the device reset after it
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "mismatch"), record["message"]
+        record = judged(f"smp:serial:{pty}", new, tmp_path, 1, "mismatch")
         assert record["reported"]["mcuboot_hash"] == signed(old).hash, record["reported"]
-        code, record = verify(f"smp:serial:{pty}", old, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(f"smp:serial:{pty}", old, tmp_path, 0, "verified")
         assert slots_of(port) == [expect(0, old, "active", "confirmed"), expect(1, new)]
 
 
@@ -282,8 +273,7 @@ def test_slot_1_in_use_is_neither_erased_nor_overwritten(
     with sim_smp(tmp_path, "--image", old.path) as pty:
         port = ["--port", pty]
         smpmgr(port, "upgrade", "--slot", "1", new.path)
-        code, record = verify(f"smp:serial:{pty}", new, tmp_path)
-        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        judged(f"smp:serial:{pty}", new, tmp_path, 1, "unconfirmed")
         reverting = [expect(0, new, "active"), expect(1, old, "confirmed")]
 
         assert refusal(smpmgr(port, "image", "erase", "1")) == "NO_FREE_SLOT"
@@ -293,8 +283,7 @@ def test_slot_1_in_use_is_neither_erased_nor_overwritten(
 
         smpmgr(port, "image", "state-write", "--confirm")
         smpmgr(port, "upgrade", "--slot", "1", third.path)
-        code, record = verify(f"smp:serial:{pty}", third, tmp_path)
-        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        judged(f"smp:serial:{pty}", third, tmp_path, 1, "unconfirmed")
 
 
 # --- UDP: smpmgr --ip always uses port 1337 -----------------------------------------------
@@ -326,11 +315,9 @@ def test_udp_state_read_and_upgrade(two: tuple[Build, Build], tmp_path: Path) ->
         ip = ["--ip", board.host]
         assert slots_of(ip) == [expect(0, old, "active", "confirmed"), expect(1, new)]
         smpmgr(ip, "upgrade", "--slot", "1", new.path)
-        code, record = verify(board.device, new, tmp_path)
-        assert (code, record["status"]) == (1, "unconfirmed"), record["message"]
+        judged(board.device, new, tmp_path, 1, "unconfirmed")
         smpmgr(ip, "image", "state-write", "--confirm")
-        code, record = verify(board.device, new, tmp_path)
-        assert (code, record["status"]) == (0, "verified"), record["message"]
+        judged(board.device, new, tmp_path, 0, "verified")
         assert slots_of(ip) == [expect(0, new, "active", "confirmed"), expect(1, old)]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         probe.bind((board.host, ZEPHYR_UDP_PORT))  # the board let its port go
