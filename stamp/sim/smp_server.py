@@ -29,7 +29,7 @@ from smp.exceptions import SMPException
 
 from stamp.artifact.mcuboot import endian_of
 from stamp.device.transport.base import Clock, monotonic
-from stamp.sim.smp_slots import INVALID_IMAGE_HEADER_MAGIC, INVALID_OFFSET, SlotError, Slots
+from stamp.sim.smp_slots import SlotError, Slots
 
 log = logging.getLogger("stamp.sim.smp")
 
@@ -140,17 +140,20 @@ class SmpServer:
         request = smpimg.ImageUploadWriteRequest.loads(frame)
         if request.off == 0:
             if request.len is None or not 0 < request.len <= MAX_IMAGE:
-                raise SlotError(INVALID_OFFSET, f"bad image length {request.len}")
+                raise SlotError(
+                    smpimg.IMG_MGMT_ERR.INVALID_OFFSET, f"bad image length {request.len}"
+                )
             if len(request.data) >= 4 and endian_of(request.data) is None:
                 raise SlotError(
-                    INVALID_IMAGE_HEADER_MAGIC, "no MCUboot header magic at the start of the upload"
+                    smpimg.IMG_MGMT_ERR.INVALID_IMAGE_HEADER_MAGIC,
+                    "no MCUboot header magic at the start of the upload",
                 )
             self._upload_len = None
             self.slots.erase_secondary()  # refused while slot 1 is in use
             self._upload = bytearray()
             self._upload_len = request.len
         if self._upload_len is None:
-            raise SlotError(INVALID_OFFSET, "upload not started at offset 0")
+            raise SlotError(smpimg.IMG_MGMT_ERR.INVALID_OFFSET, "upload not started at offset 0")
         if request.off == len(self._upload):
             self._upload += request.data[: self._upload_len - len(self._upload)]
         if len(self._upload) == self._upload_len:
@@ -241,15 +244,13 @@ def _error_v1(request: smphdr.Header, rc: smperr.MGMT_ERR) -> bytes:
     return bytes(smperr.ErrorV1(header=_response_header(request, length), rc=rc))
 
 
-def _image_error(request: smphdr.Header, code: int) -> bytes:
+def _image_error(request: smphdr.Header, code: smpimg.IMG_MGMT_ERR) -> bytes:
     """An image management group error (SMP version 2 `err` map)."""
     err = {"group": int(_GROUP.IMAGE_MANAGEMENT), "rc": code}
     length = len(cbor2.dumps({"err": err}, canonical=True))
     return bytes(
         smpimg.ImageManagementErrorV2(
             header=_response_header(request, length),
-            err=smperr.Err[smpimg.IMG_MGMT_ERR](
-                group=_GROUP.IMAGE_MANAGEMENT, rc=smpimg.IMG_MGMT_ERR(code)
-            ),
+            err=smperr.Err[smpimg.IMG_MGMT_ERR](group=_GROUP.IMAGE_MANAGEMENT, rc=code),
         )
     )

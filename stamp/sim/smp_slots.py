@@ -21,28 +21,31 @@ No I/O here: `stamp.sim.smp` puts it on a pseudo-terminal.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from enum import Enum
+
+from smp.image_management import IMG_MGMT_ERR
 
 from stamp.artifact.mcuboot import McubootImage, read_mcuboot
 from stamp.errors import ArtifactError
 
 
 class SlotError(Exception):
-    """A request the device refuses; `code` is Zephyr's IMG_MGMT_ERR value."""
+    """A request the device refuses, with Zephyr's img_mgmt error code."""
 
-    def __init__(self, code: int, message: str) -> None:
+    def __init__(self, code: IMG_MGMT_ERR, message: str) -> None:
         super().__init__(message)
         self.code = code
 
 
-# Zephyr's img_mgmt error codes (smp.image_management.IMG_MGMT_ERR).
-NO_IMAGE = 3
-HASH_NOT_FOUND = 8
-NO_FREE_SLOT = 9
-INVALID_OFFSET = 20
-INVALID_IMAGE_HEADER_MAGIC = 23
-INVALID_HASH = 24
-ALREADY_PENDING = 28
-TEST_TO_ACTIVE_DENIED = 33
+class NextBoot(Enum):
+    """What MCUboot does at the next reset (Zephyr's img_mgmt_get_next_boot_slot)."""
+
+    NORMAL = "normal"
+    """Boot the slot named with it for good (slot 1: a permanent upgrade)."""
+    TEST = "test"
+    """Swap slot 1 in and run it unconfirmed."""
+    REVERT = "revert"
+    """Swap the unconfirmed running image out for slot 1."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,13 @@ def parse_image(data: bytes, name: str = "uploaded image") -> McubootImage:
     try:
         image = read_mcuboot(data, name)
     except ArtifactError as exc:
-        raise SlotError(INVALID_IMAGE_HEADER_MAGIC, exc.message) from None
+        raise SlotError(IMG_MGMT_ERR.INVALID_IMAGE_HEADER_MAGIC, exc.message) from None
     if image is None:
-        raise SlotError(INVALID_IMAGE_HEADER_MAGIC, f"{name} has no MCUboot header magic")
+        raise SlotError(
+            IMG_MGMT_ERR.INVALID_IMAGE_HEADER_MAGIC, f"{name} has no MCUboot header magic"
+        )
     if not image.hash_ok:
-        raise SlotError(INVALID_HASH, f"{name}'s hash TLV does not match its content")
+        raise SlotError(IMG_MGMT_ERR.INVALID_HASH, f"{name}'s hash TLV does not match its content")
     return image
 
 
@@ -112,7 +117,7 @@ class Slots:
         Zephyr's img_mgmt_slot_in_use says (CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING off,
         its default): the image a revert brings back, or one marked to run at the next reset."""
         if self.secondary.image is not None and self._next_boot()[1] == 1:
-            raise SlotError(NO_FREE_SLOT, "slot 1 holds an image the next reset runs")
+            raise SlotError(IMG_MGMT_ERR.NO_FREE_SLOT, "slot 1 holds an image the next reset runs")
         self.secondary = Slot()
 
     def set_state(self, hash_value: bytes | None, confirm: bool) -> None:
@@ -121,37 +126,48 @@ class Slots:
         img_mgmt_set_next_boot_slot refuse it."""
         if hash_value is None:
             if not confirm:
-                raise SlotError(INVALID_HASH, "a test needs the hash of the image to test")
+                raise SlotError(
+                    IMG_MGMT_ERR.INVALID_HASH, "a test needs the hash of the image to test"
+                )
             slot = 0
         elif hash_value == self.primary.hash:
             slot = 0
         elif hash_value == self.secondary.hash:
             slot = 1
         else:
-            raise SlotError(HASH_NOT_FOUND, f"no image with hash {hash_value.hex()}")
+            raise SlotError(IMG_MGMT_ERR.HASH_NOT_FOUND, f"no image with hash {hash_value.hex()}")
         if not confirm and slot == 0:
-            raise SlotError(TEST_TO_ACTIVE_DENIED, "the running image cannot be marked for test")
+            raise SlotError(
+                IMG_MGMT_ERR.IMAGE_SETTING_TEST_TO_ACTIVE_DENIED,
+                "the running image cannot be marked for test",
+            )
         next_boot, next_slot = self._next_boot()
-        if next_boot == "test" and not (slot == 1 and not confirm):
-            raise SlotError(ALREADY_PENDING, "an image is already marked for test")
-        if next_boot == "test" or (confirm and slot == next_slot):
+        if next_boot is NextBoot.TEST and not (slot == 1 and not confirm):
+            raise SlotError(
+                IMG_MGMT_ERR.IMAGE_ALREADY_PENDING, "an image is already marked for test"
+            )
+        if next_boot is NextBoot.TEST or (confirm and slot == next_slot):
             return  # what is asked for is what the next reset does already
-        if next_boot == "revert" and not confirm:
-            raise SlotError(ALREADY_PENDING, "the running test image is not confirmed yet")
-        if next_boot == "normal" and (next_slot == 1 and (slot == 0 or not confirm)):
-            raise SlotError(ALREADY_PENDING, "the image in slot 1 is marked for good already")
+        if next_boot is NextBoot.REVERT and not confirm:
+            raise SlotError(
+                IMG_MGMT_ERR.IMAGE_ALREADY_PENDING, "the running test image is not confirmed yet"
+            )
+        if next_boot is NextBoot.NORMAL and (next_slot == 1 and (slot == 0 or not confirm)):
+            raise SlotError(
+                IMG_MGMT_ERR.IMAGE_ALREADY_PENDING, "the image in slot 1 is marked for good already"
+            )
         if slot == 0:
             self.primary = replace(self.primary, confirmed=True)
         else:
             self.secondary = replace(self.secondary, pending=True, confirmed=confirm)
 
-    def _next_boot(self) -> tuple[str, int]:
-        """Zephyr's img_mgmt_get_next_boot_slot: ("normal" | "test" | "revert", slot)."""
+    def _next_boot(self) -> tuple[NextBoot, int]:
+        """Zephyr's img_mgmt_get_next_boot_slot: what the next reset does, and the slot."""
         if self.secondary.pending and self.secondary.image is not None:
-            return ("normal" if self.secondary.confirmed else "test"), 1
+            return (NextBoot.NORMAL if self.secondary.confirmed else NextBoot.TEST), 1
         if not self.primary.confirmed and self.secondary.image is not None:
-            return "revert", 1
-        return "normal", 0
+            return NextBoot.REVERT, 1
+        return NextBoot.NORMAL, 0
 
     def reset(self) -> str:
         """What MCUboot does at boot; returns the name of what happened."""

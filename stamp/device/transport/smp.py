@@ -128,9 +128,14 @@ class SmpSession(Closing):
                 refusal = exc.args[0] if exc.args else None
                 if isinstance(refusal, str | None):
                     raise
+                from smp.image_management import IMG_MGMT_ERR
+
                 # An error response: its code, not its repr.
                 code = _error_text(refusal)
-                if code == NO_FREE_SLOT:  # final until the user acts: not worth a retry
+                # img_mgmt's refusal to overwrite slot 1 while it holds the image a revert
+                # brings back, or one marked to run (Zephyr's img_mgmt_slot_in_use, without
+                # CONFIG_MCUMGR_GRP_IMG_ALLOW_ERASE_PENDING): final until the user acts.
+                if _error_rc(refusal) == IMG_MGMT_ERR.NO_FREE_SLOT:
                     raise FlashRefused(
                         f"the device refused the upload: {code}: its slot 1 holds the image a "
                         "revert would bring back (the running image is not confirmed) or one "
@@ -199,17 +204,15 @@ def _transport(address: SmpTarget) -> Any:
     return SMPSerialTransport(baudrate=address.baud)
 
 
-NO_FREE_SLOT = "NO_FREE_SLOT"
-"""img_mgmt's refusal to overwrite slot 1 while it holds the image a revert brings back, or
-one marked to run (Zephyr's img_mgmt_slot_in_use, without CONFIG_..._ALLOW_ERASE_PENDING)."""
+def _error_rc(response: Any) -> object:
+    """The error code of an SMP error response (version 2 `err.rc`, or version 1 `rc`)."""
+    err = getattr(response, "err", None)
+    return err.rc if err is not None else getattr(response, "rc", None)
 
 
 def _error_text(response: Any) -> str:
-    err = getattr(response, "err", None)
-    if err is not None:
-        rc = err.rc
-        return getattr(rc, "name", str(rc))
-    rc = getattr(response, "rc", None)
+    """The error code's name (e.g. NO_FREE_SLOT), or its number when it has none."""
+    rc = _error_rc(response)
     return getattr(rc, "name", str(rc))
 
 
