@@ -43,13 +43,11 @@ NOTE_WORDS = {
     Note.NOT_A_REPORT: "{source}: not a valid report ({reason})",
     Note.EMPTY_EVENT: "{event}: empty",
     Note.EVENT_DISCARDED: "{event}: discarded, larger than {limit} bytes",
+    Note.UNNAMED_EVENT_DISCARDED: "an event: discarded, larger than {limit} bytes",
     Note.IMAGE_STATE: "image state: slot {slot} active, version {version}, hash {hash}",
     Note.NO_ACTIVE_SLOT: "image state: no active slot",
 }
 """A template per note; `Heard.values` fills in its names."""
-
-_UNNAMED = {Note.EVENT_DISCARDED: {"event": "an event"}}
-"""Words for a particular the transport could not name (an event cut off before its name)."""
 
 
 def heard_text(heard: Heard) -> str:
@@ -58,10 +56,7 @@ def heard_text(heard: Heard) -> str:
         return heard.text
     if heard.note is Note.MEMORY_READ and heard.report is not None:
         return _memory_read(heard.report)
-    values = dict(heard.values)
-    for name, words in _UNNAMED.get(heard.note, {}).items():
-        values[name] = values.get(name) or words
-    return NOTE_WORDS[heard.note].format_map(values)
+    return NOTE_WORDS[heard.note].format_map(heard.values)
 
 
 def _memory_read(report: Report) -> str:

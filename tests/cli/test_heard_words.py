@@ -50,7 +50,7 @@ def test_a_note_is_filled_in_and_what_was_heard_stays_as_it_came() -> None:
     assert heard_text(read) == (
         "read back 2048 bytes of the image in 0.50 s (4 KiB/s), sha256 abababab…"
     )
-    unnamed = Heard.noted(Note.EVENT_DISCARDED, 1.0, kind=HeardKind.EVENT, event="", limit=8)
+    unnamed = Heard.noted(Note.UNNAMED_EVENT_DISCARDED, 1.0, kind=HeardKind.EVENT, limit=8)
     assert heard_text(unnamed) == "an event: discarded, larger than 8 bytes"
     line = Heard(HeardKind.LINE, "boot: hello", 1.0)
     assert heard_text(line) == "boot: hello"

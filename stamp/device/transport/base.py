@@ -107,6 +107,8 @@ class Note(Enum):
     """Cloud: the `event` came with no data."""
     EVENT_DISCARDED = "event_discarded"
     """Cloud: an `event` larger than `limit` bytes was skipped."""
+    UNNAMED_EVENT_DISCARDED = "unnamed_event_discarded"
+    """Cloud: an event larger than `limit` bytes was skipped before its name was heard."""
     IMAGE_STATE = "image_state"
     """SMP report: the active slot (`slot`, `version`, `hash`)."""
     NO_ACTIVE_SLOT = "no_active_slot"

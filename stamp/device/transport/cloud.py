@@ -281,12 +281,9 @@ class CloudTransport(Closing):
                     if self.read_variable and (info.online or connections > 1):
                         yield from self._variable(info.id, deadline)
                 elif signal.kind is NewsKind.DISCARDED:
+                    named = Note.EVENT_DISCARDED if signal.reason else Note.UNNAMED_EVENT_DISCARDED
                     yield Heard.noted(
-                        Note.EVENT_DISCARDED,
-                        now,
-                        kind=HeardKind.EVENT,
-                        event=signal.reason,
-                        limit=MAX_EVENT,
+                        named, now, kind=HeardKind.EVENT, event=signal.reason, limit=MAX_EVENT
                     )
                 elif signal.kind is NewsKind.DROPPED:
                     yield Heard.noted(Note.STREAM_DROPPED, now, reason=signal.reason)
