@@ -21,7 +21,7 @@ No I/O here: `stamp.sim.smp` puts it on a pseudo-terminal.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import Enum, auto
 
 from smp.image_management import IMG_MGMT_ERR
 
@@ -38,13 +38,14 @@ class SlotError(Exception):
 
 
 class NextBoot(Enum):
-    """What MCUboot does at the next reset (Zephyr's img_mgmt_get_next_boot_slot)."""
+    """What MCUboot does at the next reset (Zephyr's img_mgmt_get_next_boot_slot); only
+    compared, never shown or stored, so its values are `auto()`."""
 
-    NORMAL = "normal"
+    NORMAL = auto()
     """Boot the slot named with it for good (slot 1: a permanent upgrade)."""
-    TEST = "test"
+    TEST = auto()
     """Swap slot 1 in and run it unconfirmed."""
-    REVERT = "revert"
+    REVERT = auto()
     """Swap the unconfirmed running image out for slot 1."""
 
 
